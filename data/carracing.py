@@ -1,0 +1,72 @@
+"""The CarRacing environment of this project: gymnasium's CarRacing-v3 with
+frames rendered at 64x64.
+
+Every stage (data generation, controller training, testing) builds its
+environments with make_env(), so frames are produced in exactly one way.
+Rendering is off-screen (pygame surfaces): no X server is needed, and it still
+works under xvfb-run.
+"""
+import os
+
+import numpy as np
+
+from utils.constants import ASIZE, MAX_STEPS, RED_SIZE
+
+# pygame prints a banner on import and would look for a display it does not need.
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+
+
+def _car_racing_class():
+    """The 64x64 CarRacing class, built on first use so that importing this
+    module does not import gymnasium, Box2D and pygame."""
+    global _CarRacing64
+    if _CarRacing64 is None:
+        from gymnasium import spaces
+        from gymnasium.envs.box2d import car_racing
+
+        class CarRacing64(car_racing.CarRacing):
+            """CarRacing-v3 whose observation is the state frame smooth-scaled to
+            RED_SIZE x RED_SIZE instead of 96x96: the same drawing, a smaller image."""
+
+            def __init__(self, **kwargs):
+                super().__init__(**kwargs)
+                self.observation_space = spaces.Box(0, 255, (RED_SIZE, RED_SIZE, 3), np.uint8)
+
+            def _create_image_array(self, screen, size):
+                if size == (car_racing.STATE_W, car_racing.STATE_H):
+                    size = (RED_SIZE, RED_SIZE)
+                return super()._create_image_array(screen, size)
+
+        _CarRacing64 = CarRacing64
+    return _CarRacing64
+
+
+_CarRacing64 = None
+
+
+def make_env(max_steps=MAX_STEPS, render_mode=None):
+    """A CarRacing-v3 env with 64x64x3 uint8 observations, ended (truncated)
+    after max_steps steps.
+
+    render_mode: None (frames only), "human" (a window: needs a display, e.g.
+    under xvfb-run) or "rgb_array" (env.render() returns the 600x400 view).
+    """
+    if render_mode == "human" and not os.environ.get("DISPLAY") and os.environ.get("SDL_VIDEODRIVER") != "dummy":
+        from utils.errors import UserError
+        raise UserError("--render needs a display: run under xvfb-run, or drop --render (frames are saved anyway)")
+    from gymnasium.wrappers import TimeLimit
+
+    env = _car_racing_class()(render_mode=render_mode, continuous=True)
+    return TimeLimit(env, max_episode_steps=max_steps)
+
+
+def action_bounds():
+    """(low, high), each (ASIZE,) float32: steer in [-1, 1], gas and brake in [0, 1]."""
+    return np.array([-1.0, 0.0, 0.0], np.float32), np.array([1.0, 1.0, 1.0], np.float32)
+
+
+def clip_action(action):
+    """Clip (..., ASIZE) actions into the action box."""
+    low, high = action_bounds()
+    assert action.shape[-1] == ASIZE
+    return np.clip(action, low, high)

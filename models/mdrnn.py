@@ -1,0 +1,123 @@
+"""Mixture-density recurrent network (the "M" of World Models) and its loss.
+
+The MixtureHead and gmm_loss here serve every dynamics model of the project:
+the MDN-RNN below and the transformers of models/transformers_de.py.
+"""
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from utils.constants import ASIZE, LSIZE, NGAUSS, RSIZE
+
+
+def gmm_loss(batch, mus, sigmas, logpi, reduce=True):
+    """Negative log-likelihood of `batch` under a diagonal Gaussian mixture.
+
+    batch: (*, LSIZE); mus, sigmas: (*, NGAUSS, LSIZE); logpi: (*, NGAUSS)
+    (log mixture weights, normalised). Computed with log-sum-exp over the
+    components, so it stays finite when every component is far from the data.
+    Returns the mean NLL over `*` (a scalar), or a (*,) tensor if not reduce.
+    """
+    batch = batch.unsqueeze(-2)
+    log_prob = (-0.5 * ((batch - mus) / sigmas) ** 2 - sigmas.log() - 0.5 * math.log(2 * math.pi)).sum(-1)
+    nll = -torch.logsumexp(logpi + log_prob, dim=-1)
+    return nll.mean() if reduce else nll
+
+
+class MixtureHead(nn.Module):
+    """Linear map of a hidden state to a Gaussian mixture over the next latent,
+    a reward prediction and a terminal logit."""
+
+    def __init__(self, hiddens=RSIZE, latents=LSIZE, gaussians=NGAUSS):
+        super().__init__()
+        self.latents, self.gaussians = latents, gaussians
+        self.linear = nn.Linear(hiddens, (2 * latents + 1) * gaussians + 2)
+
+    def forward(self, h):
+        """h: (*, RSIZE) -> mus, sigmas (*, NGAUSS, LSIZE), logpi (*, NGAUSS), reward (*), terminal logit (*)."""
+        out = self.linear(h)
+        g, l = self.gaussians, self.latents
+        mus = out[..., : g * l].unflatten(-1, (g, l))
+        sigmas = out[..., g * l: 2 * g * l].unflatten(-1, (g, l)).exp()
+        logpi = F.log_softmax(out[..., 2 * g * l: 2 * g * l + g], dim=-1)
+        return mus, sigmas, logpi, out[..., -2], out[..., -1]
+
+
+def dynamics_loss(outputs, next_latents, rewards, terminals, include_reward):
+    """The world-model loss shared by every dynamics model.
+
+    outputs: what a dynamics model returns (mus, sigmas, logpi, rewards, terminal logits, hiddens);
+    next_latents (SEQ_LEN, BSIZE, LSIZE); rewards, terminals (SEQ_LEN, BSIZE).
+    Returns dict of scalar tensors: loss, gmm, bce, mse. The loss is scaled by
+    the number of predicted quantities (LSIZE + 1 [+ 1]), as in the original recipe.
+    """
+    mus, sigmas, logpi, rs, ds = outputs[:5]
+    gmm = gmm_loss(next_latents, mus, sigmas, logpi)
+    bce = F.binary_cross_entropy_with_logits(ds, terminals.float())
+    mse = F.mse_loss(rs, rewards)
+    if include_reward:
+        loss = (gmm + bce + mse) / (next_latents.shape[-1] + 2)
+    else:
+        loss = (gmm + bce) / (next_latents.shape[-1] + 1)
+    return {"loss": loss, "gmm": gmm, "bce": bce, "mse": mse}
+
+
+class MDRNN(nn.Module):
+    """LSTM over (action, latent) sequences; the full-sequence model used in training."""
+
+    def __init__(self, latents=LSIZE, actions=ASIZE, hiddens=RSIZE, gaussians=NGAUSS):
+        super().__init__()
+        self.rnn = nn.LSTM(latents + actions, hiddens)
+        self.head = MixtureHead(hiddens, latents, gaussians)
+
+    def forward(self, actions, latents):
+        """actions (SEQ_LEN, BSIZE, ASIZE), latents (SEQ_LEN, BSIZE, LSIZE) ->
+        mus, sigmas (SEQ_LEN, BSIZE, NGAUSS, LSIZE), logpi (SEQ_LEN, BSIZE, NGAUSS),
+        rewards, terminal logits (SEQ_LEN, BSIZE), hiddens (SEQ_LEN, BSIZE, RSIZE)."""
+        hiddens, _ = self.rnn(torch.cat([actions, latents], dim=-1))
+        return (*self.head(hiddens), hiddens)
+
+    def stepper(self, batch_size, context=None):
+        return MDRNNCell(self, batch_size)
+
+
+class MDRNNCell(nn.Module):
+    """One step of an MDRNN, for acting in the environment.
+
+    Holds no weights of its own: its LSTMCell's parameters are the MDRNN's LSTM
+    parameters (the same tensors), so the two always agree.
+
+    Stepper protocol shared with models/transformers_de.py:
+      hidden          (BSIZE, RSIZE) what the controller reads
+      push(a, z)      feed one (action, latent) step per env: (BSIZE, ASIZE), (BSIZE, LSIZE)
+      reset(mask)     forget the history of envs where mask (BSIZE,) is True
+    """
+
+    def __init__(self, mdrnn, batch_size):
+        super().__init__()
+        self.mdrnn = mdrnn
+        p = next(mdrnn.parameters())
+        self.cell = nn.LSTMCell(mdrnn.rnn.input_size, mdrnn.rnn.hidden_size, device=p.device, dtype=p.dtype)
+        self.cell.weight_ih = mdrnn.rnn.weight_ih_l0
+        self.cell.weight_hh = mdrnn.rnn.weight_hh_l0
+        self.cell.bias_ih = mdrnn.rnn.bias_ih_l0
+        self.cell.bias_hh = mdrnn.rnn.bias_hh_l0
+        zeros = torch.zeros(batch_size, mdrnn.rnn.hidden_size, device=p.device, dtype=p.dtype)
+        self.hidden, self.cell_state = zeros, zeros.clone()
+
+    @torch.no_grad()
+    def push(self, actions, latents):
+        self.hidden, self.cell_state = self.cell(torch.cat([actions, latents], -1), (self.hidden, self.cell_state))
+        return self.hidden
+
+    def forward(self, actions, latents, state):
+        """One step with explicit state (h, c): returns the head's outputs, hidden and new state."""
+        h, c = self.cell(torch.cat([actions, latents], -1), state)
+        return (*self.mdrnn.head(h), h), (h, c)
+
+    def reset(self, mask):
+        keep = (~mask).to(self.hidden.dtype)[:, None]
+        self.hidden = self.hidden * keep
+        self.cell_state = self.cell_state * keep

@@ -1,0 +1,66 @@
+"""Checkpoints: plain dicts of tensors and numbers, written atomically, loaded safely.
+
+Every checkpoint records what it holds (`kind`, e.g. "vae" or "mdrnn") and the
+model sizes of utils/constants.py, so loading the wrong file is a clear error.
+Loading always uses torch.load(weights_only=True): a checkpoint cannot run code.
+"""
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from utils.constants import model_sizes
+from utils.errors import UserError
+
+
+def atomic_write(path, write_fn):
+    """Call write_fn(tmp_path) then rename tmp_path onto path.
+
+    A kill at any moment leaves either the old file or the new one, never a
+    half-written one (os.replace is atomic on POSIX within one filesystem).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=".tmp")
+    os.close(fd)
+    try:
+        write_fn(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def save_checkpoint(path, kind, **state):
+    """Save state (tensors, numbers, strings, lists, dicts of these) as `kind`."""
+    state = {"kind": kind, "sizes": model_sizes(), **state}
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def load_checkpoint(path, kind, hint="train that stage first"):
+    """Load a checkpoint written by save_checkpoint and check its kind and sizes.
+
+    kind: a string or a tuple of accepted kinds. Raises UserError naming the file.
+    """
+    path = Path(path)
+    kinds = (kind,) if isinstance(kind, str) else tuple(kind)
+    if not path.is_file():
+        raise UserError(f"{path}: no {' or '.join(kinds)} checkpoint here; {hint}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated zip, pickle with code, not a torch file, ...
+        raise UserError(
+            f"{path}: cannot be read as a checkpoint ({type(err).__name__}); "
+            "delete it or rerun that stage with --noreload") from None
+    if not isinstance(state, dict) or "kind" not in state:
+        raise UserError(f"{path}: not a checkpoint of this project; rerun that stage with --noreload")
+    if state["kind"] not in kinds:
+        raise UserError(f"{path}: holds a {state['kind']!r} checkpoint, expected {' or '.join(map(repr, kinds))}")
+    if state.get("sizes") != model_sizes():
+        raise UserError(
+            f"{path}: made with sizes {state.get('sizes')}, this code uses {model_sizes()}; "
+            "retrain that stage with --noreload")
+    return state

@@ -1,0 +1,29 @@
+"""Every fixed size of the World Models agent, in one place.
+
+These values are written into every checkpoint (see utils/checkpoint.py) so that
+loading a checkpoint made with other sizes fails with a clear message instead of
+a shape error deep inside torch.
+"""
+from pathlib import Path
+
+ASIZE = 3  # action: steer in [-1, 1], gas in [0, 1], brake in [0, 1]
+LSIZE = 32  # VAE latent size
+RSIZE = 256  # hidden size of the dynamics model, read by the controller
+RED_SIZE = 64  # frames are RED_SIZE x RED_SIZE x 3 uint8
+NGAUSS = 5  # components of the mixture density over the next latent
+SEQ_LEN = 32  # training sequence length of the dynamics models
+
+# The seed's physics: the env steps at 50 Hz, the Brownian policy uses dt = 1/FPS.
+FPS = 50
+MAX_STEPS = 1000  # CarRacing-v3's own episode length
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATADIR = REPO_ROOT / "datasets" / "carracing"
+
+# Names of the dynamics models and the sub-folder of the logdir holding each one.
+DYNAMICS_DIRS = {"mdrnn": "mdrnn", "transformer": "transformers_de", "trade": "transformers_de"}
+
+
+def model_sizes():
+    """The sizes recorded in every checkpoint and checked when it is loaded."""
+    return {"asize": ASIZE, "lsize": LSIZE, "rsize": RSIZE, "red_size": RED_SIZE, "ngauss": NGAUSS}

@@ -1,0 +1,54 @@
+"""User-facing errors: one clear line, a non-zero exit, nothing overwritten."""
+import argparse
+import sys
+
+
+class UserError(Exception):
+    """A problem with the user's input (a flag, a file, a folder).
+
+    The message names the flag or file and says what to do; `run_main` prints it
+    as one line and exits with status 2.
+    """
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with defaults shown in --help and errors printed as a single line."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message):
+        print(f"error: {self.prog}: {message} (see --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def check_flags(parser, args, positive=(), non_negative=(), minimum=None):
+    """Refuse impossible flag values with one line: sizes <= 0, counts < 0, ...
+
+    minimum: optional {name: smallest allowed value}.
+    """
+    def flag(name):
+        return "--" + name.replace("_", "-")
+
+    for name in positive:
+        if getattr(args, name) is not None and getattr(args, name) <= 0:
+            parser.error(f"{flag(name)} must be > 0, got {getattr(args, name)}")
+    for name in non_negative:
+        if getattr(args, name) is not None and getattr(args, name) < 0:
+            parser.error(f"{flag(name)} must be >= 0, got {getattr(args, name)}")
+    for name, low in (minimum or {}).items():
+        if getattr(args, name) < low:
+            parser.error(f"{flag(name)} must be >= {low}, got {getattr(args, name)}")
+
+
+def run_main(main, argv=None):
+    """Run a script's `main(argv)`, turning a UserError into one line and exit 2."""
+    try:
+        return main(argv)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted: the last checkpoint is kept; rerun the same command to resume", file=sys.stderr)
+        sys.exit(130)
