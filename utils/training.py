@@ -1,0 +1,163 @@
+"""What the VAE and dynamics training scripts share: device choice, logdir
+checks, TensorBoard, and a resumable epoch loop with torch's ReduceLROnPlateau,
+early stopping, atomic checkpoints and a guard against non-finite losses.
+"""
+import math
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from utils.checkpoint import load_checkpoint, save_checkpoint
+from utils.errors import UserError
+
+
+class TrainingDiverged(UserError):
+    """A loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def pick_device(name="auto"):
+    """'auto' -> cuda if available, else cpu."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: CUDA is not available here; use --device cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed):
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def check_logdir(logdir):
+    """The logdir must be a folder (created if missing)."""
+    logdir = Path(logdir)
+    if logdir.exists() and not logdir.is_dir():
+        raise UserError(f"--logdir {logdir} is a file; give a folder")
+    logdir.mkdir(parents=True, exist_ok=True)
+    return logdir
+
+
+def summary_writer(folder):
+    from tensorboardX import SummaryWriter
+
+    return SummaryWriter(str(Path(folder) / "tb"))
+
+
+def check_finite(loss, where, stage_dir):
+    if not math.isfinite(loss):
+        raise TrainingDiverged(
+            f"loss is {loss} at {where}; stopped, the last good checkpoint in {stage_dir} is kept "
+            "(try a lower --lr, then rerun to resume from it)")
+
+
+class EarlyStopping:
+    """Stop after `patience` epochs without improving the best test loss."""
+
+    def __init__(self, patience):
+        self.patience, self.best, self.bad_epochs = patience, float("inf"), 0
+
+    def step(self, loss):
+        """Record an epoch's test loss; returns True if it is the best so far."""
+        if loss < self.best:
+            self.best, self.bad_epochs = loss, 0
+            return True
+        self.bad_epochs += 1
+        return False
+
+    @property
+    def stop(self):
+        return self.bad_epochs >= self.patience
+
+    def state_dict(self):
+        return {"patience": self.patience, "best": self.best, "bad_epochs": self.bad_epochs}
+
+    def load_state_dict(self, state):
+        self.patience, self.best, self.bad_epochs = state["patience"], state["best"], state["bad_epochs"]
+
+
+def fit(stage_dir, kind, model, optimizer, args, train_epoch, test_epoch, writer,
+        extra=None, on_best=None, end_of_epoch=None):
+    """Train for args.epochs epochs, resuming from stage_dir/checkpoint.tar unless args.noreload.
+
+    train_epoch(epoch) -> dict of mean training metrics (must hold "loss");
+    test_epoch(epoch) -> dict of test metrics (must hold "loss").
+    Each epoch writes checkpoint.tar, and best.tar when the test loss improves.
+    extra: plain values stored in every checkpoint (e.g. which VAE was used).
+    Returns the best test loss.
+    """
+    stage_dir = Path(stage_dir)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, "min", factor=0.5, patience=5)
+    stopper = EarlyStopping(args.patience)
+    start = 0
+    last = stage_dir / "checkpoint.tar"
+    if last.exists() and not args.noreload:
+        state = load_checkpoint(last, kind, hint="rerun with --noreload to start afresh")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        stopper.load_state_dict(state["early_stopping"])
+        torch.set_rng_state(state["rng"])
+        start = state["epoch"] + 1
+        print(f"resuming {kind} from {last} at epoch {start} (best test loss {stopper.best:.4f})")
+        if stopper.stop:
+            print(f"{kind}: early stopping had already ended training; rerun with --noreload to start afresh")
+            return stopper.best
+
+    def save(path, epoch, test_loss):
+        save_checkpoint(path, kind, epoch=epoch, test_loss=test_loss, model=model.state_dict(),
+                        optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+                        early_stopping=stopper.state_dict(), rng=torch.get_rng_state(), **(extra or {}))
+
+    for epoch in range(start, args.epochs):
+        train = train_epoch(epoch)
+        test = test_epoch(epoch)
+        check_finite(train["loss"], f"epoch {epoch} (train)", stage_dir)
+        check_finite(test["loss"], f"epoch {epoch} (test)", stage_dir)
+        scheduler.step(test["loss"])
+        improved = stopper.step(test["loss"])
+        for name, value in train.items():
+            writer.add_scalar(f"losses/train_{name}", value, epoch)
+        for name, value in test.items():
+            writer.add_scalar(f"losses/test_{name}", value, epoch)
+        writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], epoch)
+        writer.flush()
+        print(f"{kind} epoch {epoch}: train loss {train['loss']:.4f}, test loss {test['loss']:.4f}"
+              + (" (best)" if improved else ""), flush=True)
+        if improved:
+            save(stage_dir / "best.tar", epoch, test["loss"])
+            if on_best:
+                on_best(epoch)
+        save(last, epoch, test["loss"])
+        if end_of_epoch:
+            end_of_epoch(epoch)
+        if stopper.stop:
+            print(f"{kind}: no improvement for {args.patience} epochs, early stopping")
+            break
+    return stopper.best
+
+
+def add_common_flags(parser, epochs, batch_size, lr):
+    """Flags every training script shares."""
+    parser.add_argument("--logdir", type=Path, required=True, help="experiment folder; each stage writes its sub-folder")
+    parser.add_argument("--noreload", action="store_true", help="start this stage afresh instead of resuming")
+    parser.add_argument("--epochs", type=int, default=epochs, help="number of epochs")
+    parser.add_argument("--batch-size", type=int, default=batch_size, help="batch size")
+    parser.add_argument("--lr", type=float, default=lr, help="initial learning rate")
+    parser.add_argument("--patience", type=int, default=30, help="early stopping: epochs without a better test loss")
+    from utils.constants import DEFAULT_DATADIR
+    parser.add_argument("--datadir", type=Path, default=DEFAULT_DATADIR, help="rollouts made by data/generation_script.py")
+    parser.add_argument("--test-fraction", type=float, default=0.1, help="share of rollout files held out for testing")
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+
+
+def check_common_flags(parser, args):
+    from utils.errors import check_flags
+
+    check_flags(parser, args, positive=("epochs", "batch_size", "lr", "patience"))
+    if not 0 < args.test_fraction < 1:
+        parser.error(f"--test-fraction must be in (0, 1), got {args.test_fraction}")

@@ -1,0 +1,93 @@
+"""Train the VAE on every frame of the rollouts: `trainvae.py` of each experiment.
+
+    python world-models/trainvae.py --logdir exp_dir
+
+Writes <logdir>/vae/checkpoint.tar (every epoch), best.tar (best test loss),
+samples/recon_<epoch>.png (test frames above their reconstructions),
+samples/sample_<epoch>.png (decoded random latents) and TensorBoard logs in vae/tb.
+"""
+import imageio.v3 as iio
+import torch
+from tqdm import tqdm
+
+from utils.constants import LSIZE
+from utils.errors import Parser, run_main
+from utils.images import grid, to_uint8
+from utils.training import (add_common_flags, check_common_flags, check_logdir, fit, pick_device,
+                            seed_everything, summary_writer)
+
+N_SAMPLES = 16  # frames shown in each reconstruction / sample image
+
+
+def parse_args(argv=None):
+    parser = Parser(description="Train the VAE of World Models on CarRacing frames.")
+    add_common_flags(parser, epochs=1000, batch_size=32, lr=1e-3)
+    args = parser.parse_args(argv)
+    check_common_flags(parser, args)
+    return args
+
+
+def main(argv=None):
+    from data.loaders import RolloutObservationDataset, prefetch, rollout_files, split_files
+    from models.vae import VAE, frames_to_input, vae_loss
+
+    args = parse_args(argv)
+    files = rollout_files(args.datadir)
+    logdir = check_logdir(args.logdir)
+    device = pick_device(args.device)
+    seed_everything(args.seed)
+    stage_dir = logdir / "vae"
+    (stage_dir / "samples").mkdir(parents=True, exist_ok=True)
+
+    train_files, test_files = split_files(files, args.test_fraction)
+    print(f"loading {len(train_files)} training and {len(test_files)} test rollouts from {args.datadir}")
+    train_set, test_set = RolloutObservationDataset(train_files), RolloutObservationDataset(test_files)
+    print(f"{len(train_set)} training frames, {len(test_set)} test frames, device {device}")
+
+    model = VAE().to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    writer = summary_writer(stage_dir)
+    fixed_test = test_set.frames[torch.linspace(0, len(test_set) - 1, N_SAMPLES).long().numpy()]
+    fixed_z = torch.randn(N_SAMPLES, LSIZE, generator=torch.Generator().manual_seed(args.seed))
+
+    def run_epoch(dataset, train, epoch):
+        model.train(train)
+        totals = torch.zeros(3, device=device)
+        batches = prefetch(dataset.batches(args.batch_size, shuffle=train))
+        n_batches = -(-len(dataset) // args.batch_size)
+        with torch.set_grad_enabled(train):
+            for frames in tqdm(batches, total=n_batches, desc=f"epoch {epoch} {'train' if train else 'test'}",
+                               leave=False):
+                x = frames_to_input(frames.to(device, non_blocking=True))
+                recon, mu, logsigma = model(x)
+                loss, rec, kl = vae_loss(recon, x, mu, logsigma)
+                if train:
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                totals += torch.stack([loss.detach(), rec.detach(), kl.detach()]) * len(frames)
+        totals = (totals / len(dataset)).tolist()
+        return {"loss": totals[0], "reconstruction": totals[1], "kl": totals[2]}
+
+    @torch.no_grad()
+    def save_samples(epoch):
+        model.eval()
+        x = frames_to_input(torch.from_numpy(fixed_test).to(device))
+        recon = model.decoder(model.encoder(x)[0])  # reconstruct from the mean latent
+        pair = grid(torch.cat([torch.from_numpy(fixed_test), torch.from_numpy(to_uint8(recon))]).numpy())
+        samples = grid(to_uint8(model.decoder(fixed_z.to(device))))
+        iio.imwrite(stage_dir / "samples" / f"recon_{epoch}.png", pair)
+        iio.imwrite(stage_dir / "samples" / f"sample_{epoch}.png", samples)
+        writer.add_image("images/reconstructions", pair, epoch, dataformats="HWC")
+        writer.add_image("images/samples", samples, epoch, dataformats="HWC")
+
+    best = fit(stage_dir, "vae", model, optimizer, args,
+               train_epoch=lambda e: run_epoch(train_set, True, e),
+               test_epoch=lambda e: run_epoch(test_set, False, e),
+               writer=writer, end_of_epoch=save_samples)
+    writer.close()
+    print(f"vae: best test loss {best:.4f}; checkpoints in {stage_dir}")
+
+
+if __name__ == "__main__":
+    run_main(main)

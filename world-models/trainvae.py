@@ -1,0 +1,11 @@
+"""Train the VAE: python trainvae.py --logdir exp_dir (see utils/vae_stage.py)."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from utils.errors import run_main  # noqa: E402
+from utils.vae_stage import main  # noqa: E402
+
+if __name__ == "__main__":
+    run_main(main)
