@@ -112,7 +112,7 @@ def main(argv=None):
     if args.rootdir.exists() and not args.rootdir.is_dir():
         raise UserError(f"--rootdir {args.rootdir} is a file; give a folder")
     args.rootdir.mkdir(parents=True, exist_ok=True)
-    for stale in args.rootdir.glob("thread_*/.*.tmp"):  # left by a killed run
+    for stale in args.rootdir.glob("thread_*/.*.tmp.npz"):  # left by a killed run
         stale.unlink()
     done = existing_rollouts(args.rootdir)
     todo = [i for i in range(args.rollouts) if i not in done]

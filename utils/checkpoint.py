@@ -22,7 +22,8 @@ def atomic_write(path, write_fn):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=".tmp")
+    # The temporary name keeps the extension, for writers that choose the format by it.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=".tmp" + path.suffix)
     os.close(fd)
     try:
         write_fn(tmp)

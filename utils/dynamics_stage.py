@@ -1,0 +1,99 @@
+"""Train a dynamics model on VAE latents: `trainmdrnn.py` / `traintransformersde.py`.
+
+    python world-models/trainmdrnn.py --logdir exp_dir
+    python trade/traintransformersde.py --logdir exp_dir
+
+The frames are encoded once per run with the trained VAE (<logdir>/vae/best.tar,
+or any VAE given by --vae, e.g. one trained in another experiment). Each
+training sequence draws its latents from the VAE's posterior N(mu, sigma).
+Writes <logdir>/mdrnn/ or <logdir>/transformers_de/: checkpoint.tar, best.tar and tb/.
+"""
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from utils.constants import DYNAMICS_DIRS, LSIZE, SEQ_LEN
+from utils.errors import Parser
+from utils.models_io import load_vae, vae_path
+from utils.training import (add_common_flags, check_common_flags, check_logdir, fit, pick_device,
+                            seed_everything, summary_writer)
+
+TITLES = {"mdrnn": "the MDN-RNN", "transformer": "the Transformer density estimator",
+          "trade": "TraDE (transformer with a GRU positional encoding)"}
+
+
+def parse_args(dynamics, argv=None):
+    parser = Parser(description=f"Train {TITLES[dynamics]} of World Models on VAE latents.")
+    add_common_flags(parser, epochs=30, batch_size=16, lr=1e-3)
+    parser.add_argument("--seq-len", type=int, default=SEQ_LEN, help="training sequence length")
+    parser.add_argument("--include-reward", "--include_reward", action="store_true",
+                        help="add the reward prediction (MSE) to the loss")
+    parser.add_argument("--vae", type=Path, default=None,
+                        help="VAE checkpoint to encode frames with (default: <logdir>/vae/best.tar)")
+    args = parser.parse_args(argv)
+    check_common_flags(parser, args)
+    if args.seq_len <= 0:
+        parser.error(f"--seq-len must be > 0, got {args.seq_len}")
+    return args
+
+
+def main(dynamics, argv=None):
+    from data.loaders import RolloutSequenceDataset, prefetch, rollout_files, split_files
+    from models.dynamics import build_dynamics
+    from models.mdrnn import dynamics_loss
+
+    args = parse_args(dynamics, argv)
+    files = rollout_files(args.datadir)
+    vae_file = (args.vae or vae_path(args.logdir)).resolve()
+    device = pick_device(args.device)
+    vae, _ = load_vae(vae_file, device)
+    logdir = check_logdir(args.logdir)
+    seed_everything(args.seed)
+    stage_dir = logdir / DYNAMICS_DIRS[dynamics]
+    stage_dir.mkdir(parents=True, exist_ok=True)
+
+    train_files, test_files = split_files(files, args.test_fraction)
+    datasets = {}
+    for name, fs in (("train", train_files), ("test", test_files)):
+        datasets[name] = RolloutSequenceDataset(fs, args.seq_len)
+        datasets[name].encode(vae.encoder, device)  # once per run, not every epoch
+    print(f"{len(datasets['train'])} training and {len(datasets['test'])} test sequences "
+          f"of {args.seq_len} steps, device {device}")
+    del vae
+
+    model = build_dynamics(dynamics).to(device)
+    optimizer = torch.optim.RMSprop(model.parameters(), lr=args.lr, alpha=0.9)
+    writer = summary_writer(stage_dir)
+
+    def run_epoch(name, train, epoch):
+        dataset = datasets[name]
+        model.train(train)
+        totals, count = torch.zeros(4, device=device), 0
+        n_batches = -(-len(dataset) // args.batch_size)
+        with torch.set_grad_enabled(train):
+            for batch in tqdm(prefetch(dataset.batches(args.batch_size, shuffle=train)), total=n_batches,
+                              desc=f"epoch {epoch} {name}", leave=False):
+                # (BSIZE, SEQ_LEN, ...) -> (SEQ_LEN, BSIZE, ...)
+                obs, action, reward, terminal, next_obs = (x.to(device, non_blocking=True).transpose(0, 1)
+                                                           for x in batch)
+                latent, next_latent = (o[..., :LSIZE] + o[..., LSIZE:].exp() * torch.randn_like(o[..., :LSIZE])
+                                       for o in (obs, next_obs))
+                losses = dynamics_loss(model(action, latent), next_latent, reward, terminal, args.include_reward)
+                if train:
+                    optimizer.zero_grad(set_to_none=True)
+                    losses["loss"].backward()
+                    optimizer.step()
+                n = obs.shape[1]
+                totals += torch.stack([losses[k].detach() for k in ("loss", "gmm", "bce", "mse")]) * n
+                count += n
+        totals = (totals / count).tolist()
+        return dict(zip(("loss", "gmm", "bce", "mse"), totals))
+
+    best = fit(stage_dir, dynamics, model, optimizer, args,
+               train_epoch=lambda e: run_epoch("train", True, e),
+               test_epoch=lambda e: run_epoch("test", False, e),
+               writer=writer, extra={"vae_path": str(vae_file), "seq_len": args.seq_len,
+                                     "include_reward": args.include_reward})
+    writer.close()
+    print(f"{dynamics}: best test loss {best:.4f}; checkpoints in {stage_dir}")

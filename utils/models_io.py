@@ -1,0 +1,53 @@
+"""Loading the trained stages of an experiment: which file, and a clear error if it is wrong."""
+from pathlib import Path
+
+import torch
+
+from utils.checkpoint import load_checkpoint
+from utils.constants import DYNAMICS_DIRS
+
+
+def vae_path(logdir):
+    return Path(logdir) / "vae" / "best.tar"
+
+
+def dynamics_path(logdir, dynamics):
+    return Path(logdir) / DYNAMICS_DIRS[dynamics] / "best.tar"
+
+
+def load_vae(path, device="cpu"):
+    """A trained models.vae.VAE in eval mode, from a vae checkpoint."""
+    from models.vae import VAE
+
+    state = load_checkpoint(path, "vae", hint="train it first: python trainvae.py --logdir <logdir>")
+    vae = VAE()
+    vae.load_state_dict(state["model"])
+    return vae.to(device).eval(), state
+
+
+def load_dynamics(path, dynamics, device="cpu"):
+    """A trained dynamics model (mdrnn | transformer | trade) in eval mode, and its checkpoint dict."""
+    from models.dynamics import build_dynamics
+
+    script = "trainmdrnn.py" if dynamics == "mdrnn" else "traintransformersde.py"
+    state = load_checkpoint(path, dynamics, hint=f"train it first: python {script} --logdir <logdir>")
+    model = build_dynamics(dynamics)
+    model.load_state_dict(state["model"])
+    return model.to(device).eval(), state
+
+
+def load_world_model(logdir, dynamics, device="cpu", vae=None):
+    """(vae, dynamics_model) of an experiment. The VAE is the one the dynamics
+    model was trained on (recorded in its checkpoint) unless `vae` names another file."""
+    model, state = load_dynamics(dynamics_path(logdir, dynamics), dynamics, device)
+    vae_file = Path(vae) if vae else Path(state.get("vae_path", vae_path(logdir)))
+    vae_model, _ = load_vae(vae_file, device)
+    return vae_model, model
+
+
+@torch.no_grad()
+def encode_frames(vae, frames):
+    """uint8 frames (BSIZE, 64, 64, 3) on the VAE's device -> latent means (BSIZE, LSIZE)."""
+    from models.vae import frames_to_input
+
+    return vae.encoder(frames_to_input(frames))[0]

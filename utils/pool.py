@@ -1,0 +1,199 @@
+"""The CMA-ES worker pool: torch.multiprocessing processes that play episodes.
+
+Each worker loads the VAE and the dynamics model once, on its own device (the
+visible GPUs in turn, or the CPU), and runs a utils.rollout.RolloutGenerator
+with several environments, so one batched forward pass serves all of them.
+
+The main process hands each worker a few more episodes than it has
+environments, over a pipe of its own, and keeps track of what it handed out.
+A worker that raises, dies (even by SIGKILL) or stays silent longer than
+`timeout` seconds is replaced and its episodes are handed out again; after
+`max_failures` failures the pool raises WorkerError with the worker's own
+traceback. The main process never waits forever.
+"""
+import time
+import traceback
+from collections import deque
+from multiprocessing.connection import wait
+
+import torch
+import torch.multiprocessing as mp
+
+from utils.rollout import Task
+
+
+class WorkerError(RuntimeError):
+    """Workers failed repeatedly; the message holds the last worker's error."""
+
+
+def worker_devices(n_workers):
+    """Device of each worker: the visible GPUs in turn, else the CPU."""
+    n_gpus = torch.cuda.device_count()
+    return [f"cuda:{i % n_gpus}" if n_gpus else "cpu" for i in range(n_workers)]
+
+
+def _worker_main(conn, device, build_kwargs):
+    """Worker process: build a RolloutGenerator, then play the episodes sent on conn.
+
+    Messages in: ("task", Task) or ("stop",). Out: ("ready",), ("result", id, return), ("error", text).
+    """
+    try:
+        torch.set_num_threads(1)  # one core per worker: the env, not torch, needs it
+        generator = build_generator(device=device, **build_kwargs)
+        conn.send(("ready",))
+        stopping = False
+
+        def next_task(block):
+            nonlocal stopping
+            while not stopping and (block or conn.poll()):
+                msg = conn.recv()
+                if msg[0] == "stop":
+                    stopping = True
+                    break
+                return msg[1]
+            return None
+
+        while not stopping:
+            generator.run(next_task, lambda task, ret: conn.send(("result", task.id, ret)))
+        generator.close()
+    except (EOFError, KeyboardInterrupt, BrokenPipeError):
+        pass  # the main process went away
+    except BaseException:
+        try:
+            conn.send(("error", traceback.format_exc()))
+        except Exception:
+            pass
+        raise SystemExit(1)
+
+
+def build_generator(logdir, dynamics, device, n_envs, time_limit, context=None, vae=None, env_kwargs=None,
+                    fail_after=None):
+    """Load the experiment's world model and wrap it in a RolloutGenerator.
+
+    fail_after: for tests only, raise after that many episodes reported (a worker bug).
+    """
+    from utils.models_io import load_world_model
+    from utils.rollout import RolloutGenerator
+
+    vae_model, model = load_world_model(logdir, dynamics, device, vae=vae)
+    generator = RolloutGenerator(vae_model, model, n_envs, device, time_limit, context, env_kwargs)
+    if fail_after is not None:
+        run = generator.run
+
+        def failing_run(next_task, report):
+            count = [0]
+
+            def counted(task, ret):
+                count[0] += 1
+                if count[0] > fail_after:
+                    raise RuntimeError("injected worker failure (test)")
+                report(task, ret)
+            run(next_task, counted)
+        generator.run = failing_run
+    return generator
+
+
+class WorkerPool:
+    """n_workers processes, each with n_envs environments, evaluating Tasks.
+
+    build_kwargs: keyword arguments of build_generator (logdir, dynamics, time_limit, ...).
+    """
+
+    def __init__(self, n_workers, n_envs, build_kwargs, max_failures=3, timeout=900.0):
+        self.n_envs, self.build_kwargs = n_envs, dict(build_kwargs, n_envs=n_envs)
+        self.max_failures, self.timeout = max_failures, timeout
+        self.failures, self.last_error = 0, None
+        self.ctx = mp.get_context("spawn")  # CUDA cannot be used in forked children
+        self.devices = worker_devices(n_workers)
+        self.workers = {}  # slot -> dict(process, conn, tasks, last_seen)
+        for slot in range(n_workers):
+            self._start(slot)
+
+    def _start(self, slot):
+        parent, child = self.ctx.Pipe()
+        proc = self.ctx.Process(target=_worker_main, args=(child, self.devices[slot], self.build_kwargs), daemon=True)
+        proc.start()
+        child.close()
+        self.workers[slot] = {"process": proc, "conn": parent, "tasks": {}, "last_seen": time.monotonic()}
+
+    def _fail(self, slot, reason, queue):
+        """Replace a failed worker and put its unfinished episodes back in the queue."""
+        w = self.workers[slot]
+        self.failures += 1
+        self.last_error = reason
+        queue.extendleft(w["tasks"].values())
+        if w["process"].is_alive():
+            w["process"].kill()
+        w["process"].join(5)
+        w["conn"].close()
+        print(f"worker {slot} failed ({self.failures}/{self.max_failures}); "
+              f"re-queued {len(w['tasks'])} episodes: {reason.strip().splitlines()[-1]}", flush=True)
+        if self.failures >= self.max_failures:
+            self.close()
+            raise WorkerError(f"workers failed {self.failures} times; last error:\n{reason}")
+        self._start(slot)
+
+    def evaluate(self, tasks, progress=None):
+        """Play every Task once; returns {task.id: total reward}. progress: optional tqdm bar."""
+        queue, results = deque(tasks), {}
+        expected = {t.id for t in tasks}
+        for w in self.workers.values():
+            w["last_seen"] = time.monotonic()
+        while len(results) < len(expected):
+            for slot, w in list(self.workers.items()):  # keep every worker busy, a little ahead
+                while queue and len(w["tasks"]) < 2 * self.n_envs:
+                    task = queue.popleft()
+                    if task.id in results:
+                        continue
+                    try:
+                        w["conn"].send(("task", task))
+                    except (BrokenPipeError, OSError):
+                        queue.appendleft(task)
+                        break
+                    w["tasks"][task.id] = task
+            conns = {w["conn"]: slot for slot, w in self.workers.items()}
+            for conn in wait(list(conns), timeout=1.0):
+                slot = conns[conn]
+                w = self.workers[slot]
+                try:
+                    msg = conn.recv()
+                except (EOFError, OSError):
+                    code = w["process"].join(5) or w["process"].exitcode
+                    self._fail(slot, f"worker process died (exit code {code})", queue)
+                    continue
+                w["last_seen"] = time.monotonic()
+                if msg[0] == "result":
+                    task = w["tasks"].pop(msg[1], None)
+                    if task is not None and msg[1] not in results:
+                        results[msg[1]] = msg[2]
+                        if progress is not None:
+                            progress.update()
+                elif msg[0] == "error":
+                    w["process"].join(5)
+                    self._fail(slot, msg[1], queue)
+            now = time.monotonic()
+            for slot, w in list(self.workers.items()):
+                if not w["process"].is_alive() and not w["conn"].poll():
+                    self._fail(slot, f"worker process died (exit code {w['process'].exitcode})", queue)
+                elif w["tasks"] and now - w["last_seen"] > self.timeout:
+                    self._fail(slot, f"worker silent for {self.timeout:.0f} s (hung?)", queue)
+        return results
+
+    def close(self):
+        for w in self.workers.values():
+            try:
+                w["conn"].send(("stop",))
+            except (BrokenPipeError, OSError):
+                pass
+        for w in self.workers.values():
+            w["process"].join(10)
+            if w["process"].is_alive():
+                w["process"].kill()
+            w["conn"].close()
+        self.workers = {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
