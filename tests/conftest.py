@@ -1,0 +1,42 @@
+"""Shared fixtures: a tiny dataset and a tiny trained experiment, made through the real command lines."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+TINY = {"rollouts": 4, "steps": 50, "seq_len": 8}
+
+
+def run_script(script, *args, cwd=ROOT, timeout=600, check=True):
+    """Run a repository script (path relative to the repository root) with this Python."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", CUDA_VISIBLE_DEVICES="")
+    proc = subprocess.run([sys.executable, str(ROOT / script), *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{script} {' '.join(map(str, args))} exited {proc.returncode}\n"
+                             f"stdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-3000:]}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+    """4 Brownian rollouts of 50 steps."""
+    root = tmp_path_factory.mktemp("data") / "carracing"
+    run_script("data/generation_script.py", "--rollouts", TINY["rollouts"], "--rootdir", root,
+               "--threads", 2, "--max-steps", TINY["steps"])
+    return root
+
+
+@pytest.fixture(scope="session")
+def mdrnn_logdir(tmp_path_factory, tiny_data):
+    """A logdir with a VAE and an MDN-RNN trained for one epoch on tiny_data."""
+    logdir = tmp_path_factory.mktemp("exp")
+    run_script("world-models/trainvae.py", "--logdir", logdir, "--datadir", tiny_data, "--epochs", 1)
+    run_script("world-models/trainmdrnn.py", "--logdir", logdir, "--datadir", tiny_data, "--epochs", 1,
+               "--seq-len", TINY["seq_len"])
+    return logdir
