@@ -1,0 +1,40 @@
+import numpy as np
+import torch
+
+from models.controller import BatchedControllers, Controller, flatten_params, n_params, unflatten_params
+
+
+def test_has_867_parameters():
+    assert n_params() == 867 == sum(p.numel() for p in Controller().parameters())
+
+
+def test_actions_stay_in_the_action_box():
+    c = Controller()
+    with torch.no_grad():
+        c.fc.weight.mul_(1000)
+    a = c(torch.randn(500, 32) * 10, torch.randn(500, 256) * 10)
+    assert a.shape == (500, 3)
+    assert (a[:, 0] >= -1).all() and (a[:, 0] <= 1).all()
+    assert (a[:, 1:] >= 0).all() and (a[:, 1:] <= 1).all()
+    assert (a[:, 0] < -0.9).any() and (a[:, 0] > 0.9).any()  # the whole range is reachable
+
+
+def test_flatten_unflatten_round_trip():
+    c = Controller()
+    v = flatten_params(c)
+    assert v.shape == (867,) and v.dtype == np.float64
+    other = unflatten_params(v, Controller())
+    for p, q in zip(c.parameters(), other.parameters()):
+        torch.testing.assert_close(p, q)
+    np.testing.assert_allclose(flatten_params(other), v, rtol=1e-7)
+
+
+def test_batched_controllers_match_single_ones():
+    torch.manual_seed(0)
+    vectors = [np.random.default_rng(i).normal(size=867) for i in range(4)]
+    batched = BatchedControllers(4, "cpu")
+    for i, v in enumerate(vectors):
+        batched.set(i, v)
+    z, h = torch.randn(4, 32), torch.randn(4, 256)
+    expected = torch.cat([unflatten_params(v, Controller())(z[i:i + 1], h[i:i + 1]) for i, v in enumerate(vectors)])
+    torch.testing.assert_close(batched(z, h), expected, rtol=1e-5, atol=1e-6)

@@ -1,0 +1,74 @@
+"""The worker pool: same returns as a plain one-env loop, and survival of failing workers."""
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from utils.pool import WorkerError, WorkerPool
+from utils.rollout import Task
+
+STEPS = 25
+
+
+def kwargs_for(logdir, **extra):
+    return {"logdir": str(logdir), "dynamics": "mdrnn", "time_limit": STEPS, "context": None, "vae": None, **extra}
+
+
+def some_tasks(n_candidates=3, n_seeds=2):
+    rng = np.random.default_rng(0)
+    params = [rng.normal(scale=0.3, size=867) for _ in range(n_candidates)]
+    return [Task(c * n_seeds + r, params[c], 100 + r) for c in range(n_candidates) for r in range(n_seeds)]
+
+
+def plain_loop(logdir, tasks):
+    from utils.test_stage import record_episode
+
+    kw = kwargs_for(logdir)
+    return {t.id: record_episode(kw, t.params, t.seed, render=False, device="cpu")[0] for t in tasks}
+
+
+def test_pool_returns_equal_a_plain_loop(mdrnn_logdir):
+    tasks = some_tasks()
+    expected = plain_loop(mdrnn_logdir, tasks)
+    with WorkerPool(2, 2, kwargs_for(mdrnn_logdir)) as pool:
+        got = pool.evaluate(tasks)
+    assert sorted(got) == sorted(expected)
+    for i in expected:
+        assert got[i] == pytest.approx(expected[i], abs=1e-6)
+    assert len({round(v, 6) for v in got.values()}) > 1  # candidates really differ
+
+
+def test_a_raising_worker_is_replaced_and_its_episodes_requeued(mdrnn_logdir):
+    tasks = some_tasks()
+    # every worker fails after reporting 2 episodes: the work still completes on fresh workers
+    with WorkerPool(2, 2, kwargs_for(mdrnn_logdir, fail_after=2), max_failures=10) as pool:
+        got = pool.evaluate(tasks)
+        assert pool.failures >= 1
+    assert sorted(got) == [t.id for t in tasks]
+
+
+def test_repeated_failure_stops_with_the_workers_error(mdrnn_logdir):
+    with pytest.raises(WorkerError, match="injected worker failure"):
+        with WorkerPool(1, 2, kwargs_for(mdrnn_logdir, fail_after=0), max_failures=2) as pool:
+            pool.evaluate(some_tasks())
+
+
+def test_a_killed_worker_is_replaced(mdrnn_logdir):
+    tasks = some_tasks(4, 2)
+    with WorkerPool(2, 2, kwargs_for(mdrnn_logdir, time_limit=60)) as pool:
+        victim = pool.workers[0]["process"].pid
+
+        class KillOnFirstResult:  # stands in for the tqdm bar evaluate() updates
+            def update(self):
+                if pool.failures == 0 and pool.workers[0]["process"].pid == victim:
+                    os.kill(victim, signal.SIGKILL)  # it still holds unfinished episodes
+        got = pool.evaluate(tasks, progress=KillOnFirstResult())
+        assert pool.failures == 1
+    assert sorted(got) == [t.id for t in tasks]
+
+
+def test_a_broken_model_fails_clearly(tmp_path):
+    with pytest.raises(WorkerError, match="no mdrnn checkpoint"):
+        with WorkerPool(1, 1, kwargs_for(tmp_path), max_failures=1) as pool:
+            pool.evaluate(some_tasks(1, 1))
