@@ -100,6 +100,11 @@ def parse_args(argv=None):
                         help="brown: Brownian actions (dt = 1/50); white: uniform actions each step")
     parser.add_argument("--max-steps", type=int, default=MAX_STEPS, help="steps per rollout at most")
     parser.add_argument("--seed", type=int, default=0, help="rollout i uses seed + i")
+    parser.add_argument("--backend", choices=["local", "ray"], default="local",
+                        help="local: --threads processes here; ray: Ray tasks across a cluster (rootdir must be "
+                             "a folder every node can write, e.g. a shared filesystem)")
+    parser.add_argument("--ray-address", default=None,
+                        help="with --backend ray: the cluster to join (default: start a local Ray)")
     args = parser.parse_args(argv)
     check_flags(parser, args, positive=("rollouts", "threads", "max_steps"))
     return args
@@ -121,7 +126,11 @@ def main(argv=None):
     if not jobs:
         return
     bar = tqdm(total=len(jobs), desc="rollouts", unit="rollout")
-    if args.threads == 1:
+    if args.backend == "ray":
+        from utils.ray_pool import generate_with_ray
+
+        generate_with_ray(args.ray_address, jobs, bar)
+    elif args.threads == 1:
         for job in jobs:
             _worker(job)
             bar.update()

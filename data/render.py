@@ -290,6 +290,12 @@ def _build_classes():
             return self._create_image_array(shrunk, (cr.STATE_W, cr.STATE_H))
 
     lut = _smoothscale_lut(pygame, W, H)
+    # The final frame's bottom rows and left columns that hold the score and
+    # nothing else: the panel's rows, and the columns left of the first bar
+    # (at x = 5 * W / 40).
+    TEXT_ROWS = RED_SIZE * (H - PANEL) // H
+    TEXT_COLS = int(5 * (W / 40.0) * RED_SIZE / W)
+    _text_blocks = {}  # score string -> its (TEXT_ROWS, TEXT_COLS, 3) block
 
     class ApproxCarRacing(ExactCarRacing):
         """CarRacing64 whose state frames are drawn with OpenCV at SUPERSAMPLE
@@ -301,9 +307,14 @@ def _build_classes():
         supersampled, flipped canvas."""
 
         SUPERSAMPLE = 4
+        # gymnasium's polygons cover every pixel from floor(min) to floor(max)
+        # (plus an anti-aliased outline): on average half a pixel more on each
+        # side than the ideal polygon. The approx polygons grow by as much.
+        DILATE = 0.5
 
         def _prepare_track(self):
             super()._prepare_track()
+            self._miter = _miters(self._verts)
             n_grass = len(grass_verts)
             # One (N, 3) colour table for all polygons. The road tiles' colour
             # arrays, which gymnasium's contact listener repaints in place when a
@@ -327,20 +338,20 @@ def _build_classes():
             self._bg_img = np.empty((ss, ss, 3), np.uint8)
             self._bg_img[:] = [int(c) for c in self.bg_color]
             self._img = np.empty_like(self._bg_img)
-            if getattr(self, "_ss_texts", None) is None or getattr(self, "_ss_of", None) != ss:
-                self._ss_texts, self._ss_of = {}, ss
             # The car: its polygons in body coordinates, gymnasium's colours.
             car = self.car
             self._bodies = car.wheels + [car.hull]
-            local, body, sizes, self._car_colors = [], [], [], []
+            local, miter, body, sizes, self._car_colors = [], [], [], [], []
             for obj in car.drawlist:
                 for f in obj.fixtures:
-                    verts = f.shape.vertices
-                    local += verts
+                    verts = np.array(f.shape.vertices, np.float64)
+                    local.append(verts)
+                    miter.append(_miters(verts[None])[0])
                     body += [self._bodies.index(obj)] * len(verts)
                     sizes.append(len(verts))
                     self._car_colors.append(tuple(int(c * 255) for c in obj.color))
-            self._car_local, self._car_body = np.array(local, np.float64), np.array(body)
+            self._car_local, self._car_miter = np.concatenate(local), np.concatenate(miter)
+            self._car_body = np.array(body)
             self._car_splits = np.cumsum(sizes)[:-1]
 
         def _fixed(self, px, py):
@@ -356,7 +367,8 @@ def _build_classes():
 
         def _draw_track(self, img, cos, sin, zoom, trans):
             idx = self._candidates(zoom)
-            px, py = _to_screen(self._verts[idx], cos, sin, zoom, trans)
+            verts = self._verts[idx] + (self.DILATE / zoom) * self._miter[idx]
+            px, py = _to_screen(verts, cos, sin, zoom, trans)
             visible = ((px.max(axis=1) >= 0) & (px.min(axis=1) <= W)
                        & (py.max(axis=1) >= H - PANEL) & (py.min(axis=1) <= H))
             keep = np.flatnonzero(visible)
@@ -370,15 +382,18 @@ def _build_classes():
         def _draw_car(self, img, cos, sin, zoom, trans):
             """The car as gymnasium draws it: wheels with their white stripe, hull."""
             bodies = self._bodies
-            local, body = [self._car_local], [self._car_body]
-            ww, wr = cd.WHEEL_W * cd.SIZE, cd.WHEEL_R * cd.SIZE
+            grow = self.DILATE / zoom  # in world units
+            local, body = [self._car_local + grow * self._car_miter], [self._car_body]
+            ww, wr = cd.WHEEL_W * cd.SIZE + grow, cd.WHEEL_R * cd.SIZE
             for k, w in enumerate(bodies[:-1]):  # each wheel's white stripe, as gymnasium computes it
                 s1, s2 = math.sin(w.phase), math.sin(w.phase + 1.2)
                 if s1 > 0 and s2 > 0:
                     continue
                 c1 = math.copysign(1.0, math.cos(w.phase)) if s1 > 0 else math.cos(w.phase)
                 c2 = math.copysign(1.0, math.cos(w.phase + 1.2)) if s2 > 0 else math.cos(w.phase + 1.2)
-                local.append(np.array([(-ww, wr * c1), (ww, wr * c1), (ww, wr * c2), (-ww, wr * c2)]))
+                g = math.copysign(grow, c1 - c2)
+                y1, y2 = wr * c1 + g, wr * c2 - g
+                local.append(np.array([(-ww, y1), (ww, y1), (ww, y2), (-ww, y2)]))
                 body.append(np.full(4, k))
             local, body = np.concatenate(local), np.concatenate(body)
             # Body frame -> screen: rotate by the body's angle plus the camera's,
@@ -401,23 +416,26 @@ def _build_classes():
             for p, color in zip(static[n_wheels:], self._car_colors[n_wheels:]):
                 self._fill(img, p, color)
 
-        def _text_patch(self):
-            """(y, x, patch): the score text, shrunk once per string to the
-            supersampled canvas, and where it goes."""
+        def _text_block(self):
+            """(8, TEXT_COLS, 3) uint8: the bottom-left corner of the final
+            frame, which holds the score and nothing else, made by the
+            reference's own pipeline once per score string (then cached)."""
             text = f"{self.reward:04.0f}"
-            item = self._ss_texts.get(text)
-            if item is None:
+            block = _text_blocks.get(text)
+            if block is None:
                 surf = self._score_surface()
                 rect = surf.get_rect()
                 rect.center = (60, H - H * 2.5 / 40.0)
-                x0, x1 = round(rect.left * self._kx), round(rect.right * self._kx)
-                y0, y1 = round(rect.top * self._ky), round(rect.bottom * self._ky)
-                rgb = np.ascontiguousarray(pygame.surfarray.array3d(surf).transpose(1, 0, 2))
-                patch = cv2.resize(rgb, (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA)
-                if len(self._ss_texts) > 4096:
-                    self._ss_texts.clear()
-                item = self._ss_texts[text] = (y0, x0, patch)
-            return item
+                panel = pygame.Surface((W, H - PANEL))  # black, as gymnasium's box
+                panel.blit(surf, rect.move(0, -PANEL))
+                column = pygame.Surface((RED_SIZE, H))
+                column.blit(pygame.transform.smoothscale(panel, (RED_SIZE, H - PANEL)), (0, PANEL))
+                frame = pygame.surfarray.array3d(pygame.transform.smoothscale(column, (RED_SIZE, RED_SIZE)))
+                block = frame.transpose(1, 0, 2)[RED_SIZE - TEXT_ROWS:, :TEXT_COLS].copy()
+                if len(_text_blocks) > 4096:
+                    _text_blocks.clear()
+                _text_blocks[text] = block
+            return block
 
         # gymnasium's indicator bars: place (in units of W/40), value multiplier,
         # vertical (or horizontal), colour; their values are read in _draw_panel.
@@ -439,15 +457,15 @@ def _build_classes():
             place, vert = self._BAR_PLACE, self._BAR_VERTICAL
             x0, x1 = place * s, np.where(vert, place + 1, place + val) * s
             y0, y1 = np.where(vert, H - (h + h * val), H - 4 * h), np.where(vert, H - h, H - 2 * h)
+            # pygame fills the pixels floor(min) .. floor(max) of an axis-aligned box.
+            x0, x1 = np.floor(np.minimum(x0, x1)), np.floor(np.maximum(x0, x1)) + 1
+            y0, y1 = np.floor(np.minimum(y0, y1)), np.floor(np.maximum(y0, y1)) + 1
             quads = np.stack((np.stack((x0, y0), -1), np.stack((x1, y0), -1),
                               np.stack((x1, y1), -1), np.stack((x0, y1), -1)), axis=1)  # (7, 4, 2)
             pts = np.rint((quads * (self._kx, self._ky) - 0.5) * 16).astype(np.int32)
             for value, p, color in zip(values, pts, self._BAR_COLORS):
                 if abs(value) > 1e-4:
                     self._fill(img, p, color)
-            y0, x0, patch = self._text_patch()
-            y1, x1 = min(y0 + patch.shape[0], self._ss), min(x0 + patch.shape[1], self._ss)
-            img[max(y0, 0):y1, max(x0, 0):x1] = patch[max(-y0, 0):y1 - y0, max(-x0, 0):x1 - x0]
 
         def _render(self, mode):
             if mode != "state_pixels" or "t" not in self.__dict__:
@@ -469,7 +487,9 @@ def _build_classes():
             small = img
             while small.shape[0] > RED_SIZE:  # halvings: OpenCV's fast 2x area path
                 small = cv2.resize(small, (small.shape[1] // 2, small.shape[0] // 2), interpolation=cv2.INTER_AREA)
-            return cv2.LUT(small, lut)
+            out = cv2.LUT(small, lut)
+            out[RED_SIZE - TEXT_ROWS:, :TEXT_COLS] = self._text_block()
+            return out
 
     _CLASSES["reference"] = base
     _CLASSES["exact"] = ExactCarRacing

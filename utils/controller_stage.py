@@ -46,6 +46,10 @@ def add_rollout_flags(parser):
                         help="VAE checkpoint (default: the one the dynamics model was trained with)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (CMA-ES and episode tracks)")
     parser.add_argument("--device", default="auto", help="auto (every visible GPU, else CPU) or cpu")
+    parser.add_argument("--backend", choices=["local", "ray"], default="local",
+                        help="local: worker processes on this machine; ray: Ray actors across a cluster")
+    parser.add_argument("--ray-address", default=None,
+                        help="with --backend ray: the cluster to join (e.g. 10.0.0.1:6379; default: start a local Ray)")
 
 
 def check_rollout_flags(parser, args):
@@ -65,6 +69,17 @@ def build_kwargs(args, dynamics):
     return {"logdir": str(args.logdir.resolve()), "dynamics": dynamics, "time_limit": args.time_limit,
             "context": (args.context or state.get("seq_len")) if dynamics != "mdrnn" else None,
             "vae": str(args.vae) if args.vae else None}
+
+
+def make_pool(args, kwargs, workers, max_failures=3, timeout=900.0):
+    """The evaluation pool of --backend: utils.pool.WorkerPool or utils.ray_pool.RayPool (same interface)."""
+    if args.backend == "ray":
+        from utils.ray_pool import RayPool
+
+        return RayPool(workers, args.envs_per_worker, kwargs, max_failures, timeout, address=args.ray_address)
+    from utils.pool import WorkerPool
+
+    return WorkerPool(workers, args.envs_per_worker, kwargs, max_failures, timeout)
 
 
 def n_workers(args):
@@ -101,7 +116,6 @@ def parse_args(argv=None):
 def main(dynamics, argv=None):
     from models.controller import Controller, flatten_params, n_params, unflatten_params
     from utils.cmaes import es_state, make_es, restore_es
-    from utils.pool import WorkerPool
     from utils.rollout import Task
     from utils.training import seed_everything, summary_writer
 
@@ -138,7 +152,7 @@ def main(dynamics, argv=None):
     workers = n_workers(args)
     print(f"{workers} workers x {args.envs_per_worker} environments; each generation plays "
           f"{args.pop_size} x {args.n_samples} episodes of up to {args.time_limit} steps", flush=True)
-    with WorkerPool(workers, args.envs_per_worker, kwargs, args.max_failures, args.worker_timeout) as pool:
+    with make_pool(args, kwargs, workers, args.max_failures, args.worker_timeout) as pool:
         generations = tqdm(desc="generations", unit="gen", initial=es.countiter, total=args.max_generations)
         while True:
             gen = es.countiter

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from utils.checkpoint import atomic_write, load_checkpoint
 from utils.controller_stage import (EVAL_SEED_STREAM, add_rollout_flags, build_kwargs, check_rollout_flags,
-                                    episode_seeds, n_workers)
+                                    episode_seeds, make_pool, n_workers)
 from utils.errors import Parser, check_flags
 
 TEST_SEED_STREAM = EVAL_SEED_STREAM + 1  # tracks unseen by training and by its evaluations
@@ -78,7 +78,6 @@ def save_video(frames, folder):
 
 
 def main(dynamics, argv=None):
-    from utils.pool import WorkerPool
     from utils.rollout import Task
 
     args = parse_args(argv)
@@ -106,7 +105,7 @@ def main(dynamics, argv=None):
             returns.append(record_episode(kwargs, params, task.seed, True, device)[0])
     elif rest:
         workers = min(n_workers(args), -(-len(rest) // args.envs_per_worker))
-        with WorkerPool(workers, args.envs_per_worker, kwargs) as pool, \
+        with make_pool(args, kwargs, workers) as pool, \
                 tqdm(total=len(rest), desc="episodes") as bar:
             results = pool.evaluate(rest, bar)
         returns += [results[t.id] for t in rest]
