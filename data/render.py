@@ -67,8 +67,8 @@ def renderer_class(renderer):
     """The env class (a CarRacing-v3 subclass with 64x64 frames) for a renderer name."""
     if renderer not in RENDERERS:
         raise ValueError(f"renderer must be one of {RENDERERS}, not {renderer!r}")
-    if not _CLASSES:
-        _build_classes()
+    if renderer not in _CLASSES:
+        (_build_approx if renderer == "approx" else _build_exact)()
     return _CLASSES[renderer]
 
 
@@ -98,22 +98,6 @@ def _to_screen(verts, cos, sin, zoom, trans):
     return (cos * x - sin * y) * zoom + trans[0], (sin * x + cos * y) * zoom + trans[1]
 
 
-def _miters(verts):
-    """(K, n, 2) convex polygons -> (K, n, 2) vertex offsets that push every
-    edge outwards by one unit (the miter of the two edges at each vertex)."""
-    e_in = verts - np.roll(verts, 1, axis=1)
-    e_out = np.roll(verts, -1, axis=1) - verts
-    x, y = verts[..., 0], verts[..., 1]
-    ccw = np.sign((x * np.roll(y, -1, axis=1) - np.roll(x, -1, axis=1) * y).sum(axis=1))[:, None, None]
-
-    def normal(e):  # outward unit normal of an edge of a counter-clockwise polygon
-        n = np.stack((e[..., 1], -e[..., 0]), axis=-1) * ccw
-        return n / np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-12)
-
-    n_in, n_out = normal(e_in), normal(e_out)
-    return (n_in + n_out) / np.maximum(1.0 + (n_in * n_out).sum(axis=-1, keepdims=True), 0.1)
-
-
 def _smoothscale_lut(pygame, width, height):
     """(256,) uint8: what pygame's smoothscale from (width, height) to
     RED_SIZE x RED_SIZE makes of a uniform image of each value. Its fixed-point
@@ -127,10 +111,9 @@ def _smoothscale_lut(pygame, width, height):
     return pygame.surfarray.array3d(pygame.transform.smoothscale(cols, (256, RED_SIZE)))[:, RED_SIZE // 2, 0].copy()
 
 
-def _build_classes():
-    """Define the renderer classes; gymnasium, pygame and cv2 are imported here,
-    on first use, not when this module is imported."""
-    import cv2
+def _build_exact():
+    """Define the exact renderer (and register the reference); gymnasium and
+    pygame are imported here, on first use, not when this module is imported."""
     import pygame
     from pygame import gfxdraw
     from gymnasium.envs.box2d import car_dynamics as cd
@@ -153,6 +136,7 @@ def _build_classes():
 
         _font = None
         _texts = {}  # score string -> its rendered surface, shared by all envs
+        _n_grass = len(grass_verts)  # the first polygons are grass patches
 
         def __init__(self, **kwargs):
             super().__init__(**kwargs)
@@ -289,6 +273,22 @@ def _build_classes():
             shrunk.blit(panel, (0, PANEL))
             return self._create_image_array(shrunk, (cr.STATE_W, cr.STATE_H))
 
+    _CLASSES["reference"] = base
+    _CLASSES["exact"] = ExactCarRacing
+
+
+def _build_approx():
+    """Define the approx renderer; OpenCV is needed by it alone."""
+    import cv2
+    import pygame
+    from gymnasium.envs.box2d import car_dynamics as cd
+    from gymnasium.envs.box2d import car_racing as cr
+
+    if "exact" not in _CLASSES:
+        _build_exact()
+    base, ExactCarRacing = _CLASSES["reference"], _CLASSES["exact"]
+    W, H = cr.WINDOW_W, cr.WINDOW_H
+    PANEL = int(H - 5 * (H / 40.0))  # first row of the indicator panel (700)
     lut = _smoothscale_lut(pygame, W, H)
     # The final frame's bottom rows and left columns that hold the score and
     # nothing else: the panel's rows, and the columns left of the first bar
@@ -296,128 +296,140 @@ def _build_classes():
     TEXT_ROWS = RED_SIZE * (H - PANEL) // H
     TEXT_COLS = int(5 * (W / 40.0) * RED_SIZE / W)
     _text_blocks = {}  # score string -> its (TEXT_ROWS, TEXT_COLS, 3) block
+    # The frame pixels around the car (whose hull is always at the screen point
+    # (W/2, H/4) before the flip, frame pixel (32, 48)): its ~4x7 pixels and a
+    # margin, drawn CAR_SUPERSAMPLE times finer than the rest.
+    car_col, car_row = RED_SIZE // 2, RED_SIZE * 3 // 4
+    CAR_ROWS, CAR_COLS = (car_row - 5, car_row + 5), (car_col - 3, car_col + 3)
+    CAR_SUPERSAMPLE = 16
 
     class ApproxCarRacing(ExactCarRacing):
-        """CarRacing64 whose state frames are drawn with OpenCV at SUPERSAMPLE
-        times the target resolution, then area-averaged: close to the
-        reference's frames (APPROX_BOUND), ~10x faster than it.
+        """CarRacing64 whose state frames are drawn with OpenCV straight at
+        SUPERSAMPLE times the target resolution, then area-averaged to 64x64:
+        close to the reference's frames (see APPROX_BOUND), ~10x faster.
 
-        It inherits ExactCarRacing for its per-track arrays, camera, culling
-        and score text; coordinates go through the same transform, then to the
-        supersampled, flipped canvas."""
+        The model is the reference's own (polygons filled at a high resolution,
+        then a box filter), without the 1000x800 canvas. It inherits
+        ExactCarRacing for its per-track arrays, camera, culling and score text.
+        """
 
         SUPERSAMPLE = 4
-        # gymnasium's polygons cover every pixel from floor(min) to floor(max)
-        # (plus an anti-aliased outline): on average half a pixel more on each
-        # side than the ideal polygon. The approx polygons grow by as much.
-        DILATE = 0.5
 
+        # --- per-track data ---------------------------------------------------
         def _prepare_track(self):
             super()._prepare_track()
-            self._miter = _miters(self._verts)
-            n_grass = len(grass_verts)
+            n_grass = self._n_grass
             # One (N, 3) colour table for all polygons. The road tiles' colour
-            # arrays, which gymnasium's contact listener repaints in place when a
-            # wheel touches a tile, become rows of it: the table stays current at
-            # no cost. (The values are unchanged, so is every other renderer.)
+            # arrays, which gymnasium's contact listener repaints in place when
+            # the car touches a tile, become rows of it, so the table is always
+            # current at no cost. (Same values: every renderer draws the same.)
             colors = np.empty((len(self._verts), 3), np.float64)
             colors[:n_grass] = self.grass_color
             tiles = {id(t.color): t for t in self.road}
+            kerb = np.zeros(len(self._verts), bool)
             for k, (poly, color) in enumerate(self.road_poly):
                 colors[n_grass + k] = color
                 tile = tiles.get(id(color))
-                if tile is not None:
+                if tile is None:
+                    kerb[n_grass + k] = True
+                else:
                     tile.color = colors[n_grass + k]
                     self.road_poly[k] = (poly, tile.color)
             self._road_colors = [color for _, color in self.road_poly]
-            self._colors = colors
+            self._colors, self._kerb = colors, kerb
             ss = RED_SIZE * self.SUPERSAMPLE
-            self._ss = ss
-            self._kx, self._ky = ss / W, ss / H
-            self._panel_row = int(round(PANEL * self._ky))
-            self._bg_img = np.empty((ss, ss, 3), np.uint8)
+            self._ss, self._ss_rows = ss, ss * PANEL // H  # the canvas: the road view, above the panel
+            self._bg_img = np.empty((self._ss_rows, ss, 3), np.uint8)
             self._bg_img[:] = [int(c) for c in self.bg_color]
+            self._grass_rgb = [int(c) for c in self.grass_color]
             self._img = np.empty_like(self._bg_img)
-            # The car: its polygons in body coordinates, gymnasium's colours.
+            (r0, r1), (c0, c1) = CAR_ROWS, CAR_COLS
+            self._car_patch = np.empty(((r1 - r0) * CAR_SUPERSAMPLE, (c1 - c0) * CAR_SUPERSAMPLE, 4), np.uint8)
+            self._prepare_car()
+
+        def _prepare_car(self):
+            """The car's polygons in body coordinates, for _draw_car: each
+            wheel followed by its white stripe (filled in each step), then the
+            hull's four parts; rows [8k, 8k + 8) belong to wheel k."""
             car = self.car
             self._bodies = car.wheels + [car.hull]
-            local, miter, body, sizes, self._car_colors = [], [], [], [], []
-            for obj in car.drawlist:
-                for f in obj.fixtures:
-                    verts = np.array(f.shape.vertices, np.float64)
-                    local.append(verts)
-                    miter.append(_miters(verts[None])[0])
-                    body += [self._bodies.index(obj)] * len(verts)
-                    sizes.append(len(verts))
-                    self._car_colors.append(tuple(int(c * 255) for c in obj.color))
-            self._car_local, self._car_miter = np.concatenate(local), np.concatenate(miter)
-            self._car_body = np.array(body)
-            self._car_splits = np.cumsum(sizes)[:-1]
+            parts = []
+            for w in car.wheels:
+                parts += [np.array(w.fixtures[0].shape.vertices, np.float64), np.zeros((4, 2))]
+            hull = [np.array(f.shape.vertices, np.float64) for f in car.hull.fixtures]
+            self._car_local = np.concatenate(parts + hull)
+            ends = np.cumsum([len(v) for v in hull]) + 32
+            self._hull_slices = [slice(a, b) for a, b in zip([32, *ends[:-1]], ends)]
+            self._wheel_color = [int(c * 255) for c in car.wheels[0].color]
+            self._hull_color = [int(c * 255) for c in car.hull.color]
 
-        def _fixed(self, px, py):
-            """Canvas coordinates (pre-flip, 1000x800) -> int32 fixed-point (4
-            fractional bits) coordinates on the supersampled, flipped canvas,
-            in OpenCV's convention (pixel centres on integers)."""
-            x = px * self._kx - 0.5
-            y = (H - py) * self._ky - 0.5
-            return np.rint(np.stack((x, y), axis=-1) * 16).astype(np.int32)
+        # --- drawing ------------------------------------------------------------
+        def _affine(self, cos, sin, zoom, trans, ss, row0=0, col0=0):
+            """(2, 2) matrix and (2,) offset taking world points to fixed-point
+            (4 fractional bits) points of a canvas with ss x ss pixels per frame
+            pixel whose corner is the frame's pixel (row0, col0): gymnasium's
+            camera, its vertical flip, the scaling, and OpenCV's convention of
+            pixel centres on integers."""
+            kx, ky = 16 * ss * RED_SIZE / W, 16 * ss * RED_SIZE / H
+            m = np.array([[cos * zoom * kx, -sin * zoom * kx], [-sin * zoom * ky, -cos * zoom * ky]])
+            return m, np.array([trans[0] * kx - 16 * ss * col0 - 8, (H - trans[1]) * ky - 16 * ss * row0 - 8])
 
-        def _fill(self, img, pts, color):
-            cv2.fillConvexPoly(img, pts, color, cv2.LINE_8, 4)
-
-        def _draw_track(self, img, cos, sin, zoom, trans):
+        def _draw_track(self, img, m, b, zoom):
             idx = self._candidates(zoom)
-            verts = self._verts[idx] + (self.DILATE / zoom) * self._miter[idx]
-            px, py = _to_screen(verts, cos, sin, zoom, trans)
-            visible = ((px.max(axis=1) >= 0) & (px.min(axis=1) <= W)
-                       & (py.max(axis=1) >= H - PANEL) & (py.min(axis=1) <= H))
-            keep = np.flatnonzero(visible)
-            idx, pts = idx[keep], self._fixed(px[keep], py[keep])
-            n_grass = np.searchsorted(idx, len(grass_verts))
+            pts = np.rint(self._verts[idx] @ m.T + b).astype(np.int32)  # (K, 4, 2)
+            lo, hi = pts.min(axis=1), pts.max(axis=1)
+            keep = np.flatnonzero((hi[:, 0] >= 0) & (lo[:, 0] <= 16 * self._ss)
+                                  & (hi[:, 1] >= 0) & (lo[:, 1] <= 16 * self._ss_rows))
+            idx, pts = idx[keep], pts[keep]
+            n_grass = np.searchsorted(idx, self._n_grass)
             if n_grass:  # grass patches never overlap: one call for them all
-                cv2.fillPoly(img, list(pts[:n_grass]), [int(c) for c in self.grass_color], cv2.LINE_8, 4)
-            for p, color in zip(pts[n_grass:], self._colors[idx[n_grass:]].astype(np.int64).tolist()):
-                self._fill(img, p, color)
+                cv2.fillPoly(img, list(pts[:n_grass]), self._grass_rgb, cv2.LINE_8, 4)
+            # Road tiles, then kerbs, one fillPoly per colour. Same-coloured
+            # tiles are three apart and do not overlap; where neighbours overlap
+            # (inner side of a bend) the shades differ by at most 5 levels.
+            idx, pts = idx[n_grass:], pts[n_grass:]
+            rgb = self._colors[idx].astype(np.int64)
+            key = (rgb[:, 0] << 16 | rgb[:, 1] << 8 | rgb[:, 2]) + (self._kerb[idx] << 24)
+            for k in np.unique(key).tolist():
+                sel = key == k
+                cv2.fillPoly(img, list(pts[sel]), rgb[np.argmax(sel)].tolist(), cv2.LINE_8, 4)
 
-        def _draw_car(self, img, cos, sin, zoom, trans):
-            """The car as gymnasium draws it: wheels with their white stripe, hull."""
-            bodies = self._bodies
-            grow = self.DILATE / zoom  # in world units
-            local, body = [self._car_local + grow * self._car_miter], [self._car_body]
-            ww, wr = cd.WHEEL_W * cd.SIZE + grow, cd.WHEEL_R * cd.SIZE
-            for k, w in enumerate(bodies[:-1]):  # each wheel's white stripe, as gymnasium computes it
-                s1, s2 = math.sin(w.phase), math.sin(w.phase + 1.2)
-                if s1 > 0 and s2 > 0:
-                    continue
-                c1 = math.copysign(1.0, math.cos(w.phase)) if s1 > 0 else math.cos(w.phase)
-                c2 = math.copysign(1.0, math.cos(w.phase + 1.2)) if s2 > 0 else math.cos(w.phase + 1.2)
-                g = math.copysign(grow, c1 - c2)
-                y1, y2 = wr * c1 + g, wr * c2 - g
-                local.append(np.array([(-ww, y1), (ww, y1), (ww, y2), (-ww, y2)]))
-                body.append(np.full(4, k))
-            local, body = np.concatenate(local), np.concatenate(body)
-            # Body frame -> screen: rotate by the body's angle plus the camera's,
-            # scale, and add the body origin's screen position.
-            origin = np.array([tuple(b.position) for b in bodies])
-            ox, oy = _to_screen(origin, cos, sin, zoom, trans)
-            a = np.array([b.angle for b in bodies])[body] - self.car.hull.angle
-            ca, sa = np.cos(a) * zoom, np.sin(a) * zoom
-            pts = self._fixed(ox[body] + ca * local[:, 0] - sa * local[:, 1],
-                              oy[body] + sa * local[:, 0] + ca * local[:, 1])
-            # Gymnasium draws each stripe right after its wheel; the wheels do not
-            # overlap, so all wheels, then all stripes, then the hull is the same picture.
-            n_static = len(self._car_local)
-            static = np.split(pts[:n_static], self._car_splits)
-            n_wheels = len(bodies) - 1
-            for p, color in zip(static[:n_wheels], self._car_colors[:n_wheels]):
-                self._fill(img, p, color)
-            for j in range(n_static, len(pts), 4):
-                self._fill(img, pts[j:j + 4], cd.WHEEL_WHITE)
-            for p, color in zip(static[n_wheels:], self._car_colors[n_wheels:]):
-                self._fill(img, p, color)
+        def _car_points(self, m, b):
+            """Fixed-point canvas points of the car's polygons (rows as in
+            _prepare_car), and the first rows of the stripes gymnasium draws."""
+            local, pts = self._car_local, np.empty(self._car_local.shape, np.float64)
+            ww, wr = cd.WHEEL_W * cd.SIZE, cd.WHEEL_R * cd.SIZE
+            stripes = []
+            for k, body in enumerate(self._bodies):
+                rows = slice(8 * k, 8 * k + 8) if k < 4 else slice(32, None)
+                if k < 4:  # the wheel's stripe, from its phase, as gymnasium computes it
+                    s1, s2 = math.sin(body.phase), math.sin(body.phase + 1.2)
+                    c1, c2 = math.cos(body.phase), math.cos(body.phase + 1.2)
+                    c1 = np.sign(c1) if s1 > 0 else c1
+                    c2 = np.sign(c2) if s2 > 0 else c2
+                    local[8 * k + 4:8 * k + 8] = [(-ww, wr * c1), (ww, wr * c1), (ww, wr * c2), (-ww, wr * c2)]
+                    if not (s1 > 0 and s2 > 0):
+                        stripes.append(8 * k + 4)
+                # body -> world -> canvas
+                c, s = math.cos(body.angle), math.sin(body.angle)
+                x, y = body.position
+                pts[rows] = local[rows] @ (m @ np.array([[c, -s], [s, c]])).T + (m @ (x, y) + b)
+            return np.rint(pts).astype(np.int32), stripes
+
+        def _draw_car(self, img, pts, stripes):
+            """The car as gymnasium draws it: the wheels, their white stripes,
+            the hull. On a 4-channel image the 4th channel gets the coverage."""
+            alpha = [255] if img.shape[2] == 4 else []
+            # Gymnasium draws each stripe right after its wheel; wheels do not
+            # overlap each other, so wheels, then stripes, is the same picture.
+            cv2.fillPoly(img, [pts[8 * k:8 * k + 4] for k in range(4)], self._wheel_color + alpha, cv2.LINE_8, 4)
+            if stripes:
+                cv2.fillPoly(img, [pts[j:j + 4] for j in stripes], list(cd.WHEEL_WHITE) + alpha, cv2.LINE_8, 4)
+            for rows in self._hull_slices:  # the hull's parts overlap: one call each
+                cv2.fillConvexPoly(img, pts[rows], self._hull_color + alpha, cv2.LINE_8, 4)
 
         def _text_block(self):
-            """(8, TEXT_COLS, 3) uint8: the bottom-left corner of the final
+            """(TEXT_ROWS, TEXT_COLS, 3) uint8: the bottom-left corner of the
             frame, which holds the score and nothing else, made by the
             reference's own pipeline once per score string (then cached)."""
             text = f"{self.reward:04.0f}"
@@ -437,60 +449,84 @@ def _build_classes():
                 _text_blocks[text] = block
             return block
 
-        # gymnasium's indicator bars: place (in units of W/40), value multiplier,
-        # vertical (or horizontal), colour; their values are read in _draw_panel.
+        # gymnasium's indicator bars, in _render_indicators' order: place (in
+        # units of W/40), gain on the value, vertical (or horizontal), colour.
         _BAR_PLACE = np.array([5, 7, 8, 9, 10, 20, 30], np.float64)
         _BAR_GAIN = np.array([0.02, 0.01, 0.01, 0.01, 0.01, -10.0, -0.8])
         _BAR_VERTICAL = np.array([True] * 5 + [False] * 2)
-        _BAR_COLORS = [(255, 255, 255), (0, 0, 255), (0, 0, 255), (51, 0, 255), (51, 0, 255), (0, 255, 0), (255, 0, 0)]
+        _BAR_COLORS = np.array([(255, 255, 255), (0, 0, 255), (0, 0, 255), (51, 0, 255), (51, 0, 255),
+                                (0, 255, 0), (255, 0, 0)], np.float64)
 
-        def _draw_panel(self, img):
-            """The indicator panel: gymnasium's bars (axis-aligned) on black, and the score."""
-            img[self._panel_row:] = 0
+        def _draw_bars(self, frame):
+            """Paint the indicator bars, in gymnasium's order (a long gyro bar
+            can cover the steering one), onto the (64, 64, 3) float frame, each
+            by the exact share of each pixel it covers. pygame fills an
+            axis-aligned box from pixel floor(min) to pixel floor(max)."""
             s, h = W / 40.0, H / 40.0
             car = self.car
             v = car.hull.linearVelocity
             w = car.wheels
-            values = [math.sqrt(v[0] * v[0] + v[1] * v[1]), w[0].omega, w[1].omega, w[2].omega, w[3].omega,
-                      w[0].joint.angle, car.hull.angularVelocity]
-            val = self._BAR_GAIN * values
-            place, vert = self._BAR_PLACE, self._BAR_VERTICAL
-            x0, x1 = place * s, np.where(vert, place + 1, place + val) * s
-            y0, y1 = np.where(vert, H - (h + h * val), H - 4 * h), np.where(vert, H - h, H - 2 * h)
-            # pygame fills the pixels floor(min) .. floor(max) of an axis-aligned box.
-            x0, x1 = np.floor(np.minimum(x0, x1)), np.floor(np.maximum(x0, x1)) + 1
-            y0, y1 = np.floor(np.minimum(y0, y1)), np.floor(np.maximum(y0, y1)) + 1
-            quads = np.stack((np.stack((x0, y0), -1), np.stack((x1, y0), -1),
-                              np.stack((x1, y1), -1), np.stack((x0, y1), -1)), axis=1)  # (7, 4, 2)
-            pts = np.rint((quads * (self._kx, self._ky) - 0.5) * 16).astype(np.int32)
-            for value, p, color in zip(values, pts, self._BAR_COLORS):
-                if abs(value) > 1e-4:
-                    self._fill(img, p, color)
+            values = np.array([math.sqrt(v[0] * v[0] + v[1] * v[1]), w[0].omega, w[1].omega, w[2].omega,
+                               w[3].omega, w[0].joint.angle, car.hull.angularVelocity])
+            on = np.abs(values) > 1e-4
+            val = self._BAR_GAIN[on] * values[on]
+            place, vert = self._BAR_PLACE[on], self._BAR_VERTICAL[on]
+            xa, xb = place * s, np.where(vert, place + 1, place + val) * s
+            ya, yb = np.where(vert, H - (h + h * val), H - 4 * h), np.where(vert, H - h, H - 2 * h)
+            x0 = np.clip(np.floor(np.minimum(xa, xb)) * (RED_SIZE / W), 0, RED_SIZE)
+            x1 = np.clip((np.floor(np.maximum(xa, xb)) + 1) * (RED_SIZE / W), 0, RED_SIZE)
+            y0 = np.clip(np.floor(np.minimum(ya, yb)) * (RED_SIZE / H), 0, RED_SIZE)
+            y1 = np.clip((np.floor(np.maximum(ya, yb)) + 1) * (RED_SIZE / H), 0, RED_SIZE)
+            for x0, x1, y0, y1, color in zip(x0.tolist(), x1.tolist(), y0.tolist(), y1.tolist(),
+                                             self._BAR_COLORS[on]):
+                c0, c1, r0, r1 = int(x0), math.ceil(x1), int(y0), math.ceil(y1)
+                if c1 <= c0 or r1 <= r0:
+                    continue
+                cols, rows = np.arange(c0, c1), np.arange(r0, r1)
+                cover_x = np.minimum(x1, cols + 1) - np.maximum(x0, cols)
+                cover_y = np.minimum(y1, rows + 1) - np.maximum(y0, rows)
+                cover = np.multiply.outer(cover_y, cover_x)[..., None]
+                frame[r0:r1, c0:c1] += cover * (color - frame[r0:r1, c0:c1])
 
         def _render(self, mode):
             if mode != "state_pixels" or "t" not in self.__dict__:
                 return base._render(self, mode)
             if self.road_poly is not self._track_of:
                 self._prepare_track()
-            angle, zoom, trans, cos, sin = self._camera()
+            _, zoom, trans, cos, sin = self._camera()
+            m, b = self._affine(cos, sin, zoom, trans, self.SUPERSAMPLE)
             img = self._img
             if self._field_covers(cos, sin, zoom, trans, 0.0):
                 np.copyto(img, self._bg_img)
             else:
                 img[:] = 0
-                b = cr.PLAYFIELD
-                field = np.array([(b, b), (b, -b), (-b, -b), (-b, b)], np.float64)
-                self._fill(img, self._fixed(*_to_screen(field, cos, sin, zoom, trans)), self._bg_img[0, 0].tolist())
-            self._draw_track(img, cos, sin, zoom, trans)
-            self._draw_car(img, cos, sin, zoom, trans)
-            self._draw_panel(img)
-            small = img
-            while small.shape[0] > RED_SIZE:  # halvings: OpenCV's fast 2x area path
-                small = cv2.resize(small, (small.shape[1] // 2, small.shape[0] // 2), interpolation=cv2.INTER_AREA)
-            out = cv2.LUT(small, lut)
+                p = cr.PLAYFIELD
+                field = np.array([(p, p), (p, -p), (-p, -p), (-p, p)]) @ m.T + b
+                cv2.fillConvexPoly(img, np.rint(field).astype(np.int32), self._bg_img[0, 0].tolist(), cv2.LINE_8, 4)
+            self._draw_track(img, m, b, zoom)
+            # The car is small and always at the same place: it gets a finer
+            # canvas of its own (colour and coverage), unless it does not fit.
+            patch = self._car_patch
+            (r0, r1), (c0, c1) = CAR_ROWS, CAR_COLS
+            pts, stripes = self._car_points(*self._affine(cos, sin, zoom, trans, CAR_SUPERSAMPLE, r0, c0))
+            in_patch = pts.min() >= 0 and pts[:, 0].max() < 16 * patch.shape[1] and pts[:, 1].max() < 16 * patch.shape[0]
+            if in_patch:
+                patch[:] = 0
+                self._draw_car(patch, pts, stripes)
+            else:
+                self._draw_car(img, *self._car_points(m, b))
+            while img.shape[1] > RED_SIZE:  # box filter by halvings: OpenCV's fast 2x path
+                img = cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_AREA)
+            frame = np.zeros((RED_SIZE, RED_SIZE, 3))
+            frame[:len(img)] = img
+            if in_patch:
+                while patch.shape[1] > c1 - c0:
+                    patch = cv2.resize(patch, (patch.shape[1] // 2, patch.shape[0] // 2), interpolation=cv2.INTER_AREA)
+                car = patch.astype(np.float64)  # colour premultiplied by coverage
+                frame[r0:r1, c0:c1] = frame[r0:r1, c0:c1] * (1 - car[..., 3:] / 255) + car[..., :3]
+            self._draw_bars(frame)
+            out = cv2.LUT(np.rint(frame).astype(np.uint8), lut)  # + the reference's rounding loss
             out[RED_SIZE - TEXT_ROWS:, :TEXT_COLS] = self._text_block()
             return out
 
-    _CLASSES["reference"] = base
-    _CLASSES["exact"] = ExactCarRacing
     _CLASSES["approx"] = ApproxCarRacing

@@ -49,9 +49,9 @@ def summary_writer(folder):
 
 def check_finite(loss, where, stage_dir):
     if not math.isfinite(loss):
-        raise TrainingDiverged(
-            f"loss is {loss} at {where}; stopped, the last good checkpoint in {stage_dir} is kept "
-            "(try a lower --lr, then rerun to resume from it)")
+        last = Path(stage_dir) / "checkpoint.tar"
+        kept = f"the last good checkpoint {last} is kept" if last.exists() else "no checkpoint was written"
+        raise TrainingDiverged(f"loss is {loss} at {where}; training stopped and {kept} (try a lower --lr)")
 
 
 class EarlyStopping:

@@ -1,0 +1,293 @@
+"""The Ray backend (`--backend ray`): the CMA-ES worker pool and rollout generation on a Ray cluster.
+
+    pip install -r requirements-ray.txt
+    python world-models/traincontroller.py --logdir exp_dir --backend ray --ray-address HEAD_IP:6379
+
+RayPool has WorkerPool's interface (utils/pool.py) and plays the same episodes:
+its workers are Ray actors, each of which builds one RolloutGenerator with
+utils.pool.build_generator (the models are loaded once per actor) and plays a
+batch of up to n_envs Tasks per call with utils.rollout.play, so one batched
+forward pass serves all its environments. Every actor holds one CPU and, where
+the cluster's GPU nodes have a CPU for each actor, a fraction of a GPU; else it
+runs on the CPU. Returns equal the local pool's: same Task, same return.
+
+A lost actor or node, an actor whose call raises, or one silent for longer
+than `timeout` seconds is killed and replaced, and its unfinished episodes are
+handed out again; after `max_failures` failures RayPool raises
+utils.pool.WorkerError with the error text. Ray's own actor restarts are not
+used, so that every failure is counted and its cause reported. The main
+process never waits forever (ray.wait with a timeout).
+
+Where Ray runs:
+- address=None: join the Ray instance this process already started, or start
+  a local one, bound to the loopback interface, without a dashboard, and
+  shut it down on close().
+- address="HOST:6379" (or "auto" on a node of a cluster started with
+  `ray start`): join that cluster. The workers import this repository through
+  PYTHONPATH, so the repository must sit at the same path on every node, with
+  the same Python packages; the experiment folder (--logdir, --vae) and the
+  rollouts' --rootdir must be readable, resp. writable, at the same path on
+  every node too (a shared filesystem).
+
+Importing this module does not import ray: it is an optional dependency
+(requirements-ray.txt), imported inside the functions that use it.
+"""
+import math
+import os
+import re
+import time
+from collections import deque
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+LOCAL_OBJECT_STORE = 128 * 2**20  # bytes: only Tasks and returns travel through it
+CALLS_IN_FLIGHT = 2  # per actor: the next batch waits in the actor's queue, so it never idles
+
+
+def import_ray(local):
+    """Import ray with usage statistics off; local: make a Ray started here bind to 127.0.0.1 only.
+
+    Ray reads both variables when it is first imported. Ray turns an explicit
+    node IP of 127.0.0.1 into the machine's network address; with its
+    single-machine mode (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0) every server of
+    the local instance listens on the loopback interface.
+    """
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if local:
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    try:
+        import ray
+    except ImportError:
+        from utils.errors import UserError
+
+        raise UserError("--backend ray needs Ray: pip install -r requirements-ray.txt") from None
+    return ray
+
+
+def init_ray(address=None, num_cpus=None):
+    """Connect to Ray. Returns (ray, owned): owned is True when this call started
+    or joined Ray and the caller should ray.shutdown() when done.
+
+    address: None (reuse this process's Ray, else start a local one with
+    num_cpus CPUs) or a cluster address. The workers get the repository on their PYTHONPATH.
+    """
+    ray = import_ray(local=address is None)
+    if ray.is_initialized():
+        return ray, False
+    path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)
+    runtime_env = {"env_vars": {"PYTHONPATH": path}}
+    if address is None:
+        ray.init(include_dashboard=False, num_cpus=num_cpus, object_store_memory=LOCAL_OBJECT_STORE,
+                 runtime_env=runtime_env, logging_level="warning")
+    else:
+        ray.init(address=address, runtime_env=runtime_env, logging_level="warning")
+    return ray, True
+
+
+class RolloutActor:
+    """A Ray actor (see RayPool): one RolloutGenerator, built once, playing batches of Tasks."""
+
+    def __init__(self, build_kwargs):
+        import ray
+        import torch
+
+        from utils.pool import build_generator
+
+        torch.set_num_threads(1)  # one core per actor: the env, not torch, needs it
+        device = "cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu"
+        self.generator = build_generator(device=device, **build_kwargs)
+
+    def play(self, tasks):
+        """Play a list of Tasks (up to n_envs at a time); returns {task.id: return}."""
+        import numpy as np
+
+        from utils.rollout import play
+
+        for task in tasks:  # Ray hands over read-only arrays; torch wants writable ones
+            task.params = np.array(task.params)
+        return play(self.generator, tasks)
+
+    def pid(self):
+        return os.getpid()
+
+
+def absolute_paths(build_kwargs):
+    """Model paths as absolute paths: an actor's working folder is not the caller's."""
+    kwargs = dict(build_kwargs)
+    for key in ("logdir", "vae"):
+        if kwargs.get(key):
+            kwargs[key] = os.path.abspath(kwargs[key])
+    return kwargs
+
+
+class RayPool:
+    """n_workers Ray actors, each with n_envs environments, evaluating Tasks (WorkerPool's interface).
+
+    build_kwargs: keyword arguments of utils.pool.build_generator (logdir, dynamics, time_limit, ...).
+    n_workers: at most one actor per CPU of the cluster (None: one per CPU).
+    """
+
+    def __init__(self, n_workers, n_envs, build_kwargs, max_failures=3, timeout=900.0, address=None):
+        self.n_envs, self.build_kwargs = n_envs, dict(absolute_paths(build_kwargs), n_envs=n_envs)
+        self.max_failures, self.timeout = max_failures, timeout
+        self.failures, self.last_error = 0, None
+        local_cpus = len(os.sched_getaffinity(0))
+        self.ray, self.owns_ray = init_ray(address, num_cpus=max(local_cpus, n_workers or 1))
+        self.actors = {}  # slot -> dict(actor, calls: {ObjectRef: [Task]}, last_seen)
+        try:
+            n_workers, gpu_share = self._placement(n_workers)
+            self.actor_class = self.ray.remote(RolloutActor).options(
+                num_cpus=1, num_gpus=gpu_share, max_restarts=0, max_task_retries=0)
+            self.device = f"{gpu_share:g} GPU" if gpu_share else "CPU"
+            for slot in range(n_workers):
+                self._start(slot)
+        except BaseException:
+            self.close()
+            raise
+
+    def _placement(self, n_workers):
+        """(actors, GPU fraction of each): one CPU per actor; a GPU share where the GPU nodes can hold them all."""
+        nodes = [n["Resources"] for n in self.ray.nodes() if n.get("Alive")]
+        cpus = int(sum(r.get("CPU", 0) for r in nodes))
+        if n_workers is None:
+            n_workers = max(1, cpus)
+        elif n_workers > cpus:
+            print(f"the Ray cluster has {cpus} CPUs: starting {cpus} actors, not {n_workers}", flush=True)
+            n_workers = max(1, cpus)
+        gpu_nodes = [r for r in nodes if r.get("GPU", 0) > 0]
+        gpus = sum(r["GPU"] for r in gpu_nodes)
+        use_gpu = gpus > 0 and os.environ.get("CUDA_VISIBLE_DEVICES") != ""  # --device cpu hides the GPUs
+        if not use_gpu or sum(r.get("CPU", 0) for r in gpu_nodes) < n_workers:
+            return n_workers, 0
+        return n_workers, math.floor(min(1.0, gpus / n_workers) * 1e4) / 1e4  # Ray's precision: 1e-4
+
+    def _start(self, slot):
+        actor = self.actor_class.remote(self.build_kwargs)
+        self.actors[slot] = {"actor": actor, "calls": {}, "last_seen": time.monotonic()}
+
+    def _fail(self, slot, reason, queue):
+        """Kill and replace a failed actor; put its unfinished episodes back in the queue."""
+        w = self.actors.pop(slot)
+        self.failures += 1
+        self.last_error = reason
+        lost = [t for batch in w["calls"].values() for t in batch]
+        queue.extendleft(reversed(lost))
+        self._kill(w["actor"])
+        print(f"ray actor {slot} failed ({self.failures}/{self.max_failures}); "
+              f"re-queued {len(lost)} episodes: {reason.strip().splitlines()[-1]}", flush=True)
+        if self.failures >= self.max_failures:
+            self.close()
+            from utils.pool import WorkerError
+
+            raise WorkerError(f"ray actors failed {self.failures} times; last error:\n{reason}")
+        self._start(slot)
+
+    def _kill(self, actor):
+        try:
+            self.ray.kill(actor, no_restart=True)
+        except Exception:
+            pass  # already gone
+
+    def evaluate(self, tasks, progress=None):
+        """Play every Task once; returns {task.id: total reward}. progress: optional tqdm bar."""
+        ray = self.ray
+        queue, results = deque(tasks), {}
+        expected = {t.id for t in tasks}
+        batch_size = max(1, min(self.n_envs, math.ceil(len(expected) / max(1, len(self.actors)))))
+        for w in self.actors.values():
+            w["last_seen"] = time.monotonic()
+        while len(results) < len(expected):
+            for w in self.actors.values():  # every actor busy, with its next batch queued behind
+                while queue and len(w["calls"]) < CALLS_IN_FLIGHT:
+                    batch = []
+                    while queue and len(batch) < batch_size:
+                        task = queue.popleft()
+                        if task.id not in results:
+                            batch.append(task)
+                    if batch:
+                        w["calls"][w["actor"].play.remote(batch)] = batch
+            owner = {ref: slot for slot, w in self.actors.items() for ref in w["calls"]}
+            done, _ = ray.wait(list(owner), num_returns=1, timeout=1.0)
+            for ref in done:
+                slot = owner[ref]
+                w = self.actors[slot]
+                if ref not in w["calls"]:
+                    continue  # a call of an actor replaced meanwhile
+                try:
+                    returns = ray.get(ref, timeout=60)
+                except ray.exceptions.GetTimeoutError:
+                    continue  # ready but not fetched yet: the silence check below covers a real hang
+                except ray.exceptions.RayError as err:  # the actor died, or its call raised
+                    self._fail(slot, re.sub(r"\x1b\[[0-9;]*m", "", str(err)), queue)  # without colours
+                    continue
+                batch = w["calls"].pop(ref)
+                w["last_seen"] = time.monotonic()
+                for task in batch:
+                    if task.id not in results:
+                        results[task.id] = returns[task.id]
+                        if progress is not None:
+                            progress.update()
+            now = time.monotonic()
+            for slot, w in list(self.actors.items()):
+                if w["calls"] and now - w["last_seen"] > self.timeout:
+                    self._fail(slot, f"ray actor silent for {self.timeout:.0f} s (hung, or no resources?)", queue)
+        return results
+
+    def close(self):
+        for w in self.actors.values():
+            self._kill(w["actor"])
+        self.actors = {}
+        if self.owns_ray and self.ray.is_initialized():
+            self.ray.shutdown()
+        self.owns_ray = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _generate_job(job):
+    """A Ray task: one rollout of data/generation_script.py (job = generate_rollout's arguments)."""
+    from data.generation_script import _worker
+
+    return _worker(job)
+
+
+def generate_with_ray(address, jobs, bar, max_retries=3, timeout=3600.0):
+    """Run data.generation_script._worker(job) for every job as Ray tasks, updating bar as each finishes.
+
+    A task lost with its worker or node is retried up to max_retries times by
+    Ray; a rollout that raises, or no rollout finishing for `timeout` seconds,
+    stops the run with utils.pool.WorkerError (the files written so far are kept).
+    """
+    ray, owned = init_ray(address)
+    remote = ray.remote(num_cpus=1, max_retries=max_retries)(_generate_job)
+    # (index, rootdir, threads, ...): rootdir as an absolute path, a worker's working folder is not ours
+    pending = [remote.remote((job[0], Path(job[1]).resolve(), *job[2:])) for job in jobs]
+    try:
+        last = time.monotonic()
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1, timeout=1.0)
+            for ref in done:
+                try:
+                    ray.get(ref)
+                except ray.exceptions.RayError as err:
+                    from utils.pool import WorkerError
+
+                    raise WorkerError(f"rollout generation failed:\n{err}") from None
+                bar.update()
+                last = time.monotonic()
+            if pending and time.monotonic() - last > timeout:
+                from utils.pool import WorkerError
+
+                raise WorkerError(f"no rollout finished in {timeout:.0f} s (hung, or no free CPU in the cluster?)")
+    finally:
+        for ref in pending:
+            try:
+                ray.cancel(ref, force=True)
+            except Exception:
+                pass
+        if owned:
+            ray.shutdown()
