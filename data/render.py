@@ -60,6 +60,17 @@ RENDERERS = ("reference", "exact", "approx")
 # touches at most one pixel beside the ideal line, so 4 is more than enough.
 _MARGIN = 4.0
 
+# How far the approx frames may be from the exact ones, over whole episodes
+# (values in 0..255; the measured figures are in the module docstring).
+# tests/test_render.py checks them.
+APPROX_BOUND = {
+    "mean_abs": 0.4,  # mean |approx - exact| over all values of all frames
+    "max_abs": 128,  # the largest difference of any value (an edge pixel)
+    "worst_frame_mean_abs": 1.5,  # the mean of the worst frame
+    "share_differing": 0.15,  # share of pixels that differ at all
+    "share_over_8": 0.03,  # share of pixels off by more than 8 levels
+}
+
 _CLASSES = {}
 
 

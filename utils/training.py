@@ -159,5 +159,7 @@ def check_common_flags(parser, args):
     from utils.errors import check_flags
 
     check_flags(parser, args, positive=("epochs", "batch_size", "lr", "patience"))
+    if args.logdir.exists() and not args.logdir.is_dir():
+        parser.error(f"--logdir {args.logdir} is a file; give a folder")
     if not 0 < args.test_fraction < 1:
         parser.error(f"--test-fraction must be in (0, 1), got {args.test_fraction}")

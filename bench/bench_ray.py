@@ -1,0 +1,131 @@
+"""Wall time of one CMA-ES generation's evaluation with the local WorkerPool and
+with RayPool (utils/ray_pool.py) on this machine: the overhead of the Ray backend.
+
+    python bench/bench_ray.py                          # pop 8 x 2 episodes x 100 steps, 3 generations
+    python bench/bench_ray.py --pop-size 16 --time-limit 300 --logdir exp_dir
+
+Both backends play the same Tasks (candidates, track seeds) with the same number
+of workers and environments per worker, one backend after the other; the
+first generation warms the workers up (model loading) and is timed apart as
+start-up, the next --generations are timed. Checks that both backends return
+the same returns, then prints the seconds of each, the ratio and the overhead
+per generation, and a table. Without --logdir it makes a tiny experiment in a
+temporary folder first (3 rollouts of 40 steps, VAE and MDN-RNN 1 epoch) with
+the repository's scripts. Needs ray (pip install -r requirements-ray.txt).
+"""
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from utils.errors import Parser, check_flags  # noqa: E402
+
+
+def make_tiny_experiment(folder):
+    """A VAE and an MDN-RNN trained 1 epoch on 3 rollouts of 40 steps, made by the scripts, in folder/exp."""
+    def run(script, *args):
+        subprocess.run([sys.executable, str(ROOT / script), *map(str, args)], check=True, cwd=ROOT,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    data, exp = folder / "data", folder / "exp"
+    print(f"making a tiny experiment in {exp} (3 rollouts, VAE and MDN-RNN 1 epoch)...", flush=True)
+    run("data/generation_script.py", "--rollouts", 3, "--rootdir", data, "--threads", 2, "--max-steps", 40)
+    run("world-models/trainvae.py", "--logdir", exp, "--datadir", data, "--epochs", 1)
+    run("world-models/trainmdrnn.py", "--logdir", exp, "--datadir", data, "--epochs", 1, "--seq-len", 8)
+    return exp
+
+
+def generation_tasks(gen, pop_size, n_samples, seed=0):
+    """A generation's Tasks, numbered as utils/controller_stage.py does: candidate c, episode r -> c * n + r."""
+    from models.controller import Controller, flatten_params
+    from utils.controller_stage import TRAIN_SEED_STREAM, episode_seeds
+    from utils.rollout import Task
+
+    import torch
+
+    torch.manual_seed(seed)
+    x0 = flatten_params(Controller())
+    rng = np.random.default_rng([seed, gen])
+    solutions = [x0 + 0.1 * rng.standard_normal(x0.shape) for _ in range(pop_size)]
+    seeds = episode_seeds(seed, TRAIN_SEED_STREAM, gen, n_samples)
+    return [Task(c * n_samples + r, solutions[c], seeds[r]) for c in range(pop_size) for r in range(n_samples)]
+
+
+def measure(make_pool, generations):
+    """(start-up seconds: pool creation + the warm-up generation, [seconds of each timed generation], returns)."""
+    start = time.perf_counter()
+    with make_pool() as pool:
+        pool.evaluate(generations[0])
+        startup = time.perf_counter() - start
+        seconds, returns = [], []
+        for tasks in generations[1:]:
+            t = time.perf_counter()
+            returns.append(pool.evaluate(tasks))
+            seconds.append(time.perf_counter() - t)
+    return startup, seconds, returns
+
+
+def main(argv=None):
+    parser = Parser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--logdir", type=Path, default=None,
+                        help="a trained world-models experiment (default: make a tiny one in a temporary folder)")
+    parser.add_argument("--pop-size", type=int, default=8, help="candidates per generation")
+    parser.add_argument("--n-samples", type=int, default=2, help="episodes per candidate")
+    parser.add_argument("--time-limit", type=int, default=100, help="steps per episode")
+    parser.add_argument("--generations", type=int, default=3, help="timed generations (after one warm-up)")
+    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)),
+                        help="workers (processes / actors) of both backends")
+    parser.add_argument("--envs-per-worker", type=int, default=8, help="environments each worker steps together")
+    parser.add_argument("--ray-address", default=None, help="a Ray cluster to use (default: start a local Ray)")
+    args = parser.parse_args(argv)
+    check_flags(parser, args, positive=("pop_size", "n_samples", "time_limit", "generations", "workers",
+                                        "envs_per_worker"))
+    from utils.pool import WorkerPool
+    from utils.ray_pool import RayPool, import_ray
+
+    import_ray(local=args.ray_address is None)  # fails with a clear line when ray is missing
+    with tempfile.TemporaryDirectory(prefix="bench_ray_") as tmp:
+        logdir = args.logdir or make_tiny_experiment(Path(tmp))
+        kwargs = {"logdir": str(Path(logdir).resolve()), "dynamics": "mdrnn", "time_limit": args.time_limit,
+                  "context": None, "vae": None}
+        generations = [generation_tasks(g, args.pop_size, args.n_samples) for g in range(args.generations + 1)]
+        episodes = len(generations[0])
+        print(f"{args.pop_size} candidates x {args.n_samples} episodes x {args.time_limit} steps per generation, "
+              f"{args.workers} workers x {args.envs_per_worker} envs, {len(os.sched_getaffinity(0))} CPUs; "
+              f"1 warm-up + {args.generations} timed generations", flush=True)
+        results = {}
+        backends = {"local": lambda: WorkerPool(args.workers, args.envs_per_worker, kwargs),
+                    "ray": lambda: RayPool(args.workers, args.envs_per_worker, kwargs, address=args.ray_address)}
+        for name, make_pool in backends.items():
+            results[name] = measure(make_pool, generations)
+            startup, seconds, _ = results[name]
+            print(f"{name:>5}: start-up + warm-up {startup:.2f} s; generations "
+                  f"{', '.join(f'{s:.2f}' for s in seconds)} s (median {statistics.median(seconds):.2f} s)",
+                  flush=True)
+
+    same = results["local"][2] == results["ray"][2]
+    print(f"same returns from both backends: {'yes' if same else 'NO'}", flush=True)
+    local, ray = (statistics.median(results[b][1]) for b in ("local", "ray"))
+    print(f"ray / local: x{ray / local:.3f} per generation; overhead {ray - local:+.2f} s per generation "
+          f"({(ray - local) / episodes * 1000:+.1f} ms per episode); "
+          f"start-up {results['ray'][0] - results['local'][0]:+.2f} s", flush=True)
+    head = f"{'backend':>7} | {'start-up s':>10} | {'generation s':>12} | {'episodes/s':>10} | {'steps/s':>8} | {'x local':>7}"
+    print("\n" + head + "\n" + "-" * len(head))
+    for name in ("local", "ray"):
+        g = statistics.median(results[name][1])
+        print(f"{name:>7} | {results[name][0]:10.2f} | {g:12.2f} | {episodes / g:10.2f} | "
+              f"{episodes * args.time_limit / g:8.0f} | {g / local:7.3f}")
+    if not same:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
