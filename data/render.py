@@ -127,7 +127,6 @@ def _build_exact():
     pygame are imported here, on first use, not when this module is imported."""
     import pygame
     from pygame import gfxdraw
-    from gymnasium.envs.box2d import car_dynamics as cd
     from gymnasium.envs.box2d import car_racing as cr
 
     from data.carracing import _car_racing_class
@@ -369,6 +368,7 @@ def _build_approx():
                 parts += [np.array(w.fixtures[0].shape.vertices, np.float64), np.zeros((4, 2))]
             hull = [np.array(f.shape.vertices, np.float64) for f in car.hull.fixtures]
             self._car_local = np.concatenate(parts + hull)
+            self._car_body = np.minimum(np.arange(len(self._car_local)) // 8, 4)  # the body of each row
             ends = np.cumsum([len(v) for v in hull]) + 32
             self._hull_slices = [slice(a, b) for a, b in zip([32, *ends[:-1]], ends)]
             self._wheel_color = [int(c * 255) for c in car.wheels[0].color]
@@ -395,12 +395,15 @@ def _build_approx():
             n_grass = np.searchsorted(idx, self._n_grass)
             if n_grass:  # grass patches never overlap: one call for them all
                 cv2.fillPoly(img, list(pts[:n_grass]), self._grass_rgb, cv2.LINE_8, 4)
-            # Road tiles, then kerbs, one fillPoly per colour. Same-coloured
-            # tiles are three apart and do not overlap; where neighbours overlap
-            # (inner side of a bend) the shades differ by at most 5 levels.
+            # Road tiles, then kerbs, in few fillPoly calls: one per colour and
+            # index modulo 3. fillPoly fills overlaps of its polygons by the
+            # even-odd rule (holes), but polygons three or more apart in
+            # gymnasium's list do not overlap. Between the groups the order
+            # differs from gymnasium's only where neighbouring tiles overlap (the
+            # inner side of a bend), where their shades differ by at most 5 levels.
             idx, pts = idx[n_grass:], pts[n_grass:]
             rgb = self._colors[idx].astype(np.int64)
-            key = (rgb[:, 0] << 16 | rgb[:, 1] << 8 | rgb[:, 2]) + (self._kerb[idx] << 24)
+            key = (rgb[:, 0] << 16 | rgb[:, 1] << 8 | rgb[:, 2]) + (idx % 3 << 24) + (self._kerb[idx] << 26)
             for k in np.unique(key).tolist():
                 sel = key == k
                 cv2.fillPoly(img, list(pts[sel]), rgb[np.argmax(sel)].tolist(), cv2.LINE_8, 4)
@@ -408,24 +411,27 @@ def _build_approx():
         def _car_points(self, m, b):
             """Fixed-point canvas points of the car's polygons (rows as in
             _prepare_car), and the first rows of the stripes gymnasium draws."""
-            local, pts = self._car_local, np.empty(self._car_local.shape, np.float64)
+            local, bodies = self._car_local, self._bodies
             ww, wr = cd.WHEEL_W * cd.SIZE, cd.WHEEL_R * cd.SIZE
             stripes = []
-            for k, body in enumerate(self._bodies):
-                rows = slice(8 * k, 8 * k + 8) if k < 4 else slice(32, None)
-                if k < 4:  # the wheel's stripe, from its phase, as gymnasium computes it
-                    s1, s2 = math.sin(body.phase), math.sin(body.phase + 1.2)
-                    c1, c2 = math.cos(body.phase), math.cos(body.phase + 1.2)
-                    c1 = np.sign(c1) if s1 > 0 else c1
-                    c2 = np.sign(c2) if s2 > 0 else c2
-                    local[8 * k + 4:8 * k + 8] = [(-ww, wr * c1), (ww, wr * c1), (ww, wr * c2), (-ww, wr * c2)]
-                    if not (s1 > 0 and s2 > 0):
-                        stripes.append(8 * k + 4)
-                # body -> world -> canvas
-                c, s = math.cos(body.angle), math.sin(body.angle)
-                x, y = body.position
-                pts[rows] = local[rows] @ (m @ np.array([[c, -s], [s, c]])).T + (m @ (x, y) + b)
-            return np.rint(pts).astype(np.int32), stripes
+            for k, wheel in enumerate(bodies[:4]):  # each wheel's stripe, from its phase, as gymnasium has it
+                s1, s2 = math.sin(wheel.phase), math.sin(wheel.phase + 1.2)
+                c1, c2 = math.cos(wheel.phase), math.cos(wheel.phase + 1.2)
+                c1 = np.sign(c1) if s1 > 0 else c1
+                c2 = np.sign(c2) if s2 > 0 else c2
+                local[8 * k + 4:8 * k + 8] = [(-ww, wr * c1), (ww, wr * c1), (ww, wr * c2), (-ww, wr * c2)]
+                if not (s1 > 0 and s2 > 0):
+                    stripes.append(8 * k + 4)
+            # body -> world -> canvas: each body's rotation and position, then m, b
+            angle = np.array([body.angle for body in bodies])
+            pos = np.array([tuple(body.position) for body in bodies])
+            c, s = np.cos(angle), np.sin(angle)
+            a = np.stack((m[:, 0:1] * c + m[:, 1:2] * s, m[:, 1:2] * c - m[:, 0:1] * s), axis=-1)  # (2, 5, 2) = m @ R
+            o = pos @ m.T + b
+            body = self._car_body
+            x = a[0, body, 0] * local[:, 0] + a[0, body, 1] * local[:, 1] + o[body, 0]
+            y = a[1, body, 0] * local[:, 0] + a[1, body, 1] * local[:, 1] + o[body, 1]
+            return np.rint(np.stack((x, y), axis=-1)).astype(np.int32), stripes
 
         def _draw_car(self, img, pts, stripes):
             """The car as gymnasium draws it: the wheels, their white stripes,
@@ -471,7 +477,7 @@ def _build_approx():
         def _draw_bars(self, frame):
             """Paint the indicator bars, in gymnasium's order (a long gyro bar
             can cover the steering one), onto the (64, 64, 3) float frame, each
-            by the exact share of each pixel it covers. pygame fills an
+            by the exact share it covers of each pixel. pygame fills an
             axis-aligned box from pixel floor(min) to pixel floor(max)."""
             s, h = W / 40.0, H / 40.0
             car = self.car
@@ -484,20 +490,18 @@ def _build_approx():
             place, vert = self._BAR_PLACE[on], self._BAR_VERTICAL[on]
             xa, xb = place * s, np.where(vert, place + 1, place + val) * s
             ya, yb = np.where(vert, H - (h + h * val), H - 4 * h), np.where(vert, H - h, H - 2 * h)
-            x0 = np.clip(np.floor(np.minimum(xa, xb)) * (RED_SIZE / W), 0, RED_SIZE)
-            x1 = np.clip((np.floor(np.maximum(xa, xb)) + 1) * (RED_SIZE / W), 0, RED_SIZE)
-            y0 = np.clip(np.floor(np.minimum(ya, yb)) * (RED_SIZE / H), 0, RED_SIZE)
-            y1 = np.clip((np.floor(np.maximum(ya, yb)) + 1) * (RED_SIZE / H), 0, RED_SIZE)
-            for x0, x1, y0, y1, color in zip(x0.tolist(), x1.tolist(), y0.tolist(), y1.tolist(),
-                                             self._BAR_COLORS[on]):
-                c0, c1, r0, r1 = int(x0), math.ceil(x1), int(y0), math.ceil(y1)
-                if c1 <= c0 or r1 <= r0:
-                    continue
-                cols, rows = np.arange(c0, c1), np.arange(r0, r1)
-                cover_x = np.minimum(x1, cols + 1) - np.maximum(x0, cols)
-                cover_y = np.minimum(y1, rows + 1) - np.maximum(y0, rows)
-                cover = np.multiply.outer(cover_y, cover_x)[..., None]
-                frame[r0:r1, c0:c1] += cover * (color - frame[r0:r1, c0:c1])
+            x0, x1 = np.floor(np.minimum(xa, xb)) * (RED_SIZE / W), (np.floor(np.maximum(xa, xb)) + 1) * (RED_SIZE / W)
+            y0, y1 = np.floor(np.minimum(ya, yb)) * (RED_SIZE / H), (np.floor(np.maximum(ya, yb)) + 1) * (RED_SIZE / H)
+            r0 = min(RED_SIZE - TEXT_ROWS, int(y0.min(initial=RED_SIZE)))  # the rows the bars reach
+            cols, rows = np.arange(RED_SIZE), np.arange(r0, RED_SIZE)
+            cover_x = np.clip(np.minimum(x1[:, None], cols + 1) - np.maximum(x0[:, None], cols), 0, 1)
+            cover_y = np.clip(np.minimum(y1[:, None], rows + 1) - np.maximum(y0[:, None], rows), 0, 1)
+            cover = cover_y[:, :, None] * cover_x[:, None, :]  # (bars, rows, cols): share of each pixel
+            # Paint them over one another in order: bar b shows through the
+            # bars after it, the frame through all of them.
+            through = np.cumprod((1 - cover)[::-1], axis=0)[::-1]
+            shown = cover * np.concatenate((through[1:], np.ones_like(through[:1])))
+            frame[r0:] = frame[r0:] * through[0, :, :, None] + np.tensordot(shown, self._BAR_COLORS[on], axes=(0, 0))
 
         def _render(self, mode):
             if mode != "state_pixels" or "t" not in self.__dict__:

@@ -41,6 +41,7 @@ class RolloutGenerator:
         self.envs = [make_env(max_steps=time_limit, **(env_kwargs or {})) for _ in range(n_envs)]
         self.stepper = model.stepper(n_envs, context) if context else model.stepper(n_envs)
         self.controllers = BatchedControllers(n_envs, self.device)
+        self.env_steps = 0  # environment steps played so far, for benchmarks and tests
 
     def close(self):
         for env in self.envs:
@@ -86,6 +87,7 @@ class RolloutGenerator:
             for k in active:
                 frame, reward, terminated, truncated, _ = self.envs[k].step(actions[k])
                 frames[k] = frame
+                self.env_steps += 1
                 returns[k] += reward
                 steps[k] += 1
                 no_progress[k] = 0 if reward > 0 else no_progress[k] + 1
