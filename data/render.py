@@ -386,12 +386,10 @@ def _build_approx():
             return m, np.array([trans[0] * kx - 16 * ss * col0 - 8, (H - trans[1]) * ky - 16 * ss * row0 - 8])
 
         def _draw_track(self, img, m, b, zoom):
+            """Grass patches, road tiles and kerbs near the car (OpenCV clips
+            what lies off the canvas)."""
             idx = self._candidates(zoom)
             pts = np.rint(self._verts[idx] @ m.T + b).astype(np.int32)  # (K, 4, 2)
-            lo, hi = pts.min(axis=1), pts.max(axis=1)
-            keep = np.flatnonzero((hi[:, 0] >= 0) & (lo[:, 0] <= 16 * self._ss)
-                                  & (hi[:, 1] >= 0) & (lo[:, 1] <= 16 * self._ss_rows))
-            idx, pts = idx[keep], pts[keep]
             n_grass = np.searchsorted(idx, self._n_grass)
             if n_grass:  # grass patches never overlap: one call for them all
                 cv2.fillPoly(img, list(pts[:n_grass]), self._grass_rgb, cv2.LINE_8, 4)
@@ -404,9 +402,11 @@ def _build_approx():
             idx, pts = idx[n_grass:], pts[n_grass:]
             rgb = self._colors[idx].astype(np.int64)
             key = (rgb[:, 0] << 16 | rgb[:, 1] << 8 | rgb[:, 2]) + (idx % 3 << 24) + (self._kerb[idx] << 26)
-            for k in np.unique(key).tolist():
-                sel = key == k
-                cv2.fillPoly(img, list(pts[sel]), rgb[np.argmax(sel)].tolist(), cv2.LINE_8, 4)
+            order = np.argsort(key, kind="stable")
+            key, pts, rgb = key[order], pts[order], rgb[order]
+            starts = np.flatnonzero(np.diff(key, prepend=-1))
+            for start, end, color in zip(starts.tolist(), [*starts[1:].tolist(), len(key)], rgb[starts].tolist()):
+                cv2.fillPoly(img, list(pts[start:end]), color, cv2.LINE_8, 4)
 
         def _car_points(self, m, b):
             """Fixed-point canvas points of the car's polygons (rows as in
@@ -497,11 +497,13 @@ def _build_approx():
             cover_x = np.clip(np.minimum(x1[:, None], cols + 1) - np.maximum(x0[:, None], cols), 0, 1)
             cover_y = np.clip(np.minimum(y1[:, None], rows + 1) - np.maximum(y0[:, None], rows), 0, 1)
             cover = cover_y[:, :, None] * cover_x[:, None, :]  # (bars, rows, cols): share of each pixel
-            # Paint them over one another in order: bar b shows through the
-            # bars after it, the frame through all of them.
-            through = np.cumprod((1 - cover)[::-1], axis=0)[::-1]
-            shown = cover * np.concatenate((through[1:], np.ones_like(through[:1])))
-            frame[r0:] = frame[r0:] * through[0, :, :, None] + np.tensordot(shown, self._BAR_COLORS[on], axes=(0, 0))
+            # Paint them over one another in order: what shows of bar b is what
+            # the bars after it leave uncovered; the frame shows through all.
+            shown, through = np.empty_like(cover), np.ones(cover.shape[1:])
+            for k in range(len(cover) - 1, -1, -1):
+                shown[k] = cover[k] * through
+                through *= 1 - cover[k]
+            frame[r0:] = frame[r0:] * through[..., None] + np.tensordot(shown, self._BAR_COLORS[on], axes=(0, 0))
 
         def _render(self, mode):
             if mode != "state_pixels" or "t" not in self.__dict__:
