@@ -78,15 +78,18 @@ def load_rollouts(files, threads=8):
         return list(ex.map(load_rollout, files))
 
 
-def prefetch(iterator, depth=4):
+def prefetch(iterator, depth=4, pin=False):
     """Run a batch iterator in a background thread, `depth` batches ahead,
-    so gathering the next batch overlaps the training step."""
+    so gathering the next batch overlaps the training step. pin: put the
+    tensors in page-locked memory, for asynchronous copies to a GPU."""
     q = queue.Queue(depth)
     done = object()
 
     def produce():
         try:
             for item in iterator:
+                if pin:
+                    item = tuple(x.pin_memory() for x in item) if isinstance(item, tuple) else item.pin_memory()
                 q.put(item)
         finally:
             q.put(done)

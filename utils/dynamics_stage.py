@@ -72,8 +72,8 @@ def main(dynamics, argv=None):
         totals, count = torch.zeros(4, device=device), 0
         n_batches = -(-len(dataset) // args.batch_size)
         with torch.set_grad_enabled(train):
-            for batch in tqdm(prefetch(dataset.batches(args.batch_size, shuffle=train)), total=n_batches,
-                              desc=f"epoch {epoch} {name}", leave=False):
+            batches = prefetch(dataset.batches(args.batch_size, shuffle=train), pin=device.type == "cuda")
+            for batch in tqdm(batches, total=n_batches, desc=f"epoch {epoch} {name}", leave=False):
                 # (BSIZE, SEQ_LEN, ...) -> (SEQ_LEN, BSIZE, ...)
                 obs, action, reward, terminal, next_obs = (x.to(device, non_blocking=True).transpose(0, 1)
                                                            for x in batch)

@@ -53,7 +53,7 @@ def main(argv=None):
     def run_epoch(dataset, train, epoch):
         model.train(train)
         totals = torch.zeros(3, device=device)
-        batches = prefetch(dataset.batches(args.batch_size, shuffle=train))
+        batches = prefetch(dataset.batches(args.batch_size, shuffle=train), pin=device.type == "cuda")
         n_batches = -(-len(dataset) // args.batch_size)
         with torch.set_grad_enabled(train):
             for frames in tqdm(batches, total=n_batches, desc=f"epoch {epoch} {'train' if train else 'test'}",
