@@ -110,13 +110,25 @@ class RolloutObservationDataset(Dataset):
         return len(self.frames)
 
     def __getitem__(self, i):
-        return torch.from_numpy(self.frames[i])
+        return torch.as_tensor(self.frames[i])
+
+    def fits_on(self, device, share=0.3):
+        """True if the frames take less than `share` of the GPU's free memory."""
+        device = torch.device(device)
+        return device.type == "cuda" and self.frames.nbytes < share * torch.cuda.mem_get_info(device)[0]
+
+    def to(self, device):
+        """Keep every frame (uint8) on `device`: batches are then gathered there, with no host work at all."""
+        self.frames = torch.as_tensor(self.frames).to(device)
+        return self
 
     def batches(self, batch_size, shuffle=True, generator=None):
         """Yield (BSIZE, 64, 64, 3) uint8 tensors covering the dataset once (last batch may be smaller)."""
-        order = torch.randperm(len(self), generator=generator).numpy() if shuffle else np.arange(len(self))
+        order = torch.randperm(len(self), generator=generator) if shuffle else torch.arange(len(self))
+        on_device = isinstance(self.frames, torch.Tensor)
         for start in range(0, len(order), batch_size):
-            yield torch.from_numpy(self.frames[np.sort(order[start:start + batch_size])])
+            idx = order[start:start + batch_size].sort().values  # sorted: reads memory in order
+            yield self.frames[idx.to(self.frames.device)] if on_device else torch.from_numpy(self.frames[idx.numpy()])
 
 
 class RolloutSequenceDataset(Dataset):

@@ -7,6 +7,7 @@ samples/recon_<epoch>.png (test frames above their reconstructions),
 samples/sample_<epoch>.png (decoded random latents) and TensorBoard logs in vae/tb.
 """
 import imageio.v3 as iio
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -22,6 +23,8 @@ N_SAMPLES = 16  # frames shown in each reconstruction / sample image
 def parse_args(argv=None):
     parser = Parser(description="Train the VAE of World Models on CarRacing frames.")
     add_common_flags(parser, epochs=1000, batch_size=32, lr=1e-3)
+    parser.add_argument("--frames-on-host", action="store_true",
+                        help="keep the frames in host memory even when they fit on the GPU")
     args = parser.parse_args(argv)
     check_common_flags(parser, args)
     return args
@@ -43,17 +46,23 @@ def main(argv=None):
     print(f"loading {len(train_files)} training and {len(test_files)} test rollouts from {args.datadir}")
     train_set, test_set = RolloutObservationDataset(train_files), RolloutObservationDataset(test_files)
     print(f"{len(train_set)} training frames, {len(test_set)} test frames, device {device}")
+    fixed_test = test_set.frames[np.linspace(0, len(test_set) - 1, N_SAMPLES).astype(int)]
+    on_device = train_set.fits_on(device) and not args.frames_on_host
+    if on_device:  # then a batch is a gather on the GPU: the loader cannot be the bottleneck
+        train_set.to(device), test_set.to(device)
+        print(f"frames kept on {device} ({train_set.frames.nbytes / 2**30:.1f} GiB)")
 
     model = VAE().to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     writer = summary_writer(stage_dir)
-    fixed_test = test_set.frames[torch.linspace(0, len(test_set) - 1, N_SAMPLES).long().numpy()]
     fixed_z = torch.randn(N_SAMPLES, LSIZE, generator=torch.Generator().manual_seed(args.seed))
 
     def run_epoch(dataset, train, epoch):
         model.train(train)
         totals = torch.zeros(3, device=device)
-        batches = prefetch(dataset.batches(args.batch_size, shuffle=train), pin=device.type == "cuda")
+        batches = dataset.batches(args.batch_size, shuffle=train)
+        if not on_device:
+            batches = prefetch(batches, pin=device.type == "cuda")
         n_batches = -(-len(dataset) // args.batch_size)
         with torch.set_grad_enabled(train):
             for frames in tqdm(batches, total=n_batches, desc=f"epoch {epoch} {'train' if train else 'test'}",
