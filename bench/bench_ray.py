@@ -1,17 +1,19 @@
 """Wall time of one CMA-ES generation's evaluation with the local WorkerPool and
 with RayPool (utils/ray_pool.py) on this machine: the overhead of the Ray backend.
 
-    python bench/bench_ray.py                          # pop 8 x 2 episodes x 100 steps, 3 generations
+    python bench/bench_ray.py                          # pop 8 x 2 episodes x 100 steps, 5 generations
     python bench/bench_ray.py --pop-size 16 --time-limit 300 --logdir exp_dir
 
 Both backends play the same Tasks (candidates, track seeds) with the same number
-of workers and environments per worker, one backend after the other; the
-first generation warms the workers up (model loading) and is timed apart as
-start-up, the next --generations are timed. Checks that both backends return
-the same returns, then prints the seconds of each, the ratio and the overhead
-per generation, and a table. Without --logdir it makes a tiny experiment in a
+of workers and environments per worker. Each pool is started and plays a
+warm-up generation (model loading: timed apart as start-up); then the two take
+turns on --generations generations, so that other load on the machine touches
+both alike, and the best generation of each is compared. Checks that both
+backends return the same returns, then prints the seconds of each, the ratio
+and the overhead per generation, and a table. Without --logdir it makes a tiny experiment in a
 temporary folder first (3 rollouts of 40 steps, VAE and MDN-RNN 1 epoch) with
-the repository's scripts. Needs ray (pip install -r requirements-ray.txt).
+the repository's scripts. steps/s counts --time-limit steps per episode.
+Needs ray (pip install -r requirements-ray.txt).
 """
 import os
 import statistics
@@ -59,18 +61,25 @@ def generation_tasks(gen, pop_size, n_samples, seed=0):
     return [Task(c * n_samples + r, solutions[c], seeds[r]) for c in range(pop_size) for r in range(n_samples)]
 
 
-def measure(make_pool, generations):
-    """(start-up seconds: pool creation + the warm-up generation, [seconds of each timed generation], returns)."""
+def warm_up(make_pool, tasks):
+    """(pool, seconds to create it and play one warm-up generation: the workers load their models)."""
     start = time.perf_counter()
-    with make_pool() as pool:
-        pool.evaluate(generations[0])
-        startup = time.perf_counter() - start
-        seconds, returns = [], []
-        for tasks in generations[1:]:
+    pool = make_pool()
+    pool.evaluate(tasks)
+    return pool, time.perf_counter() - start
+
+
+def timed_generations(pools, generations):
+    """{backend: [seconds of each generation]}, the backends taking turns (first one, then the other) so
+    that a change of load on the machine touches both alike; {backend: [returns of each generation]}."""
+    seconds = {name: [] for name in pools}
+    returns = {name: [] for name in pools}
+    for g, tasks in enumerate(generations):
+        for name in (list(pools) if g % 2 == 0 else list(pools)[::-1]):
             t = time.perf_counter()
-            returns.append(pool.evaluate(tasks))
-            seconds.append(time.perf_counter() - t)
-    return startup, seconds, returns
+            returns[name].append(pools[name].evaluate(tasks))
+            seconds[name].append(time.perf_counter() - t)
+    return seconds, returns
 
 
 def main(argv=None):
@@ -80,10 +89,12 @@ def main(argv=None):
     parser.add_argument("--pop-size", type=int, default=8, help="candidates per generation")
     parser.add_argument("--n-samples", type=int, default=2, help="episodes per candidate")
     parser.add_argument("--time-limit", type=int, default=100, help="steps per episode")
-    parser.add_argument("--generations", type=int, default=3, help="timed generations (after one warm-up)")
+    parser.add_argument("--generations", type=int, default=5, help="timed generations (after one warm-up)")
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)),
                         help="workers (processes / actors) of both backends")
-    parser.add_argument("--envs-per-worker", type=int, default=8, help="environments each worker steps together")
+    parser.add_argument("--envs-per-worker", type=int, default=4,
+                        help="environments each worker steps together (4: the local pool hands each worker up to "
+                             "2 x this many episodes, so 8 would put pop 8 x 2 all on one local worker)")
     parser.add_argument("--ray-address", default=None, help="a Ray cluster to use (default: start a local Ray)")
     args = parser.parse_args(argv)
     check_flags(parser, args, positive=("pop_size", "n_samples", "time_limit", "generations", "workers",
@@ -101,28 +112,34 @@ def main(argv=None):
         print(f"{args.pop_size} candidates x {args.n_samples} episodes x {args.time_limit} steps per generation, "
               f"{args.workers} workers x {args.envs_per_worker} envs, {len(os.sched_getaffinity(0))} CPUs; "
               f"1 warm-up + {args.generations} timed generations", flush=True)
-        results = {}
         backends = {"local": lambda: WorkerPool(args.workers, args.envs_per_worker, kwargs),
                     "ray": lambda: RayPool(args.workers, args.envs_per_worker, kwargs, address=args.ray_address)}
-        for name, make_pool in backends.items():
-            results[name] = measure(make_pool, generations)
-            startup, seconds, _ = results[name]
-            print(f"{name:>5}: start-up + warm-up {startup:.2f} s; generations "
-                  f"{', '.join(f'{s:.2f}' for s in seconds)} s (median {statistics.median(seconds):.2f} s)",
-                  flush=True)
+        pools, startup = {}, {}
+        try:
+            for name, make_pool in backends.items():
+                pools[name], startup[name] = warm_up(make_pool, generations[0])
+                print(f"{name:>5}: start-up + warm-up generation {startup[name]:.2f} s", flush=True)
+            seconds, returns = timed_generations(pools, generations[1:])
+        finally:
+            for pool in pools.values():
+                pool.close()
+        for name in pools:
+            print(f"{name:>5}: generations {', '.join(f'{s:.2f}' for s in seconds[name])} s "
+                  f"(best {min(seconds[name]):.2f}, median {statistics.median(seconds[name]):.2f})", flush=True)
 
-    same = results["local"][2] == results["ray"][2]
+    same = returns["local"] == returns["ray"]
     print(f"same returns from both backends: {'yes' if same else 'NO'}", flush=True)
-    local, ray = (statistics.median(results[b][1]) for b in ("local", "ray"))
-    print(f"ray / local: x{ray / local:.3f} per generation; overhead {ray - local:+.2f} s per generation "
+    local, ray = min(seconds["local"]), min(seconds["ray"])
+    print(f"ray / local (best generations): x{ray / local:.3f}; overhead {ray - local:+.2f} s per generation "
           f"({(ray - local) / episodes * 1000:+.1f} ms per episode); "
-          f"start-up {results['ray'][0] - results['local'][0]:+.2f} s", flush=True)
-    head = f"{'backend':>7} | {'start-up s':>10} | {'generation s':>12} | {'episodes/s':>10} | {'steps/s':>8} | {'x local':>7}"
+          f"start-up {startup['ray'] - startup['local']:+.2f} s", flush=True)
+    head = (f"{'backend':>7} | {'start-up s':>10} | {'best gen s':>10} | {'median gen s':>12} | "
+            f"{'episodes/s':>10} | {'steps/s':>7} | {'x local':>7}")
     print("\n" + head + "\n" + "-" * len(head))
     for name in ("local", "ray"):
-        g = statistics.median(results[name][1])
-        print(f"{name:>7} | {results[name][0]:10.2f} | {g:12.2f} | {episodes / g:10.2f} | "
-              f"{episodes * args.time_limit / g:8.0f} | {g / local:7.3f}")
+        g = min(seconds[name])
+        print(f"{name:>7} | {startup[name]:10.2f} | {g:10.2f} | {statistics.median(seconds[name]):12.2f} | "
+              f"{episodes / g:10.2f} | {episodes * args.time_limit / g:7.0f} | {g / local:7.3f}")
     if not same:
         sys.exit(1)
 

@@ -27,7 +27,10 @@ Where Ray runs:
   PYTHONPATH, so the repository must sit at the same path on every node, with
   the same Python packages; the experiment folder (--logdir, --vae) and the
   rollouts' --rootdir must be readable, resp. writable, at the same path on
-  every node too (a shared filesystem).
+  every node too (a shared filesystem). A cluster with token authentication
+  (Ray >= 2.59) takes an explicit address only from a process that has
+  RAY_AUTH_MODE=token and the cluster's token (~/.ray/auth_token or
+  RAY_AUTH_TOKEN); "auto" finds the token by itself.
 
 Importing this module does not import ray: it is an optional dependency
 (requirements-ray.txt), imported inside the functions that use it.
@@ -68,17 +71,18 @@ def init_ray(address=None, num_cpus=None):
     """Connect to Ray. Returns (ray, owned): owned is True when this call started
     or joined Ray and the caller should ray.shutdown() when done.
 
-    address: None (reuse this process's Ray, else start a local one with
-    num_cpus CPUs) or a cluster address. The workers get the repository on their PYTHONPATH.
+    address: None (reuse this process's Ray, else start a new local one with
+    num_cpus CPUs) or a cluster address ("auto": the cluster `ray start` made
+    on this machine). The workers get the repository on their PYTHONPATH.
     """
     ray = import_ray(local=address is None)
     if ray.is_initialized():
         return ray, False
     path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)
     runtime_env = {"env_vars": {"PYTHONPATH": path}}
-    if address is None:
-        ray.init(include_dashboard=False, num_cpus=num_cpus, object_store_memory=LOCAL_OBJECT_STORE,
-                 runtime_env=runtime_env, logging_level="warning")
+    if address is None:  # "local": a new instance, even where `ray start` left one (or its traces) here
+        ray.init(address="local", include_dashboard=False, num_cpus=num_cpus,
+                 object_store_memory=LOCAL_OBJECT_STORE, runtime_env=runtime_env, logging_level="warning")
     else:
         ray.init(address=address, runtime_env=runtime_env, logging_level="warning")
     return ray, True
