@@ -76,7 +76,9 @@ def make_pool(args, kwargs, workers, max_failures=3, timeout=900.0):
     if args.backend == "ray":
         from utils.ray_pool import RayPool
 
-        return RayPool(workers, args.envs_per_worker, kwargs, max_failures, timeout, address=args.ray_address)
+        # workers=None: one actor per CPU of the whole cluster, not of this machine
+        return RayPool(args.max_workers, args.envs_per_worker, kwargs, max_failures, timeout,
+                       address=args.ray_address)
     from utils.pool import WorkerPool
 
     return WorkerPool(workers, args.envs_per_worker, kwargs, max_failures, timeout)

@@ -140,8 +140,12 @@ class WorkerPool:
         for w in self.workers.values():
             w["last_seen"] = time.monotonic()
         while len(results) < len(expected):
-            for slot, w in list(self.workers.items()):  # keep every worker busy, a little ahead
-                while queue and len(w["tasks"]) < 2 * self.n_envs:
+            # Keep every worker busy, a little ahead, but share what is left evenly:
+            # one worker must not take all the episodes while another idles.
+            outstanding = len(queue) + sum(len(w["tasks"]) for w in self.workers.values())
+            cap = min(2 * self.n_envs, max(1, -(-outstanding // len(self.workers))))
+            for slot, w in list(self.workers.items()):
+                while queue and len(w["tasks"]) < cap:
                     task = queue.popleft()
                     if task.id in results:
                         continue
