@@ -26,8 +26,9 @@ RENDERERS = ("reference", "exact", "approx")
 
 
 def run_env(renderer, steps, seed, barrier=None):
-    """(steps, seconds): `steps` env steps with Brownian actions, timed from
-    after the first reset (and from the barrier, when several run together)."""
+    """(steps, wall seconds, CPU seconds of this process): `steps` env steps
+    with Brownian actions, timed from after the first reset (and from the
+    barrier, when several run together)."""
     from data.carracing import make_env
     from data.generation_script import brownian_actions
 
@@ -37,14 +38,14 @@ def run_env(renderer, steps, seed, barrier=None):
     env.reset(seed=seed)
     if barrier is not None:
         barrier.wait()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for action in actions:
         _, _, terminated, truncated, _ = env.step(action)
         if terminated or truncated:
             env.reset(seed=int(rng.integers(2**31)))
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     env.close()
-    return steps, elapsed
+    return steps, elapsed, cpu
 
 
 def _worker(args):
@@ -62,7 +63,7 @@ def run_parallel(renderer, steps, processes, seed):
     barrier = ctx.Barrier(processes)
     with ctx.Pool(processes, initializer=_init_worker, initargs=(barrier,)) as pool:
         results = pool.map(_worker, [(renderer, steps, seed + k) for k in range(processes)])
-    return sum(n for n, _ in results) / max(t for _, t in results)
+    return sum(n for n, _, _ in results) / max(t for _, t, _ in results)
 
 
 def main(argv=None):
@@ -79,9 +80,10 @@ def main(argv=None):
           f"measure, {os.cpu_count()} CPUs", flush=True)
     single, parallel = {}, {}
     for renderer in args.renderers:
-        steps, seconds = run_env(renderer, args.steps, args.seed)
+        steps, seconds, cpu = run_env(renderer, args.steps, args.seed)
         single[renderer] = steps / seconds
-        print(f"{renderer:>9}  1 process : {single[renderer]:8.0f} steps/s", flush=True)
+        print(f"{renderer:>9}  1 process : {single[renderer]:8.0f} steps/s "
+              f"({steps / cpu:.0f} per CPU-second of the process: less sensitive to other load)", flush=True)
         parallel[renderer] = run_parallel(renderer, args.steps, args.processes, args.seed)
         print(f"{renderer:>9}  {args.processes} processes: {parallel[renderer]:8.0f} steps/s", flush=True)
 
