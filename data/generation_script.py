@@ -58,13 +58,13 @@ def existing_rollouts(rootdir):
     return found
 
 
-def generate_rollout(index, rootdir, threads, policy, max_steps, seed):
+def generate_rollout(index, rootdir, threads, policy, max_steps, seed, renderer="exact"):
     """Play one rollout with a random policy and save it atomically. Returns its length."""
     from data.carracing import make_env
 
     rng = np.random.default_rng(seed + index)
     actions = brownian_actions(rng, max_steps) if policy == "brown" else white_actions(rng, max_steps)
-    env = make_env(max_steps=max_steps)
+    env = make_env(max_steps=max_steps, renderer=renderer)
     env.reset(seed=seed + index)
     obs, rewards, terminals = [], [], []
     for t in range(max_steps):
@@ -100,6 +100,8 @@ def parse_args(argv=None):
                         help="brown: Brownian actions (dt = 1/50); white: uniform actions each step")
     parser.add_argument("--max-steps", type=int, default=MAX_STEPS, help="steps per rollout at most")
     parser.add_argument("--seed", type=int, default=0, help="rollout i uses seed + i")
+    parser.add_argument("--renderer", choices=["exact", "approx", "reference"], default="exact",
+                        help="how frames are drawn (data/render.py); approx is ~10x faster, not byte-identical")
     parser.add_argument("--backend", choices=["local", "ray"], default="local",
                         help="local: --threads processes here; ray: Ray tasks across a cluster (rootdir must be "
                              "a folder every node can write, e.g. a shared filesystem)")
@@ -122,7 +124,7 @@ def main(argv=None):
     done = existing_rollouts(args.rootdir)
     todo = [i for i in range(args.rollouts) if i not in done]
     print(f"{len(done & set(range(args.rollouts)))} rollouts already in {args.rootdir}, generating {len(todo)}")
-    jobs = [(i, args.rootdir, args.threads, args.policy, args.max_steps, args.seed) for i in todo]
+    jobs = [(i, args.rootdir, args.threads, args.policy, args.max_steps, args.seed, args.renderer) for i in todo]
     if not jobs:
         return
     bar = tqdm(total=len(jobs), desc="rollouts", unit="rollout")

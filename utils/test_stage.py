@@ -46,7 +46,8 @@ def record_episode(kwargs, params, seed, render, device):
     vae, model = load_world_model(kwargs["logdir"], kwargs["dynamics"], device, vae=kwargs["vae"])
     stepper = model.stepper(1, kwargs["context"]) if kwargs["context"] else model.stepper(1)
     controller = unflatten_params(params, Controller()).to(device)
-    env = make_env(max_steps=kwargs["time_limit"], render_mode="human" if render else "rgb_array")
+    env = make_env(max_steps=kwargs["time_limit"], render_mode="human" if render else "rgb_array",
+                   **kwargs.get("env_kwargs", {}))
     frame, _ = env.reset(seed=seed)
     frames, total, done = [], 0.0, False
     while not done:
