@@ -11,6 +11,7 @@ nothing: it adds the missing rollouts and keeps the existing ones.
 import math
 import multiprocessing as mp
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,11 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 from utils.checkpoint import atomic_write  # noqa: E402
 from utils.constants import DEFAULT_DATADIR, FPS, MAX_STEPS  # noqa: E402
+from utils.devices import available_cpus  # noqa: E402
 from utils.errors import Parser, UserError, check_flags, run_main  # noqa: E402
+
+
+STALE_SECONDS = 600  # a rollout file takes seconds to write: an older temporary file is a dead run's
 
 
 def brownian_actions(rng, steps, dt=1.0 / FPS):
@@ -95,7 +100,7 @@ def parse_args(argv=None):
     parser = Parser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rollouts", type=int, required=True, help="total number of rollouts wanted in rootdir")
     parser.add_argument("--rootdir", type=Path, default=DEFAULT_DATADIR, help="where the rollouts go")
-    parser.add_argument("--threads", type=int, default=max(1, mp.cpu_count()), help="parallel processes")
+    parser.add_argument("--threads", type=int, default=available_cpus(), help="parallel processes")
     parser.add_argument("--policy", choices=["brown", "white"], default="brown",
                         help="brown: Brownian actions (dt = 1/50); white: uniform actions each step")
     parser.add_argument("--max-steps", type=int, default=MAX_STEPS, help="steps per rollout at most")
@@ -108,7 +113,7 @@ def parse_args(argv=None):
     parser.add_argument("--ray-address", default=None,
                         help="with --backend ray: the cluster to join (default: start a local Ray)")
     args = parser.parse_args(argv)
-    check_flags(parser, args, positive=("rollouts", "threads", "max_steps"))
+    check_flags(parser, args, positive=("rollouts", "threads", "max_steps"), non_negative=("seed",))
     return args
 
 
@@ -119,8 +124,9 @@ def main(argv=None):
     if args.rootdir.exists() and not args.rootdir.is_dir():
         raise UserError(f"--rootdir {args.rootdir} is a file; give a folder")
     args.rootdir.mkdir(parents=True, exist_ok=True)
-    for stale in args.rootdir.glob("thread_*/.*.tmp.npz"):  # left by a killed run
-        stale.unlink()
+    for stale in args.rootdir.glob("thread_*/.*.tmp.npz"):  # left by a killed run (not one running now)
+        if time.time() - stale.stat().st_mtime > STALE_SECONDS:
+            stale.unlink(missing_ok=True)
     done = existing_rollouts(args.rootdir)
     todo = [i for i in range(args.rollouts) if i not in done]
     print(f"{len(done & set(range(args.rollouts)))} rollouts already in {args.rootdir}, generating {len(todo)}")

@@ -30,20 +30,38 @@ def rollout_files(datadir):
     if not datadir.is_dir():
         raise UserError(f"--datadir {datadir}: no such folder; generate rollouts first "
                         f"(python data/generation_script.py --rollouts N --rootdir {datadir})")
-    files = sorted(datadir.rglob("rollout_*.npz"))
+    files = sorted(datadir.rglob("rollout_*.npz"), key=lambda p: (rollout_index(p, -1), str(p)))
     if not files:
         raise UserError(f"--datadir {datadir}: no rollout_*.npz files in it; generate rollouts first "
                         f"(python data/generation_script.py --rollouts N --rootdir {datadir})")
     return files
 
 
+def rollout_index(path, default):
+    """i of rollout_<i>.npz (default when the name has no number)."""
+    try:
+        return int(Path(path).stem.split("_")[-1])
+    except ValueError:
+        return default
+
+
 def split_files(files, test_fraction=0.1):
-    """(train_files, test_files): the last ceil(test_fraction * n) files, at least one, are the test set."""
+    """(train_files, test_files), about test_fraction of them for testing, at least one of each.
+
+    Rollout i is a test rollout when frac(i * golden ratio) < test_fraction: a
+    well-spread choice that depends on i alone, so adding rollouts to a dataset
+    (and resuming training on it) never moves a rollout between the two sets.
+    """
     if len(files) < 2:
         raise UserError(f"{files[0].parent if files else 'the dataset'}: need at least 2 rollouts "
                         f"(one to train on, one to test on), found {len(files)}")
-    n_test = min(len(files) - 1, max(1, int(np.ceil(test_fraction * len(files)))))
-    return list(files[:-n_test]), list(files[-n_test:])
+    golden = (np.sqrt(5) - 1) / 2
+    is_test = [(rollout_index(f, k) * golden) % 1 < test_fraction for k, f in enumerate(files)]
+    if not any(is_test):
+        is_test[-1] = True
+    if all(is_test):
+        is_test[0] = False
+    return ([f for f, t in zip(files, is_test) if not t], [f for f, t in zip(files, is_test) if t])
 
 
 def load_rollout(path):
@@ -78,6 +96,32 @@ def load_rollouts(files, threads=8):
         return list(ex.map(load_rollout, files))
 
 
+def load_concatenated(files, threads=8):
+    """All rollouts' arrays joined along time, filled in place as files load,
+    so memory peaks at the joined size plus a few files, not twice the dataset.
+
+    Returns (dict of joined arrays, lengths (N_FILES,)).
+    """
+    with ThreadPoolExecutor(threads) as ex:
+        futures = [ex.submit(load_rollout, f) for f in files]
+        joined, lengths, offset = None, [], 0
+        for i, future in enumerate(futures):
+            rollout = future.result()
+            futures[i] = None  # let the loaded rollout go once copied
+            T = len(rollout["actions"])
+            if joined is None:  # sized from the first file, grown when needed
+                capacity = T * len(files)
+                joined = {k: np.empty((capacity, *v.shape[1:]), v.dtype) for k, v in rollout.items()}
+            if offset + T > len(joined["actions"]):
+                grow = max(offset + T, 2 * len(joined["actions"]))
+                joined = {k: np.resize(v, (grow, *v.shape[1:])) for k, v in joined.items()}
+            for k, v in rollout.items():
+                joined[k][offset: offset + T] = v
+            offset += T
+            lengths.append(T)
+    return {k: v[:offset] for k, v in joined.items()}, np.array(lengths)
+
+
 def prefetch(iterator, depth=4, pin=False):
     """Run a batch iterator in a background thread, `depth` batches ahead,
     so gathering the next batch overlaps the training step. pin: put the
@@ -91,11 +135,14 @@ def prefetch(iterator, depth=4, pin=False):
                 if pin:
                     item = tuple(x.pin_memory() for x in item) if isinstance(item, tuple) else item.pin_memory()
                 q.put(item)
-        finally:
-            q.put(done)
+        except BaseException as err:  # handed to the consumer: an epoch must not end silently early
+            q.put(err)
+        q.put(done)
 
     threading.Thread(target=produce, daemon=True).start()
     while (item := q.get()) is not done:
+        if isinstance(item, BaseException):
+            raise item
         yield item
 
 
@@ -104,7 +151,7 @@ class RolloutObservationDataset(Dataset):
 
     def __init__(self, files):
         self.files = list(files)
-        self.frames = np.concatenate([r["observations"] for r in load_rollouts(self.files)])
+        self.frames = load_concatenated(self.files)[0]["observations"]
 
     def __len__(self):
         return len(self.frames)
@@ -146,15 +193,13 @@ class RolloutSequenceDataset(Dataset):
 
     def __init__(self, files, seq_len):
         self.files, self.seq_len = list(files), seq_len
-        rollouts = load_rollouts(self.files)
-        lengths = np.array([len(r["actions"]) for r in rollouts])
+        data, lengths = load_concatenated(self.files)
         if (lengths <= seq_len).all():
             raise UserError(f"every rollout in {self.files[0].parent} has <= {seq_len} steps; "
                             "use longer rollouts or a smaller --seq-len")
-        self.obs = np.concatenate([r["observations"] for r in rollouts])
-        self.actions = np.concatenate([r["actions"] for r in rollouts])
-        self.rewards = np.concatenate([r["rewards"] for r in rollouts])
-        self.terminals = np.concatenate([r["terminals"] for r in rollouts]).astype(np.float32)
+        self.obs = data["observations"]  # frames; encode() turns them into latent statistics
+        self.actions, self.rewards = data["actions"], data["rewards"]
+        self.terminals = data["terminals"].astype(np.float32)
         offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         # A window starting at t needs steps t .. t + seq_len inside the rollout.
         self.starts = np.concatenate([off + np.arange(max(0, n - seq_len)) for off, n in zip(offsets, lengths)])

@@ -8,6 +8,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+# Tests run on the CPU, as in CI, even on a machine with GPUs (also in the workers they start).
+os.environ["CUDA_VISIBLE_DEVICES"] = ""
 
 TINY = {"rollouts": 4, "steps": 50, "seq_len": 8}
 

@@ -27,7 +27,7 @@ def check_controller_and_test(folder, logdir, cwd, dynamics):
     assert scores["episodes"] == 3 and len(scores["returns"]) == 3
     assert np.isclose(scores["mean"], np.mean(scores["returns"]))
     frames = sorted((logdir / "test_sample").glob("*.png"))
-    assert len(frames) == 30  # the first episode, every step
+    assert len(frames) == 31  # the first episode: the reset frame, then every step
     assert (logdir / "test_sample.mp4").stat().st_size > 1000
 
 

@@ -22,9 +22,22 @@ def datadir(tmp_path):
     return tmp_path
 
 
-def test_split_is_by_file(datadir):
-    train, test = split_files(rollout_files(datadir), 0.3)
-    assert len(train) == 2 and len(test) == 1 and not set(train) & set(test)
+def test_split_is_by_file_and_stable_as_rollouts_are_added(tmp_path):
+    files = [tmp_path / f"thread_{i % 3}" / f"rollout_{i}.npz" for i in range(200)]
+    train, test = split_files(files[:100], 0.1)
+    assert not set(train) & set(test) and set(train) | set(test) == set(files[:100])
+    assert 7 <= len(test) <= 13
+    train2, test2 = split_files(files, 0.1)
+    assert set(test) <= set(test2) and set(train) <= set(train2)  # no rollout changes side
+    assert 16 <= len(test2) <= 24
+    train, test = split_files(files[:2], 0.1)
+    assert len(train) == 1 and len(test) == 1
+
+
+def test_files_are_sorted_by_index(datadir):
+    write_rollout(datadir / "thread_1" / "rollout_10.npz", 3)
+    assert [f.name for f in rollout_files(datadir)] == ["rollout_0.npz", "rollout_1.npz", "rollout_2.npz",
+                                                        "rollout_10.npz"]
 
 
 def test_observation_dataset_indexes_every_frame(datadir):
@@ -85,3 +98,16 @@ def test_missing_or_empty_folder(tmp_path):
         rollout_files(tmp_path / "nope")
     with pytest.raises(UserError, match="no rollout_"):
         rollout_files(tmp_path)
+
+
+def test_prefetch_passes_errors_on():
+    from data.loaders import prefetch
+
+    def broken():
+        yield torch.zeros(1)
+        raise MemoryError("gather failed")
+    got = []
+    with pytest.raises(MemoryError, match="gather failed"):
+        for item in prefetch(broken()):
+            got.append(item)
+    assert len(got) == 1

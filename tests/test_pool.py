@@ -4,6 +4,7 @@ import signal
 
 import numpy as np
 import pytest
+import torch
 
 from utils.pool import WorkerError, WorkerPool
 from utils.rollout import Task
@@ -21,11 +22,32 @@ def some_tasks(n_candidates=3, n_seeds=2):
     return [Task(c * n_seeds + r, params[c], 100 + r) for c in range(n_candidates) for r in range(n_seeds)]
 
 
+@torch.no_grad()
 def plain_loop(logdir, tasks):
-    from utils.test_stage import record_episode
+    """The textbook loop, one env and batch-1 modules: z = V(frame); a = C(z, h); h = M(a, z, h); step(a)."""
+    from data.carracing import make_env
+    from models.controller import Controller, unflatten_params
+    from models.vae import frames_to_input
+    from utils.models_io import load_world_model
 
-    kw = kwargs_for(logdir)
-    return {t.id: record_episode(kw, t.params, t.seed, render=False, device="cpu")[0] for t in tasks}
+    vae, mdrnn = load_world_model(logdir, "mdrnn")
+    cell = mdrnn.stepper(1)
+    returns = {}
+    for t in tasks:
+        controller = unflatten_params(t.params, Controller())
+        env = make_env(max_steps=STEPS)
+        frame, _ = env.reset(seed=t.seed)
+        h, c = torch.zeros(1, 256), torch.zeros(1, 256)
+        total, done = 0.0, False
+        while not done:
+            z = vae.encoder(frames_to_input(torch.from_numpy(frame)[None]))[0]
+            a = controller(z, h)
+            _, (h, c) = cell(a, z, (h, c))
+            frame, reward, terminated, truncated, _ = env.step(a[0].numpy())
+            total += reward
+            done = terminated or truncated
+        returns[t.id] = total
+    return returns
 
 
 def test_pool_returns_equal_a_plain_loop(mdrnn_logdir):

@@ -6,6 +6,7 @@ Loading always uses torch.load(weights_only=True): a checkpoint cannot run code.
 """
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -14,8 +15,10 @@ from utils.constants import model_sizes
 from utils.errors import UserError
 
 
-def atomic_write(path, write_fn):
-    """Call write_fn(tmp_path) then rename tmp_path onto path.
+@contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside `path`; when the block ends without error,
+    rename it onto `path`.
 
     A kill at any moment leaves either the old file or the new one, never a
     half-written one (os.replace is atomic on POSIX within one filesystem).
@@ -26,13 +29,19 @@ def atomic_write(path, write_fn):
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=".tmp" + path.suffix)
     os.close(fd)
     try:
-        write_fn(tmp)
+        yield tmp
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def atomic_write(path, write_fn):
+    """Call write_fn(tmp_path), then rename tmp_path onto path (see atomic_path)."""
+    with atomic_path(path) as tmp:
+        write_fn(tmp)
 
 
 def save_checkpoint(path, kind, **state):

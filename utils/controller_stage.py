@@ -21,7 +21,8 @@ import torch
 from tqdm import tqdm
 
 from utils.checkpoint import load_checkpoint, save_checkpoint
-from utils.constants import DYNAMICS_DIRS, MAX_STEPS
+from utils.constants import MAX_STEPS
+from utils.devices import available_cpus, use_gpus
 from utils.errors import Parser, UserError, check_flags
 
 TRAIN_SEED_STREAM, EVAL_SEED_STREAM = 1, 2
@@ -49,7 +50,8 @@ def add_rollout_flags(parser):
                         help="how frames are drawn (data/render.py): exact = gymnasium's frames byte for byte, "
                              "faster; approx = OpenCV, ~10x faster, within a documented bound; "
                              "reference = gymnasium's own code")
-    parser.add_argument("--device", default="auto", help="auto (every visible GPU, else CPU) or cpu")
+    parser.add_argument("--device", choices=["auto", "cpu"], default="auto",
+                        help="auto: workers spread over every visible GPU (else the CPU); cpu: no GPU at all")
     parser.add_argument("--backend", choices=["local", "ray"], default="local",
                         help="local: worker processes on this machine; ray: Ray actors across a cluster")
     parser.add_argument("--ray-address", default=None,
@@ -64,15 +66,17 @@ def check_rollout_flags(parser, args):
 
 def build_kwargs(args, dynamics):
     """What every worker needs to build its RolloutGenerator (utils.pool.build_generator)."""
-    from utils.models_io import dynamics_path, load_dynamics
+    from utils.models_io import dynamics_path, load_dynamics, load_vae, vae_path
 
-    _, state = load_dynamics(dynamics_path(args.logdir, dynamics), dynamics)  # fail here, not in the workers
-    if args.vae is None and state.get("vae_path") and not Path(state["vae_path"]).is_file():
-        raise UserError(f"{state['vae_path']}: the VAE this dynamics model was trained with is gone; "
-                        "give one with --vae")
+    # Load both models once here, so a wrong file is one clear line, not a failure in every worker.
+    _, state = load_dynamics(dynamics_path(args.logdir, dynamics), dynamics)
+    vae_file = Path(args.vae or state.get("vae_path") or vae_path(args.logdir)).resolve()
+    if args.vae is None and not vae_file.is_file():
+        raise UserError(f"{vae_file}: the VAE this dynamics model was trained with is gone; give one with --vae")
+    load_vae(vae_file)
     return {"logdir": str(args.logdir.resolve()), "dynamics": dynamics, "time_limit": args.time_limit,
             "context": (args.context or state.get("seq_len")) if dynamics != "mdrnn" else None,
-            "vae": str(args.vae) if args.vae else None, "env_kwargs": {"renderer": args.renderer}}
+            "vae": str(vae_file), "env_kwargs": {"renderer": args.renderer}}
 
 
 def make_pool(args, kwargs, workers, max_failures=3, timeout=900.0):
@@ -81,17 +85,18 @@ def make_pool(args, kwargs, workers, max_failures=3, timeout=900.0):
         from utils.ray_pool import RayPool
 
         # workers=None: one actor per CPU of the whole cluster, not of this machine
-        return RayPool(args.max_workers, args.envs_per_worker, kwargs, max_failures, timeout,
-                       address=args.ray_address)
+        try:
+            return RayPool(args.max_workers, args.envs_per_worker, kwargs, max_failures, timeout,
+                           address=args.ray_address)
+        except ConnectionError as err:
+            raise UserError(f"--ray-address {args.ray_address}: cannot join the Ray cluster ({err})") from None
     from utils.pool import WorkerPool
 
     return WorkerPool(workers, args.envs_per_worker, kwargs, max_failures, timeout)
 
 
 def n_workers(args):
-    import os
-
-    return args.max_workers or max(1, len(os.sched_getaffinity(0)))
+    return args.max_workers or available_cpus()
 
 
 def parse_args(argv=None):
@@ -126,12 +131,10 @@ def main(dynamics, argv=None):
     from utils.training import seed_everything, summary_writer
 
     args = parse_args(argv)
-    if not (args.logdir / DYNAMICS_DIRS[dynamics]).is_dir() and not args.logdir.is_dir():
+    if not args.logdir.is_dir():
         raise UserError(f"--logdir {args.logdir}: no such experiment folder; train the VAE and dynamics model first")
     kwargs = build_kwargs(args, dynamics)
-    if args.device == "cpu":
-        import os
-        os.environ["CUDA_VISIBLE_DEVICES"] = ""  # inherited by the spawned workers
+    use_gpus(args.device)
     seed_everything(args.seed)
     ctrl_dir = args.logdir / "ctrl"
     ctrl_dir.mkdir(parents=True, exist_ok=True)
@@ -147,6 +150,10 @@ def main(dynamics, argv=None):
                             f"resume with that, or --noreload")
         es = restore_es(state["cma"], args.seed)
         best_eval = state["best_eval"]
+        if best_file.exists():  # a kill between the two writes must not lose the best
+            saved = load_checkpoint(best_file, "controller")
+            if saved["reward"] > best_eval["mean"]:
+                best_eval = {"mean": saved["reward"], "std": saved["std"], "generation": saved["generation"]}
         print(f"resuming CMA-ES from {last} at generation {es.countiter} (sigma {es.sigma:.4f}, "
               f"best evaluation {best_eval['mean']:.1f})")
     else:
@@ -156,7 +163,8 @@ def main(dynamics, argv=None):
 
     writer = summary_writer(ctrl_dir)
     workers = n_workers(args)
-    print(f"{workers} workers x {args.envs_per_worker} environments; each generation plays "
+    where = "Ray actors (one per cluster CPU unless --max-workers)" if args.backend == "ray" else f"{workers} workers"
+    print(f"{where} x {args.envs_per_worker} environments; each generation plays "
           f"{args.pop_size} x {args.n_samples} episodes of up to {args.time_limit} steps", flush=True)
     with make_pool(args, kwargs, workers, args.max_failures, args.worker_timeout) as pool:
         generations = tqdm(desc="generations", unit="gen", initial=es.countiter, total=args.max_generations)

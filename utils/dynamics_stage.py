@@ -16,8 +16,8 @@ from tqdm import tqdm
 from utils.constants import DYNAMICS_DIRS, LSIZE, SEQ_LEN
 from utils.errors import Parser
 from utils.models_io import load_vae, vae_path
-from utils.training import (add_common_flags, check_common_flags, check_logdir, fit, pick_device,
-                            seed_everything, summary_writer)
+from utils.devices import pick_device
+from utils.training import add_common_flags, check_common_flags, check_logdir, fit, seed_everything, summary_writer
 
 TITLES = {"mdrnn": "the MDN-RNN", "transformer": "the Transformer density estimator",
           "trade": "TraDE (transformer with a GRU positional encoding)"}
@@ -44,16 +44,11 @@ def main(dynamics, argv=None):
     from models.mdrnn import dynamics_loss
 
     args = parse_args(dynamics, argv)
-    files = rollout_files(args.datadir)
+    train_files, test_files = split_files(rollout_files(args.datadir), args.test_fraction)
     vae_file = (args.vae or vae_path(args.logdir)).resolve()
     device = pick_device(args.device)
     vae, _ = load_vae(vae_file, device)
-    logdir = check_logdir(args.logdir)
     seed_everything(args.seed)
-    stage_dir = logdir / DYNAMICS_DIRS[dynamics]
-    stage_dir.mkdir(parents=True, exist_ok=True)
-
-    train_files, test_files = split_files(files, args.test_fraction)
     datasets = {}
     for name, fs in (("train", train_files), ("test", test_files)):
         datasets[name] = RolloutSequenceDataset(fs, args.seq_len)
@@ -61,6 +56,9 @@ def main(dynamics, argv=None):
     print(f"{len(datasets['train'])} training and {len(datasets['test'])} test sequences "
           f"of {args.seq_len} steps, device {device}")
     del vae
+    # only now, with every input checked, is anything written
+    stage_dir = check_logdir(args.logdir) / DYNAMICS_DIRS[dynamics]
+    stage_dir.mkdir(parents=True, exist_ok=True)
 
     model = build_dynamics(dynamics).to(device)
     optimizer = torch.optim.RMSprop(model.parameters(), lr=args.lr, alpha=0.9)

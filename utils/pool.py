@@ -11,6 +11,8 @@ A worker that raises, dies (even by SIGKILL) or stays silent longer than
 `max_failures` failures the pool raises WorkerError with the worker's own
 traceback. The main process never waits forever.
 """
+from queue import SimpleQueue
+import threading
 import time
 import traceback
 from collections import deque
@@ -19,17 +21,22 @@ from multiprocessing.connection import wait
 import torch
 import torch.multiprocessing as mp
 
+from utils.devices import worker_devices
 from utils.rollout import Task
+
+
+def _send_all(conn, outbox):
+    """Thread: send each message of outbox on conn, until None or a broken pipe
+    (a dead worker: its episodes are re-queued by the main loop)."""
+    while (msg := outbox.get()) is not None:
+        try:
+            conn.send(msg)
+        except (BrokenPipeError, OSError):
+            return
 
 
 class WorkerError(RuntimeError):
     """Workers failed repeatedly; the message holds the last worker's error."""
-
-
-def worker_devices(n_workers):
-    """Device of each worker: the visible GPUs in turn, else the CPU."""
-    n_gpus = torch.cuda.device_count()
-    return [f"cuda:{i % n_gpus}" if n_gpus else "cpu" for i in range(n_workers)]
 
 
 def _worker_main(conn, device, build_kwargs):
@@ -114,17 +121,23 @@ class WorkerPool:
         proc = self.ctx.Process(target=_worker_main, args=(child, self.devices[slot], self.build_kwargs), daemon=True)
         proc.start()
         child.close()
-        self.workers[slot] = {"process": proc, "conn": parent, "tasks": {}, "last_seen": time.monotonic()}
+        # Messages to a worker go through a thread of their own: a send blocks when the
+        # pipe is full (a worker still loading, or hung), and the main loop must not.
+        outbox = SimpleQueue()
+        threading.Thread(target=_send_all, args=(parent, outbox), daemon=True).start()
+        self.workers[slot] = {"process": proc, "conn": parent, "outbox": outbox, "tasks": {},
+                              "last_seen": time.monotonic()}
 
-    def _fail(self, slot, reason, queue):
-        """Replace a failed worker and put its unfinished episodes back in the queue."""
+    def _fail(self, slot, reason, todo):
+        """Replace a failed worker and put its unfinished episodes back in todo."""
         w = self.workers[slot]
         self.failures += 1
         self.last_error = reason
-        queue.extendleft(w["tasks"].values())
+        todo.extendleft(w["tasks"].values())
         if w["process"].is_alive():
             w["process"].kill()
         w["process"].join(5)
+        w["outbox"].put(None)
         w["conn"].close()
         print(f"worker {slot} failed ({self.failures}/{self.max_failures}); "
               f"re-queued {len(w['tasks'])} episodes: {reason.strip().splitlines()[-1]}", flush=True)
@@ -135,25 +148,21 @@ class WorkerPool:
 
     def evaluate(self, tasks, progress=None):
         """Play every Task once; returns {task.id: total reward}. progress: optional tqdm bar."""
-        queue, results = deque(tasks), {}
+        todo, results = deque(tasks), {}
         expected = {t.id for t in tasks}
         for w in self.workers.values():
             w["last_seen"] = time.monotonic()
         while len(results) < len(expected):
             # Keep every worker busy, a little ahead, but share what is left evenly:
             # one worker must not take all the episodes while another idles.
-            outstanding = len(queue) + sum(len(w["tasks"]) for w in self.workers.values())
+            outstanding = len(todo) + sum(len(w["tasks"]) for w in self.workers.values())
             cap = min(2 * self.n_envs, max(1, -(-outstanding // len(self.workers))))
             for slot, w in list(self.workers.items()):
-                while queue and len(w["tasks"]) < cap:
-                    task = queue.popleft()
+                while todo and len(w["tasks"]) < cap:
+                    task = todo.popleft()
                     if task.id in results:
                         continue
-                    try:
-                        w["conn"].send(("task", task))
-                    except (BrokenPipeError, OSError):
-                        queue.appendleft(task)
-                        break
+                    w["outbox"].put(("task", task))
                     w["tasks"][task.id] = task
             conns = {w["conn"]: slot for slot, w in self.workers.items()}
             for conn in wait(list(conns), timeout=1.0):
@@ -163,7 +172,7 @@ class WorkerPool:
                     msg = conn.recv()
                 except (EOFError, OSError):
                     code = w["process"].join(5) or w["process"].exitcode
-                    self._fail(slot, f"worker process died (exit code {code})", queue)
+                    self._fail(slot, f"worker process died (exit code {code})", todo)
                     continue
                 w["last_seen"] = time.monotonic()
                 if msg[0] == "result":
@@ -174,21 +183,19 @@ class WorkerPool:
                             progress.update()
                 elif msg[0] == "error":
                     w["process"].join(5)
-                    self._fail(slot, msg[1], queue)
+                    self._fail(slot, msg[1], todo)
             now = time.monotonic()
             for slot, w in list(self.workers.items()):
                 if not w["process"].is_alive() and not w["conn"].poll():
-                    self._fail(slot, f"worker process died (exit code {w['process'].exitcode})", queue)
+                    self._fail(slot, f"worker process died (exit code {w['process'].exitcode})", todo)
                 elif w["tasks"] and now - w["last_seen"] > self.timeout:
-                    self._fail(slot, f"worker silent for {self.timeout:.0f} s (hung?)", queue)
+                    self._fail(slot, f"worker silent for {self.timeout:.0f} s (hung?)", todo)
         return results
 
     def close(self):
         for w in self.workers.values():
-            try:
-                w["conn"].send(("stop",))
-            except (BrokenPipeError, OSError):
-                pass
+            w["outbox"].put(("stop",))
+            w["outbox"].put(None)
         for w in self.workers.values():
             w["process"].join(10)
             if w["process"].is_alive():

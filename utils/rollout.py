@@ -48,13 +48,15 @@ class RolloutGenerator:
             env.close()
 
     @torch.no_grad()
-    def run(self, next_task, report):
+    def run(self, next_task, report, observe=None):
         """Play episodes until next_task has no more.
 
         next_task(block) -> Task or None, asked for each free slot at every
         step; it may block only when block is True (no episode is running), and
         run returns when it gives None then. report(task, total_reward) is called when an
         episode ends (terminated, truncated at time_limit, or stopped early).
+        observe(slot, env), if given, is called after each reset and each step
+        (to record a video, for instance).
         """
         from utils.models_io import encode_frames
 
@@ -73,6 +75,8 @@ class RolloutGenerator:
                         continue
                     tasks[k], returns[k], steps[k], no_progress[k] = task, 0.0, 0, 0
                     frames[k] = self.envs[k].reset(seed=int(task.seed))[0]
+                    if observe:
+                        observe(k, self.envs[k])
                     self.controllers.set(k, task.params)
                     fresh[k] = True
             active = [k for k in range(n) if tasks[k] is not None]
@@ -88,6 +92,8 @@ class RolloutGenerator:
                 frame, reward, terminated, truncated, _ = self.envs[k].step(actions[k])
                 frames[k] = frame
                 self.env_steps += 1
+                if observe:
+                    observe(k, self.envs[k])
                 returns[k] += reward
                 steps[k] += 1
                 no_progress[k] = 0 if reward > 0 else no_progress[k] + 1
@@ -113,9 +119,9 @@ def early_stop(steps, no_progress, patience, grace=EARLY_STOP_GRACE):
     return steps > grace and no_progress >= patience
 
 
-def play(generator, tasks):
+def play(generator, tasks, observe=None):
     """Run a list of Tasks in one generator and return {task.id: total reward}."""
     queue = list(tasks)[::-1]
     results = {}
-    generator.run(lambda block: queue.pop() if queue else None, lambda t, r: results.__setitem__(t.id, r))
+    generator.run(lambda block: queue.pop() if queue else None, lambda t, r: results.__setitem__(t.id, r), observe)
     return results

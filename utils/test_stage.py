@@ -5,19 +5,20 @@
 Plays --episodes full episodes (never stopped early) with <logdir>/ctrl/best.tar
 and prints the mean +- std of their returns. The first episode is also drawn at
 600x400 and written to <logdir>/test_sample/%04d.png and test_sample.mp4
-(ffmpeg -i exp_dir/test_sample/%04d.png ... works too). --render shows the
-episodes in a window (needs a display: run under xvfb-run on a headless server).
+(ffmpeg -i exp_dir/test_sample/%04d.png ... works too). --render shows every
+episode in a window instead, recording nothing (needs a display: run under
+xvfb-run on a headless server).
 """
 import json
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
-from utils.checkpoint import atomic_write, load_checkpoint
+from utils.checkpoint import atomic_path, atomic_write, load_checkpoint
 from utils.controller_stage import (EVAL_SEED_STREAM, add_rollout_flags, build_kwargs, check_rollout_flags,
                                     episode_seeds, make_pool, n_workers)
-from utils.errors import Parser, check_flags
+from utils.devices import use_gpus
+from utils.errors import Parser, UserError, check_flags
 
 TEST_SEED_STREAM = EVAL_SEED_STREAM + 1  # tracks unseen by training and by its evaluations
 VIDEO_FPS = 50
@@ -35,47 +36,48 @@ def parse_args(argv=None):
     return args
 
 
-@torch.no_grad()
-def record_episode(kwargs, params, seed, render, device):
-    """Play one episode in this process, returning its return and its 600x400 frames (or [] if not kept)."""
-    from models.controller import Controller, unflatten_params
-    from utils.models_io import encode_frames, load_world_model
+def play_in_process(kwargs, params, seed, device, render=False, video_dir=None):
+    """Play one episode here (not in the pool), to show it (render) or record it.
 
-    from data.carracing import make_env
+    video_dir: write each 600x400 frame to video_dir/%04d.png and the whole
+    episode to video_dir.mp4 as it is played (nothing is held in memory).
+    Returns the episode's return.
+    """
+    from utils.pool import build_generator
+    from utils.rollout import Task, play
 
-    vae, model = load_world_model(kwargs["logdir"], kwargs["dynamics"], device, vae=kwargs["vae"])
-    stepper = model.stepper(1, kwargs["context"]) if kwargs["context"] else model.stepper(1)
-    controller = unflatten_params(params, Controller()).to(device)
-    env = make_env(max_steps=kwargs["time_limit"], render_mode="human" if render else "rgb_array",
-                   **kwargs.get("env_kwargs", {}))
-    frame, _ = env.reset(seed=seed)
-    frames, total, done = [], 0.0, False
-    while not done:
-        if not render:
-            frames.append(env.render())
-        z = encode_frames(vae, torch.from_numpy(frame[None]).to(device))
-        action = controller(z, stepper.hidden)
-        stepper.push(action, z)
-        frame, reward, terminated, truncated, _ = env.step(action[0].cpu().numpy())
-        total += reward
-        done = terminated or truncated
-    env.close()
-    return total, frames
+    env_kwargs = dict(kwargs.get("env_kwargs", {}), render_mode="human" if render else "rgb_array")
+    generator = build_generator(**dict(kwargs, env_kwargs=env_kwargs), device=device, n_envs=1)
+    task = Task(0, params, seed)
+    try:
+        if video_dir is None:
+            return play(generator, [task])[0]
+        return record(generator, task, video_dir)
+    finally:
+        generator.close()
 
 
-def save_video(frames, folder):
-    """Write frames as folder/%04d.png and folder.mp4 (imageio-ffmpeg), each file atomically."""
+def record(generator, task, folder):
+    """Play task, writing its frames as folder/%04d.png and folder.mp4, each file atomically."""
+    import imageio.v2 as iio2
     import imageio.v3 as iio
+
+    from utils.rollout import play
 
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("*.png"):
         old.unlink()
-    for i, f in enumerate(frames):
-        atomic_write(folder / f"{i:04d}.png", lambda tmp, f=f: iio.imwrite(tmp, f, extension=".png"))
-    video = folder.with_suffix(".mp4")
-    atomic_write(video, lambda tmp: iio.imwrite(tmp, np.stack(frames), fps=VIDEO_FPS, extension=".mp4",
-                                                codec="libx264", macro_block_size=8))
-    return video
+    count = [0]
+    with atomic_path(folder.with_suffix(".mp4")) as tmp:
+        with iio2.get_writer(tmp, fps=VIDEO_FPS, codec="libx264", macro_block_size=8) as video:
+            def observe(slot, env):
+                frame = env.render()
+                atomic_write(folder / f"{count[0]:04d}.png", lambda t: iio.imwrite(t, frame, extension=".png"))
+                video.append_data(frame)
+                count[0] += 1
+            ret = play(generator, [task], observe)[task.id]
+    print(f"first episode: return {ret:.1f}, {count[0]} frames in {folder}, video {folder.with_suffix('.mp4')}")
+    return ret
 
 
 def main(dynamics, argv=None):
@@ -86,25 +88,20 @@ def main(dynamics, argv=None):
     ctrl_file = args.logdir / "ctrl" / "best.tar"
     state = load_checkpoint(ctrl_file, "controller", hint="train it first: python traincontroller.py --logdir <logdir>")
     if state["dynamics"] != dynamics:
-        raise SystemExit(f"error: {ctrl_file}: a controller for {state['dynamics']}, not {dynamics}")
+        raise UserError(f"{ctrl_file}: a controller for {state['dynamics']}, not {dynamics}; "
+                        "give the logdir of that experiment")
     params = state["params"].numpy()
     seeds = episode_seeds(args.seed, TEST_SEED_STREAM, 0, args.episodes)
-    device = "cpu" if args.device == "cpu" or not torch.cuda.is_available() else "cuda"
+    device = "cuda" if use_gpus(args.device) else "cpu"
 
     returns = []
-    first = None
-    if args.render or not args.no_video:  # the first episode in this process, to draw it
-        first, frames = record_episode(kwargs, params, seeds[0], args.render, device)
-        returns.append(first)
-        if frames:
-            video = save_video(frames, args.logdir / "test_sample")
-            print(f"first episode: return {first:.1f}, {len(frames)} frames in {args.logdir / 'test_sample'}, "
-                  f"video {video}")
+    if args.render:  # every episode in this process, in a window
+        for seed in tqdm(seeds, desc="episodes"):
+            returns.append(play_in_process(kwargs, params, seed, device, render=True))
+    elif not args.no_video:  # the first episode in this process, to draw it
+        returns.append(play_in_process(kwargs, params, seeds[0], device, video_dir=args.logdir / "test_sample"))
     rest = [Task(i, params, s) for i, s in enumerate(seeds) if i >= len(returns)]
-    if rest and args.render:
-        for task in tqdm(rest, desc="episodes"):
-            returns.append(record_episode(kwargs, params, task.seed, True, device)[0])
-    elif rest:
+    if rest:
         workers = min(n_workers(args), -(-len(rest) // args.envs_per_worker))
         with make_pool(args, kwargs, workers) as pool, \
                 tqdm(total=len(rest), desc="episodes") as bar:

@@ -17,15 +17,6 @@ class TrainingDiverged(UserError):
     """A loss became NaN or infinite; the last good checkpoint is kept."""
 
 
-def pick_device(name="auto"):
-    """'auto' -> cuda if available, else cpu."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {name}: CUDA is not available here; use --device cpu")
-    return torch.device(name)
-
-
 def seed_everything(seed):
     random.seed(seed)
     np.random.seed(seed)
@@ -76,7 +67,8 @@ class EarlyStopping:
         return {"patience": self.patience, "best": self.best, "bad_epochs": self.bad_epochs}
 
     def load_state_dict(self, state):
-        self.patience, self.best, self.bad_epochs = state["patience"], state["best"], state["bad_epochs"]
+        # patience stays the one of the command line: a rerun may give more
+        self.best, self.bad_epochs = state["best"], state["bad_epochs"]
 
 
 def fit(stage_dir, kind, model, optimizer, args, train_epoch, test_epoch, writer,
@@ -101,6 +93,14 @@ def fit(stage_dir, kind, model, optimizer, args, train_epoch, test_epoch, writer
         scheduler.load_state_dict(state["scheduler"])
         stopper.load_state_dict(state["early_stopping"])
         torch.set_rng_state(state["rng"])
+        if torch.cuda.is_available() and state.get("cuda_rng"):
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        for key, value in (extra or {}).items():
+            if key in state and state[key] != value:
+                raise UserError(f"{last}: was trained with {key} = {state[key]!r}, this run has {value!r}; "
+                                "rerun with the same flags, or with --noreload to start afresh")
+        if (stage_dir / "best.tar").exists():  # a kill between the two writes must not lose the best
+            stopper.best = min(stopper.best, load_checkpoint(stage_dir / "best.tar", kind)["test_loss"])
         start = state["epoch"] + 1
         print(f"resuming {kind} from {last} at epoch {start} (best test loss {stopper.best:.4f})")
         if stopper.stop:
@@ -110,7 +110,9 @@ def fit(stage_dir, kind, model, optimizer, args, train_epoch, test_epoch, writer
     def save(path, epoch, test_loss):
         save_checkpoint(path, kind, epoch=epoch, test_loss=test_loss, model=model.state_dict(),
                         optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                        early_stopping=stopper.state_dict(), rng=torch.get_rng_state(), **(extra or {}))
+                        early_stopping=stopper.state_dict(), rng=torch.get_rng_state(),
+                        cuda_rng=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                        **(extra or {}))
 
     for epoch in range(start, args.epochs):
         train = train_epoch(epoch)

@@ -11,11 +11,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from utils.checkpoint import atomic_write
 from utils.constants import LSIZE
 from utils.errors import Parser, run_main
 from utils.images import grid, to_uint8
-from utils.training import (add_common_flags, check_common_flags, check_logdir, fit, pick_device,
-                            seed_everything, summary_writer)
+from utils.devices import pick_device
+from utils.training import add_common_flags, check_common_flags, check_logdir, fit, seed_everything, summary_writer
 
 N_SAMPLES = 16  # frames shown in each reconstruction / sample image
 
@@ -35,16 +36,15 @@ def main(argv=None):
     from models.vae import VAE, frames_to_input, vae_loss
 
     args = parse_args(argv)
-    files = rollout_files(args.datadir)
-    logdir = check_logdir(args.logdir)
+    train_files, test_files = split_files(rollout_files(args.datadir), args.test_fraction)
     device = pick_device(args.device)
+    print(f"loading {len(train_files)} training and {len(test_files)} test rollouts from {args.datadir}")
+    train_set, test_set = RolloutObservationDataset(train_files), RolloutObservationDataset(test_files)
+    # only now, with every input checked, is anything written
+    logdir = check_logdir(args.logdir)
     seed_everything(args.seed)
     stage_dir = logdir / "vae"
     (stage_dir / "samples").mkdir(parents=True, exist_ok=True)
-
-    train_files, test_files = split_files(files, args.test_fraction)
-    print(f"loading {len(train_files)} training and {len(test_files)} test rollouts from {args.datadir}")
-    train_set, test_set = RolloutObservationDataset(train_files), RolloutObservationDataset(test_files)
     print(f"{len(train_set)} training frames, {len(test_set)} test frames, device {device}")
     fixed_test = test_set.frames[np.linspace(0, len(test_set) - 1, N_SAMPLES).astype(int)]
     on_device = train_set.fits_on(device) and not args.frames_on_host
@@ -85,8 +85,8 @@ def main(argv=None):
         recon = model.decoder(model.encoder(x)[0])  # reconstruct from the mean latent
         pair = grid(torch.cat([torch.from_numpy(fixed_test), torch.from_numpy(to_uint8(recon))]).numpy())
         samples = grid(to_uint8(model.decoder(fixed_z.to(device))))
-        iio.imwrite(stage_dir / "samples" / f"recon_{epoch}.png", pair)
-        iio.imwrite(stage_dir / "samples" / f"sample_{epoch}.png", samples)
+        atomic_write(stage_dir / "samples" / f"recon_{epoch}.png", lambda tmp: iio.imwrite(tmp, pair))
+        atomic_write(stage_dir / "samples" / f"sample_{epoch}.png", lambda tmp: iio.imwrite(tmp, samples))
         writer.add_image("images/reconstructions", pair, epoch, dataformats="HWC")
         writer.add_image("images/samples", samples, epoch, dataformats="HWC")
 

@@ -1,0 +1,47 @@
+"""Where the work runs: CPU cores and CUDA devices, chosen in one place."""
+import os
+
+import torch
+
+from utils.errors import UserError
+
+
+def available_cpus():
+    """CPU cores this process may use (its affinity where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS
+        return max(1, os.cpu_count() or 1)
+
+
+def pick_device(name="auto"):
+    """--device of the training scripts: 'auto' (first GPU, else CPU), 'cpu', 'cuda' or 'cuda:N'."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"--device {name}: not a device; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(f"--device {name}: CUDA is not available here; use --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UserError(f"--device {name}: only {torch.cuda.device_count()} GPU(s) visible; "
+                            f"use cuda:0 .. cuda:{torch.cuda.device_count() - 1}")
+    elif device.type != "cpu":
+        raise UserError(f"--device {name}: use auto, cpu, cuda or cuda:N")
+    return device
+
+
+def use_gpus(device_flag):
+    """--device of the rollout scripts: 'auto' spreads workers over every visible GPU;
+    'cpu' hides the GPUs from this process and the workers it starts."""
+    if device_flag == "cpu":
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""  # inherited by spawned workers and Ray actors started here
+    return device_flag != "cpu" and torch.cuda.is_available()
+
+
+def worker_devices(n_workers):
+    """Device of each rollout worker: the visible GPUs in turn, else the CPU."""
+    n_gpus = torch.cuda.device_count()
+    return [f"cuda:{i % n_gpus}" if n_gpus else "cpu" for i in range(n_workers)]
