@@ -32,6 +32,10 @@ def refused(script, *args, expect):
     ("world-models/trainvae.py", ["--epochs", 0], "--epochs must be > 0"),
     ("world-models/trainmdrnn.py", ["--seq-len", 0], "--seq-len must be > 0"),
     ("trade/traintransformersde.py", ["--test-fraction", 1.5], "--test-fraction must be in (0, 1)"),
+    ("world-models/trainvae.py", ["--device", "tpu"], "--device tpu: not a device"),
+    ("world-models/trainvae.py", ["--device", "cuda:3"], "--device cuda:3: CUDA is not available here"),
+    ("world-models/traincontroller.py", ["--device", "cuda:1"], "argument --device: invalid choice"),
+    ("world-models/traincontroller.py", ["--vae", "nowhere.tar"], "nowhere.tar: no vae checkpoint"),
 ])
 def test_impossible_flag_values(script, args, expect, mdrnn_logdir):
     before = snapshot(mdrnn_logdir)
@@ -40,6 +44,7 @@ def test_impossible_flag_values(script, args, expect, mdrnn_logdir):
 
 
 @pytest.mark.parametrize("args,expect", [(["--rollouts", 0], "--rollouts must be > 0"),
+                                         (["--rollouts", 2, "--seed", -5], "--seed must be >= 0"),
                                          (["--rollouts", 2, "--threads", 0], "--threads must be > 0"),
                                          (["--rollouts", 2, "--max-steps", -1], "--max-steps must be > 0")])
 def test_generation_flags(args, expect, tmp_path):
@@ -111,7 +116,20 @@ def test_checkpoint_of_another_model_or_size(tiny_data, mdrnn_logdir, tmp_path):
     state["kind"] = "transformer"
     torch.save(state, logdir / "transformers_de" / "best.tar")
     refused("trade/traincontroller.py", "--logdir", logdir, expect="holds a 'transformer' checkpoint, expected 'trade'")
+    # a dynamics checkpoint given to the controller as its VAE: refused before any worker starts
+    refused("world-models/traincontroller.py", "--logdir", mdrnn_logdir, "--vae", mdrnn_logdir / "mdrnn" / "best.tar",
+            expect="holds a 'mdrnn' checkpoint, expected 'vae'")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_resume_with_other_settings_is_refused(tiny_data, mdrnn_logdir, tmp_path):
+    logdir = tmp_path / "exp"
+    common = ["--logdir", logdir, "--datadir", tiny_data, "--vae", mdrnn_logdir / "vae" / "best.tar", "--epochs", 1]
+    run_script("world-models/trainmdrnn.py", *common, "--seq-len", TINY["seq_len"])
+    before = snapshot(logdir)
+    refused("world-models/trainmdrnn.py", *common, "--seq-len", TINY["seq_len"] + 1,
+            expect=f"was trained with seq_len = {TINY['seq_len']}")
+    assert snapshot(logdir) == before
 
 
 def test_seq_len_longer_than_every_rollout(tiny_data, mdrnn_logdir, tmp_path):

@@ -16,8 +16,7 @@ from tqdm import tqdm
 from utils.constants import DYNAMICS_DIRS, LSIZE, SEQ_LEN
 from utils.errors import Parser
 from utils.models_io import load_vae, vae_path
-from utils.devices import pick_device
-from utils.training import add_common_flags, check_common_flags, check_logdir, fit, seed_everything, summary_writer
+from utils.training import add_common_flags, check_common_flags, check_logdir, fit, seed_everything
 
 TITLES = {"mdrnn": "the MDN-RNN", "transformer": "the Transformer density estimator",
           "trade": "TraDE (transformer with a GRU positional encoding)"}
@@ -46,7 +45,7 @@ def main(dynamics, argv=None):
     args = parse_args(dynamics, argv)
     train_files, test_files = split_files(rollout_files(args.datadir), args.test_fraction)
     vae_file = (args.vae or vae_path(args.logdir)).resolve()
-    device = pick_device(args.device)
+    device = args.device  # checked and resolved by check_common_flags
     vae, _ = load_vae(vae_file, device)
     seed_everything(args.seed)
     datasets = {}
@@ -62,7 +61,6 @@ def main(dynamics, argv=None):
 
     model = build_dynamics(dynamics).to(device)
     optimizer = torch.optim.RMSprop(model.parameters(), lr=args.lr, alpha=0.9)
-    writer = summary_writer(stage_dir)
 
     def run_epoch(name, train, epoch):
         dataset = datasets[name]
@@ -91,7 +89,6 @@ def main(dynamics, argv=None):
     best = fit(stage_dir, dynamics, model, optimizer, args,
                train_epoch=lambda e: run_epoch("train", True, e),
                test_epoch=lambda e: run_epoch("test", False, e),
-               writer=writer, extra={"vae_path": str(vae_file), "seq_len": args.seq_len,
+               extra={"vae_path": str(vae_file), "seq_len": args.seq_len,
                                      "include_reward": args.include_reward})
-    writer.close()
     print(f"{dynamics}: best test loss {best:.4f}; checkpoints in {stage_dir}")

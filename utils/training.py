@@ -71,15 +71,15 @@ class EarlyStopping:
         self.best, self.bad_epochs = state["best"], state["bad_epochs"]
 
 
-def fit(stage_dir, kind, model, optimizer, args, train_epoch, test_epoch, writer,
-        extra=None, on_best=None, end_of_epoch=None):
+def fit(stage_dir, kind, model, optimizer, args, train_epoch, test_epoch, extra=None, end_of_epoch=None):
     """Train for args.epochs epochs, resuming from stage_dir/checkpoint.tar unless args.noreload.
 
     train_epoch(epoch) -> dict of mean training metrics (must hold "loss");
     test_epoch(epoch) -> dict of test metrics (must hold "loss").
     Each epoch writes checkpoint.tar, and best.tar when the test loss improves.
-    extra: plain values stored in every checkpoint (e.g. which VAE was used).
-    Returns the best test loss.
+    extra: plain values stored in every checkpoint (e.g. which VAE was used); a
+    resumed run must have the same. end_of_epoch(epoch, writer): e.g. to log images.
+    TensorBoard logs go to stage_dir/tb. Returns the best test loss.
     """
     stage_dir = Path(stage_dir)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, "min", factor=0.5, patience=5)
@@ -114,6 +114,7 @@ def fit(stage_dir, kind, model, optimizer, args, train_epoch, test_epoch, writer
                         cuda_rng=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
                         **(extra or {}))
 
+    writer = summary_writer(stage_dir)  # only now: a refused resume writes nothing
     for epoch in range(start, args.epochs):
         train = train_epoch(epoch)
         test = test_epoch(epoch)
@@ -131,14 +132,13 @@ def fit(stage_dir, kind, model, optimizer, args, train_epoch, test_epoch, writer
               + (" (best)" if improved else ""), flush=True)
         if improved:
             save(stage_dir / "best.tar", epoch, test["loss"])
-            if on_best:
-                on_best(epoch)
         save(last, epoch, test["loss"])
         if end_of_epoch:
-            end_of_epoch(epoch)
+            end_of_epoch(epoch, writer)
         if stopper.stop:
             print(f"{kind}: no improvement for {args.patience} epochs, early stopping")
             break
+    writer.close()
     return stopper.best
 
 
@@ -163,5 +163,8 @@ def check_common_flags(parser, args):
     check_flags(parser, args, positive=("epochs", "batch_size", "lr", "patience"))
     if args.logdir.exists() and not args.logdir.is_dir():
         parser.error(f"--logdir {args.logdir} is a file; give a folder")
+    from utils.devices import pick_device
+
+    args.device = pick_device(args.device)  # a wrong --device is refused before any work
     if not 0 < args.test_fraction < 1:
         parser.error(f"--test-fraction must be in (0, 1), got {args.test_fraction}")

@@ -15,8 +15,7 @@ from utils.checkpoint import atomic_write
 from utils.constants import LSIZE
 from utils.errors import Parser, run_main
 from utils.images import grid, to_uint8
-from utils.devices import pick_device
-from utils.training import add_common_flags, check_common_flags, check_logdir, fit, seed_everything, summary_writer
+from utils.training import add_common_flags, check_common_flags, check_logdir, fit, seed_everything
 
 N_SAMPLES = 16  # frames shown in each reconstruction / sample image
 
@@ -37,7 +36,7 @@ def main(argv=None):
 
     args = parse_args(argv)
     train_files, test_files = split_files(rollout_files(args.datadir), args.test_fraction)
-    device = pick_device(args.device)
+    device = args.device  # checked and resolved by check_common_flags
     print(f"loading {len(train_files)} training and {len(test_files)} test rollouts from {args.datadir}")
     train_set, test_set = RolloutObservationDataset(train_files), RolloutObservationDataset(test_files)
     # only now, with every input checked, is anything written
@@ -54,7 +53,6 @@ def main(argv=None):
 
     model = VAE().to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    writer = summary_writer(stage_dir)
     fixed_z = torch.randn(N_SAMPLES, LSIZE, generator=torch.Generator().manual_seed(args.seed))
 
     def run_epoch(dataset, train, epoch):
@@ -79,7 +77,7 @@ def main(argv=None):
         return {"loss": totals[0], "reconstruction": totals[1], "kl": totals[2]}
 
     @torch.no_grad()
-    def save_samples(epoch):
+    def save_samples(epoch, writer):
         model.eval()
         x = frames_to_input(torch.from_numpy(fixed_test).to(device))
         recon = model.decoder(model.encoder(x)[0])  # reconstruct from the mean latent
@@ -93,8 +91,7 @@ def main(argv=None):
     best = fit(stage_dir, "vae", model, optimizer, args,
                train_epoch=lambda e: run_epoch(train_set, True, e),
                test_epoch=lambda e: run_epoch(test_set, False, e),
-               writer=writer, end_of_epoch=save_samples)
-    writer.close()
+               end_of_epoch=save_samples)
     print(f"vae: best test loss {best:.4f}; checkpoints in {stage_dir}")
 
 
