@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,6 +24,20 @@ def run_script(script, *args, cwd=ROOT, timeout=600, check=True):
         raise AssertionError(f"{script} {' '.join(map(str, args))} exited {proc.returncode}\n"
                              f"stdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-3000:]}")
     return proc
+
+
+def pool_kwargs(logdir, steps, **extra):
+    """build_generator's keyword arguments for the MDN-RNN experiment in logdir."""
+    return {"logdir": str(logdir), "dynamics": "mdrnn", "time_limit": steps, "context": None, "vae": None, **extra}
+
+
+def random_tasks(n_candidates, n_seeds, rng_seed=0, first_env_seed=100):
+    """n_candidates random controllers x n_seeds env seeds, as utils.rollout.Task."""
+    from utils.rollout import Task
+
+    rng = np.random.default_rng(rng_seed)
+    params = [rng.normal(scale=0.3, size=867) for _ in range(n_candidates)]
+    return [Task(c * n_seeds + r, params[c], first_env_seed + r) for c in range(n_candidates) for r in range(n_seeds)]
 
 
 @pytest.fixture(scope="session")

@@ -2,24 +2,21 @@
 import os
 import signal
 
-import numpy as np
 import pytest
 import torch
 
+from tests.conftest import pool_kwargs, random_tasks
 from utils.pool import WorkerError, WorkerPool
-from utils.rollout import Task
 
 STEPS = 25
 
 
 def kwargs_for(logdir, **extra):
-    return {"logdir": str(logdir), "dynamics": "mdrnn", "time_limit": STEPS, "context": None, "vae": None, **extra}
+    return pool_kwargs(logdir, STEPS, **extra)
 
 
 def some_tasks(n_candidates=3, n_seeds=2):
-    rng = np.random.default_rng(0)
-    params = [rng.normal(scale=0.3, size=867) for _ in range(n_candidates)]
-    return [Task(c * n_seeds + r, params[c], 100 + r) for c in range(n_candidates) for r in range(n_seeds)]
+    return random_tasks(n_candidates, n_seeds)
 
 
 @torch.no_grad()

@@ -16,10 +16,9 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # a Ray started here listens on loopback only
 ray = pytest.importorskip("ray")
 
-from tests.conftest import run_script  # noqa: E402
+from tests.conftest import pool_kwargs, random_tasks, run_script  # noqa: E402
 from utils.pool import WorkerError, WorkerPool  # noqa: E402
 from utils.ray_pool import RayPool, init_ray  # noqa: E402
-from utils.rollout import Task  # noqa: E402
 
 STEPS = 30
 CONTROLLER_FLAGS = ["--n-samples", 2, "--pop-size", 4, "--max-generations", 2, "--eval-every", 2,
@@ -27,13 +26,11 @@ CONTROLLER_FLAGS = ["--n-samples", 2, "--pop-size", 4, "--max-generations", 2, "
 
 
 def kwargs_for(logdir, **extra):
-    return {"logdir": str(logdir), "dynamics": "mdrnn", "time_limit": STEPS, "context": None, "vae": None, **extra}
+    return pool_kwargs(logdir, STEPS, **extra)
 
 
 def some_tasks(n_candidates=4, n_seeds=2):
-    rng = np.random.default_rng(1)
-    params = [rng.normal(scale=0.3, size=867) for _ in range(n_candidates)]
-    return [Task(c * n_seeds + r, params[c], 200 + r) for c in range(n_candidates) for r in range(n_seeds)]
+    return random_tasks(n_candidates, n_seeds, rng_seed=1, first_env_seed=200)
 
 
 def fresh_copy(logdir, dest):

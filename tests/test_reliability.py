@@ -88,7 +88,7 @@ def test_controller_resumes_the_cmaes_search_after_kill(mdrnn_logdir, tmp_path):
     before = torch.load(logdir / "ctrl" / "checkpoint.tar", weights_only=True)["cma"]
     assert before["countiter"] < 4
     out = run_script(*args).stdout
-    assert f"resuming CMA-ES from" in out and f"at generation {before['countiter']}" in out
+    assert "resuming CMA-ES from" in out and f"at generation {before['countiter']}" in out
     after = torch.load(logdir / "ctrl" / "checkpoint.tar", weights_only=True)["cma"]
     assert after["countiter"] == 4 and after["countevals"] == 16
     assert torch.load(logdir / "ctrl" / "best.tar", weights_only=True)["params"].shape == (867,)

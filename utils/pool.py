@@ -22,7 +22,6 @@ import torch
 import torch.multiprocessing as mp
 
 from utils.devices import worker_devices
-from utils.rollout import Task
 
 
 def _send_all(conn, outbox):
