@@ -1,9 +1,10 @@
 """Throughput of the datasets' batch iterators, to check that the data loader
 does not limit training on a GPU.
 
-Reference: the seed's VAE trains at about 98,000 images/s (batch 512, fp32) on
-one H100 (../shared/gpu/README.md); the MDN-RNN step is far cheaper per frame
-because it works on cached latents. The loader must serve frames faster than that.
+Reference point (not measured by this script): the seed's VAE architecture
+has been timed at about 98,000 images/s (batch 512, fp32) on one H100. The
+MDN-RNN step is far cheaper per frame because it works on cached latents. The
+loader must serve frames faster than the model consumes them.
 
     python bench/bench_loaders.py --rollouts 20
 
