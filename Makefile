@@ -24,7 +24,7 @@ test: $(VENV)/.installed
 	$(PY) -m pytest -q tests
 
 # The whole pipeline at toy scale: 8 short rollouts, one epoch of each model,
-# two CMA-ES generations, a 3-episode test and its video. About ten minutes on 2 cores.
+# two CMA-ES generations, a 3-episode test and its video. A few minutes on 2 cores.
 quickstart: $(VENV)/.installed
 	$(PY) data/generation_script.py --rollouts 8 --rootdir $(QS)/datasets --threads 2 --max-steps 200
 	cd world-models && ../$(PY) trainvae.py --logdir ../$(QS)/exp --datadir ../$(QS)/datasets --epochs 1
