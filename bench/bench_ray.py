@@ -17,7 +17,6 @@ Needs ray (pip install -r requirements-ray.txt).
 """
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,21 +27,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import tiny_experiment  # noqa: E402
 from utils.errors import Parser, check_flags  # noqa: E402
-
-
-def make_tiny_experiment(folder):
-    """A VAE and an MDN-RNN trained 1 epoch on 3 rollouts of 40 steps, made by the scripts, in folder/exp."""
-    def run(script, *args):
-        subprocess.run([sys.executable, str(ROOT / script), *map(str, args)], check=True, cwd=ROOT,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    data, exp = folder / "data", folder / "exp"
-    print(f"making a tiny experiment in {exp} (3 rollouts, VAE and MDN-RNN 1 epoch)...", flush=True)
-    run("data/generation_script.py", "--rollouts", 3, "--rootdir", data, "--threads", 2, "--max-steps", 40)
-    run("world-models/trainvae.py", "--logdir", exp, "--datadir", data, "--epochs", 1)
-    run("world-models/trainmdrnn.py", "--logdir", exp, "--datadir", data, "--epochs", 1, "--seq-len", 8)
-    return exp
 
 
 def generation_tasks(gen, pop_size, n_samples, seed=0):
@@ -104,7 +90,7 @@ def main(argv=None):
 
     import_ray(local=args.ray_address is None)  # fails with a clear line when ray is missing
     with tempfile.TemporaryDirectory(prefix="bench_ray_") as tmp:
-        logdir = args.logdir or make_tiny_experiment(Path(tmp))
+        logdir = tiny_experiment(args.logdir, workdir=tmp)
         kwargs = {"logdir": str(Path(logdir).resolve()), "dynamics": "mdrnn", "time_limit": args.time_limit,
                   "context": None, "vae": None}
         generations = [generation_tasks(g, args.pop_size, args.n_samples) for g in range(args.generations + 1)]

@@ -90,12 +90,6 @@ def load_rollout(path):
             "rewards": out["rewards"].astype(np.float32), "terminals": out["terminals"].astype(bool)}
 
 
-def load_rollouts(files, threads=8):
-    """Load many rollouts in parallel threads (decompression releases the GIL)."""
-    with ThreadPoolExecutor(threads) as ex:
-        return list(ex.map(load_rollout, files))
-
-
 def load_concatenated(files, threads=8):
     """All rollouts' arrays joined along time, filled in place as files load,
     so memory peaks at the joined size plus a few files, not twice the dataset.

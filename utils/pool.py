@@ -38,6 +38,19 @@ class WorkerError(RuntimeError):
     """Workers failed repeatedly; the message holds the last worker's error."""
 
 
+def count_failure(pool, what, slot, reason, requeued):
+    """The failure rule both pools (this one and utils.ray_pool.RayPool) follow:
+    count the failure, say so, and after pool.max_failures close the pool and
+    raise WorkerError with the worker's own error."""
+    pool.failures += 1
+    pool.last_error = reason
+    print(f"{what} {slot} failed ({pool.failures}/{pool.max_failures}); "
+          f"re-queued {requeued} episodes: {reason.strip().splitlines()[-1]}", flush=True)
+    if pool.failures >= pool.max_failures:
+        pool.close()
+        raise WorkerError(f"{what}s failed {pool.failures} times; last error:\n{reason}")
+
+
 def _worker_main(conn, device, build_kwargs):
     """Worker process: build a RolloutGenerator, then play the episodes sent on conn.
 
@@ -130,19 +143,13 @@ class WorkerPool:
     def _fail(self, slot, reason, todo):
         """Replace a failed worker and put its unfinished episodes back in todo."""
         w = self.workers[slot]
-        self.failures += 1
-        self.last_error = reason
         todo.extendleft(w["tasks"].values())
         if w["process"].is_alive():
             w["process"].kill()
         w["process"].join(5)
         w["outbox"].put(None)
         w["conn"].close()
-        print(f"worker {slot} failed ({self.failures}/{self.max_failures}); "
-              f"re-queued {len(w['tasks'])} episodes: {reason.strip().splitlines()[-1]}", flush=True)
-        if self.failures >= self.max_failures:
-            self.close()
-            raise WorkerError(f"workers failed {self.failures} times; last error:\n{reason}")
+        count_failure(self, "worker", slot, reason, len(w["tasks"]))
         self._start(slot)
 
     def evaluate(self, tasks, progress=None):

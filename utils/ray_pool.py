@@ -171,19 +171,13 @@ class RayPool:
 
     def _fail(self, slot, reason, queue):
         """Kill and replace a failed actor; put its unfinished episodes back in the queue."""
+        from utils.pool import count_failure
+
         w = self.actors.pop(slot)
-        self.failures += 1
-        self.last_error = reason
         lost = [t for batch in w["calls"].values() for t in batch]
         queue.extendleft(reversed(lost))
         self._kill(w["actor"])
-        print(f"ray actor {slot} failed ({self.failures}/{self.max_failures}); "
-              f"re-queued {len(lost)} episodes: {reason.strip().splitlines()[-1]}", flush=True)
-        if self.failures >= self.max_failures:
-            self.close()
-            from utils.pool import WorkerError
-
-            raise WorkerError(f"ray actors failed {self.failures} times; last error:\n{reason}")
+        count_failure(self, "ray actor", slot, reason, len(lost))
         self._start(slot)
 
     def _kill(self, actor):

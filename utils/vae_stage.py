@@ -48,7 +48,8 @@ def main(argv=None):
     fixed_test = test_set.frames[np.linspace(0, len(test_set) - 1, N_SAMPLES).astype(int)]
     on_device = train_set.fits_on(device) and not args.frames_on_host
     if on_device:  # then a batch is a gather on the GPU: the loader cannot be the bottleneck
-        train_set.to(device), test_set.to(device)
+        train_set.to(device)
+        test_set.to(device)
         print(f"frames kept on {device} ({train_set.frames.nbytes / 2**30:.1f} GiB)")
 
     model = VAE().to(device)
