@@ -34,7 +34,7 @@ from utils.errors import Parser, check_flags  # noqa: E402
 def generation_tasks(gen, pop_size, n_samples, seed=0):
     """A generation's Tasks, numbered as utils/controller_stage.py does: candidate c, episode r -> c * n + r."""
     from models.controller import Controller, flatten_params
-    from utils.controller_stage import TRAIN_SEED_STREAM, episode_seeds
+    from utils.rollout_cli import TRAIN_SEED_STREAM, episode_seeds
     from utils.rollout import Task
 
     import torch

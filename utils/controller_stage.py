@@ -14,90 +14,16 @@ same search. Training stops at --target-return or --max-generations.
 """
 import math
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from utils.checkpoint import load_checkpoint, save_checkpoint
-from utils.constants import MAX_STEPS
-from utils.devices import available_cpus, use_gpus
+from utils.devices import use_gpus
 from utils.errors import Parser, UserError, check_flags
-
-TRAIN_SEED_STREAM, EVAL_SEED_STREAM = 1, 2
-
-
-def episode_seeds(seed, stream, index, count):
-    """`count` env seeds, reproducible from (seed, stream, index), distinct across streams."""
-    return np.random.SeedSequence([seed, stream, index]).generate_state(count).tolist()
-
-
-def add_rollout_flags(parser):
-    """Flags shared by traincontroller.py and test_controller.py."""
-    parser.add_argument("--logdir", type=Path, required=True, help="experiment folder (holds vae/ and the dynamics model)")
-    parser.add_argument("--time-limit", type=int, default=MAX_STEPS, help="steps per episode at most")
-    parser.add_argument("--max-workers", type=int, default=None,
-                        help="worker processes (default: one per CPU core)")
-    parser.add_argument("--envs-per-worker", type=int, default=8,
-                        help="environments each worker steps together (one batched forward pass for all)")
-    parser.add_argument("--context", type=int, default=None,
-                        help="transformers only: steps of history seen while acting (default: training length)")
-    parser.add_argument("--vae", type=Path, default=None,
-                        help="VAE checkpoint (default: the one the dynamics model was trained with)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (CMA-ES and episode tracks)")
-    parser.add_argument("--renderer", choices=["exact", "approx", "reference"], default="exact",
-                        help="how frames are drawn (data/render.py): exact = gymnasium's frames byte for byte, "
-                             "faster; approx = OpenCV, ~10x faster, within a documented bound; "
-                             "reference = gymnasium's own code")
-    parser.add_argument("--device", choices=["auto", "cpu"], default="auto",
-                        help="auto: workers spread over every visible GPU (else the CPU); cpu: no GPU at all")
-    parser.add_argument("--backend", choices=["local", "ray"], default="local",
-                        help="local: worker processes on this machine; ray: Ray actors across a cluster")
-    parser.add_argument("--ray-address", default=None,
-                        help="with --backend ray: the cluster to join (e.g. 10.0.0.1:6379; default: start a local Ray)")
-
-
-def check_rollout_flags(parser, args):
-    check_flags(parser, args, positive=("time_limit", "envs_per_worker", "max_workers", "context"))
-    if args.logdir.exists() and not args.logdir.is_dir():
-        parser.error(f"--logdir {args.logdir} is a file; give the experiment folder")
-
-
-def build_kwargs(args, dynamics):
-    """What every worker needs to build its RolloutGenerator (utils.pool.build_generator)."""
-    from utils.models_io import dynamics_path, load_dynamics, load_vae, vae_path
-
-    # Load both models once here, so a wrong file is one clear line, not a failure in every worker.
-    _, state = load_dynamics(dynamics_path(args.logdir, dynamics), dynamics)
-    vae_file = Path(args.vae or state.get("vae_path") or vae_path(args.logdir)).resolve()
-    if args.vae is None and not vae_file.is_file():
-        raise UserError(f"{vae_file}: the VAE this dynamics model was trained with is gone; give one with --vae")
-    load_vae(vae_file)
-    return {"logdir": str(args.logdir.resolve()), "dynamics": dynamics, "time_limit": args.time_limit,
-            "context": (args.context or state.get("seq_len")) if dynamics != "mdrnn" else None,
-            "vae": str(vae_file), "env_kwargs": {"renderer": args.renderer}}
-
-
-def make_pool(args, kwargs, workers, max_failures=3, timeout=900.0):
-    """The evaluation pool of --backend: utils.pool.WorkerPool or utils.ray_pool.RayPool (same interface)."""
-    if args.backend == "ray":
-        from utils.ray_pool import RayPool
-
-        # workers=None: one actor per CPU of the whole cluster, not of this machine
-        try:
-            return RayPool(args.max_workers, args.envs_per_worker, kwargs, max_failures, timeout,
-                           address=args.ray_address)
-        except ConnectionError as err:
-            raise UserError(f"--ray-address {args.ray_address}: cannot join the Ray cluster ({err})") from None
-    from utils.pool import WorkerPool
-
-    return WorkerPool(workers, args.envs_per_worker, kwargs, max_failures, timeout)
-
-
-def n_workers(args):
-    return args.max_workers or available_cpus()
-
+from utils.rollout_cli import (TRAIN_SEED_STREAM, EVAL_SEED_STREAM, add_rollout_flags, build_kwargs,
+                               check_rollout_flags, episode_seeds, make_pool, n_workers)
 
 def parse_args(argv=None):
     parser = Parser(description="Train the World Models controller with CMA-ES on real CarRacing episodes.")

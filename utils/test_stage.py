@@ -15,7 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from utils.checkpoint import atomic_path, atomic_write, load_checkpoint
-from utils.controller_stage import (EVAL_SEED_STREAM, add_rollout_flags, build_kwargs, check_rollout_flags,
+from utils.rollout_cli import (EVAL_SEED_STREAM, add_rollout_flags, build_kwargs, check_rollout_flags,
                                     episode_seeds, make_pool, n_workers)
 from utils.devices import use_gpus
 from utils.errors import Parser, UserError, check_flags
