@@ -9,7 +9,7 @@ TORCH ?= torch>=2.2
 PY := $(VENV)/bin/python
 QS := quickstart
 
-.PHONY: install test quickstart clean-quickstart
+.PHONY: install test quickstart clean-quickstart agent
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-ray.txt
 	$(PYTHON) -m venv $(VENV)
@@ -36,3 +36,27 @@ quickstart: $(VENV)/.installed
 
 clean-quickstart:
 	rm -rf $(QS)
+
+# A driving agent on a CPU-only machine, from an empty disk to a score over 100
+# test episodes (README, "A driving agent on two CPU cores"). Every stage resumes
+# where it stopped: rerun the same command after a kill. The scale is chosen for
+# the fastest climb per CPU hour; override any of it, e.g. make agent AGENT_GENERATIONS=200.
+AGENT_DIR ?= runs/agent
+AGENT_ROLLOUTS ?= 64
+AGENT_VAE_EPOCHS ?= 3
+AGENT_MDRNN_EPOCHS ?= 3
+AGENT_POP ?= 16
+AGENT_SAMPLES ?= 2
+AGENT_GENERATIONS ?= 100
+AGENT_EVAL_EVERY ?= 4
+AGENT_EVAL_ROLLOUTS ?= 24
+agent: $(VENV)/.installed
+	$(PY) data/generation_script.py --rollouts $(AGENT_ROLLOUTS) --rootdir $(AGENT_DIR)/datasets
+	$(PY) world-models/trainvae.py --logdir $(AGENT_DIR)/world-models --datadir $(AGENT_DIR)/datasets \
+		--epochs $(AGENT_VAE_EPOCHS)
+	$(PY) world-models/trainmdrnn.py --logdir $(AGENT_DIR)/world-models --datadir $(AGENT_DIR)/datasets \
+		--epochs $(AGENT_MDRNN_EPOCHS)
+	$(PY) world-models/traincontroller.py --logdir $(AGENT_DIR)/world-models --renderer approx \
+		--pop-size $(AGENT_POP) --n-samples $(AGENT_SAMPLES) --max-generations $(AGENT_GENERATIONS) \
+		--eval-every $(AGENT_EVAL_EVERY) --eval-rollouts $(AGENT_EVAL_ROLLOUTS) --target-return 1000
+	$(PY) world-models/test_controller.py --logdir $(AGENT_DIR)/world-models --episodes 100

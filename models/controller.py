@@ -7,10 +7,16 @@ from utils.constants import ASIZE, LSIZE, RSIZE
 
 
 def squash(raw):
-    """Map unbounded outputs (*, 3) into CarRacing's action box:
-    steer = tanh in [-1, 1]; gas, brake = (tanh + 1) / 2 in [0, 1]."""
+    """Map unbounded outputs (*, 3) into CarRacing's action box as the paper's code does:
+    steer = tanh in [-1, 1], gas = (tanh + 1) / 2 in [0, 1], brake = clip(tanh, 0, 1).
+
+    The brake's clip matters: a controller whose outputs are near zero (every
+    candidate at the start of CMA-ES) then drives at half gas without braking,
+    where (tanh + 1) / 2 would brake at 0.5 on every step and never move.
+    This is the only place an output becomes an action.
+    """
     t = torch.tanh(raw)
-    return torch.cat([t[..., :1], (t[..., 1:] + 1) / 2], dim=-1)
+    return torch.cat([t[..., :1], (t[..., 1:2] + 1) / 2, t[..., 2:].clamp(min=0.0)], dim=-1)
 
 
 class Controller(nn.Module):

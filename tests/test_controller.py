@@ -38,3 +38,18 @@ def test_batched_controllers_match_single_ones():
     z, h = torch.randn(4, 32), torch.randn(4, 256)
     expected = torch.cat([unflatten_params(v, Controller())(z[i:i + 1], h[i:i + 1]) for i, v in enumerate(vectors)])
     torch.testing.assert_close(batched(z, h), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_action_mapping_is_the_papers():
+    """steer = tanh, gas = (tanh + 1) / 2, brake = clip(tanh, 0, 1): a zero output
+    drives at half gas and does not brake."""
+    from models.controller import squash
+
+    torch.testing.assert_close(squash(torch.zeros(2, 3)), torch.tensor([[0.0, 0.5, 0.0]] * 2))
+    raw = torch.tensor([[1.0, -2.0, -3.0], [-0.5, 0.7, 0.4]])
+    t = torch.tanh(raw)
+    expected = torch.stack([t[:, 0], (t[:, 1] + 1) / 2, t[:, 2].clamp(0, 1)], dim=1)
+    torch.testing.assert_close(squash(raw), expected)
+    # the batched controllers act through the same mapping: zero weights, zero outputs
+    batched = BatchedControllers(2, "cpu")
+    torch.testing.assert_close(batched(torch.randn(2, 32), torch.randn(2, 256)), torch.tensor([[0.0, 0.5, 0.0]] * 2))

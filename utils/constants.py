@@ -6,7 +6,7 @@ a shape error deep inside torch.
 """
 from pathlib import Path
 
-ASIZE = 3  # action: steer in [-1, 1], gas in [0, 1], brake in [0, 1]
+ASIZE = 3  # action: steer in [-1, 1], gas in [0, 1], brake in [0, 1] (mapping: models/controller.squash)
 LSIZE = 32  # VAE latent size
 RSIZE = 256  # hidden size of the dynamics model, read by the controller
 RED_SIZE = 64  # frames are RED_SIZE x RED_SIZE x 3 uint8

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from utils.constants import DYNAMICS_DIRS, LSIZE, SEQ_LEN
 from utils.errors import Parser
-from utils.models_io import load_vae, vae_path
+from utils.models_io import load_vae, recorded_vae, vae_path
 from utils.training import add_common_flags, check_common_flags, check_logdir, fit, seed_everything
 
 TITLES = {"mdrnn": "the MDN-RNN", "transformer": "the Transformer density estimator",
@@ -89,6 +89,6 @@ def main(dynamics, argv=None):
     best = fit(stage_dir, dynamics, model, optimizer, args,
                train_epoch=lambda e: run_epoch("train", True, e),
                test_epoch=lambda e: run_epoch("test", False, e),
-               extra={"vae_path": str(vae_file), "seq_len": args.seq_len,
-                                     "include_reward": args.include_reward})
+               extra={"vae_path": recorded_vae(vae_file, args.logdir), "seq_len": args.seq_len,
+                      "include_reward": args.include_reward})
     print(f"{dynamics}: best test loss {best:.4f}; checkpoints in {stage_dir}")

@@ -15,6 +15,20 @@ def dynamics_path(logdir, dynamics):
     return Path(logdir) / DYNAMICS_DIRS[dynamics] / "best.tar"
 
 
+def recorded_vae(vae_file, logdir):
+    """How a dynamics checkpoint names its VAE: relative to the logdir when the
+    VAE lies inside it (so a copied or moved experiment uses its own VAE),
+    absolute otherwise (a VAE shared from another experiment)."""
+    vae_file, logdir = Path(vae_file).resolve(), Path(logdir).resolve()
+    return str(vae_file.relative_to(logdir)) if vae_file.is_relative_to(logdir) else str(vae_file)
+
+
+def resolve_recorded_vae(state, logdir):
+    """The VAE file a dynamics checkpoint was trained with (see recorded_vae)."""
+    recorded = state.get("vae_path")
+    return Path(logdir) / recorded if recorded else vae_path(logdir)  # `/` keeps an absolute path as it is
+
+
 def load_vae(path, device="cpu"):
     """A trained models.vae.VAE in eval mode, from a vae checkpoint."""
     from models.vae import VAE
@@ -40,7 +54,7 @@ def load_world_model(logdir, dynamics, device="cpu", vae=None):
     """(vae, dynamics_model) of an experiment. The VAE is the one the dynamics
     model was trained on (recorded in its checkpoint) unless `vae` names another file."""
     model, state = load_dynamics(dynamics_path(logdir, dynamics), dynamics, device)
-    vae_file = Path(vae) if vae else Path(state.get("vae_path", vae_path(logdir)))
+    vae_file = Path(vae) if vae else resolve_recorded_vae(state, logdir)
     vae_model, _ = load_vae(vae_file, device)
     return vae_model, model
 

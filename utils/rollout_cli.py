@@ -50,11 +50,11 @@ def check_rollout_flags(parser, args):
 
 def build_kwargs(args, dynamics):
     """What every worker needs to build its RolloutGenerator (utils.pool.build_generator)."""
-    from utils.models_io import dynamics_path, load_dynamics, load_vae, vae_path
+    from utils.models_io import dynamics_path, load_dynamics, load_vae, resolve_recorded_vae
 
     # Load both models once here, so a wrong file is one clear line, not a failure in every worker.
     _, state = load_dynamics(dynamics_path(args.logdir, dynamics), dynamics)
-    vae_file = Path(args.vae or state.get("vae_path") or vae_path(args.logdir)).resolve()
+    vae_file = Path(args.vae or resolve_recorded_vae(state, args.logdir)).resolve()
     if args.vae is None and not vae_file.is_file():
         raise UserError(f"{vae_file}: the VAE this dynamics model was trained with is gone; give one with --vae")
     load_vae(vae_file)

@@ -6,6 +6,8 @@ Writes <logdir>/vae/checkpoint.tar (every epoch), best.tar (best test loss),
 samples/recon_<epoch>.png (test frames above their reconstructions),
 samples/sample_<epoch>.png (decoded random latents) and TensorBoard logs in vae/tb.
 """
+import argparse
+
 import imageio.v3 as iio
 import numpy as np
 import torch
@@ -20,9 +22,20 @@ from utils.training import add_common_flags, check_common_flags, check_logdir, f
 N_SAMPLES = 16  # frames shown in each reconstruction / sample image
 
 
+def random_flip(x):
+    """x (BSIZE, 3, H, W) -> the same batch with each frame mirrored left-right
+    with probability 1/2 (torchvision's RandomHorizontalFlip, drawn per frame, done
+    on the whole batch on its device)."""
+    flip = torch.rand(x.shape[0], device=x.device) < 0.5
+    return torch.where(flip[:, None, None, None], x.flip(-1), x)
+
+
 def parse_args(argv=None):
     parser = Parser(description="Train the VAE of World Models on CarRacing frames.")
     add_common_flags(parser, epochs=1000, batch_size=32, lr=1e-3)
+    parser.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True,
+                        help="flip each training frame left-right with probability 1/2, as the originals do "
+                             "(test frames never)")
     parser.add_argument("--frames-on-host", action="store_true",
                         help="keep the frames in host memory even when they fit on the GPU")
     args = parser.parse_args(argv)
@@ -67,6 +80,8 @@ def main(argv=None):
             for frames in tqdm(batches, total=n_batches, desc=f"epoch {epoch} {'train' if train else 'test'}",
                                leave=False):
                 x = frames_to_input(frames.to(device, non_blocking=True))
+                if train and args.flip:
+                    x = random_flip(x)
                 recon, mu, logsigma = model(x)
                 loss, rec, kl = vae_loss(recon, x, mu, logsigma)
                 if train:
@@ -92,7 +107,7 @@ def main(argv=None):
     best = fit(stage_dir, "vae", model, optimizer, args,
                train_epoch=lambda e: run_epoch(train_set, True, e),
                test_epoch=lambda e: run_epoch(test_set, False, e),
-               end_of_epoch=save_samples)
+               extra={"flip": args.flip}, end_of_epoch=save_samples)
     print(f"vae: best test loss {best:.4f}; checkpoints in {stage_dir}")
 
 
