@@ -78,6 +78,14 @@ def load_rollout(path):
     except Exception as err:  # truncated zip, bad CRC, not a npz, ...
         raise UserError(f"{path}: unreadable ({type(err).__name__}: {err}); {REGENERATE}") from None
     T = len(out["observations"])
+    frame = out["observations"].shape[1:]
+    if len(frame) == 3 and frame[2] == 3 and frame[:2] != (RED_SIZE, RED_SIZE):
+        raise UserError(f"{path}: frames are {frame[0]}x{frame[1]}, this project needs {RED_SIZE}x{RED_SIZE}; "
+                        "generate the dataset with data/generation_script.py")
+    if out["actions"].ndim == 2 and len(out["actions"]) > T:
+        # The seed's generation script can store more actions than frames when an
+        # episode ends early (actions drawn ahead); frame t follows action t, so keep the first T.
+        out["actions"] = out["actions"][:T]
     shapes = {"observations": (T, RED_SIZE, RED_SIZE, 3), "actions": (T, ASIZE), "rewards": (T,), "terminals": (T,)}
     for k, shape in shapes.items():
         if out[k].shape != shape:
@@ -86,6 +94,11 @@ def load_rollout(path):
         raise UserError(f"{path}: observations are {out['observations'].dtype}, expected uint8; {REGENERATE}")
     if T == 0:
         raise UserError(f"{path}: empty rollout; {REGENERATE}")
+    for k in ("actions", "rewards"):
+        bad = ~np.isfinite(out[k].astype(np.float64))
+        if bad.any():
+            step = int(np.argwhere(bad)[0][0])
+            raise UserError(f"{path}: {k} holds a NaN or infinite value (step {step}); {REGENERATE}")
     return {"observations": out["observations"], "actions": out["actions"].astype(np.float32),
             "rewards": out["rewards"].astype(np.float32), "terminals": out["terminals"].astype(bool)}
 

@@ -4,11 +4,12 @@ Both map (actions, latents) sequences to the MDN-RNN's outputs (a Gaussian
 mixture over the next latent, a reward and a terminal logit) plus the 256-d
 hidden sequence the controller reads. They share models/mdrnn.py's MixtureHead.
 
-- TransformerDE: Linear(LSIZE + ASIZE -> D_MODEL) + ReLU, sinusoidal positional
-  encoding, causal TransformerEncoder, Linear(D_MODEL -> RSIZE), mixture head.
+- TransformerDE: Linear(LSIZE + ASIZE -> D_MODEL) + ReLU, sinusoidal positions
+  added then dropout, causal TransformerEncoder, Linear(D_MODEL -> RSIZE),
+  mixture head.
 - TraDE (Fakoor et al., 2020, "TraDE: Transformers for Density Estimation"):
-  the same, but the positions are encoded by a GRU run over the embedded
-  sequence; its outputs are added to the embeddings in place of the sinusoids.
+  the same, but a GRU run over the embedded sequence encodes the positions: its
+  output replaces the embedding as the encoder's input (nothing is added).
 
 Acting uses a sliding window (see WindowStepper): the model always sees at most
 `context` steps, numbered from 0 as in training, so each environment step costs
@@ -51,15 +52,16 @@ class TransformerDE(nn.Module):
         self.encoder = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
         self.to_hidden = nn.Linear(d_model, hiddens)
         self.head = MixtureHead(hiddens, latents, gaussians)
+        self.dropout = nn.Dropout(dropout)
 
-    def positions(self, x):
-        """x: (SEQ_LEN, BSIZE, D_MODEL) embeddings -> position codes broadcastable to x."""
-        return sinusoidal_encoding(x.shape[0], x.shape[-1], x.device)
+    def with_positions(self, x):
+        """x: (SEQ_LEN, BSIZE, D_MODEL) embeddings -> the encoder's input, same shape."""
+        return self.dropout(x + sinusoidal_encoding(x.shape[0], x.shape[-1], x.device))
 
     def hiddens(self, actions, latents):
         """actions (SEQ_LEN, BSIZE, ASIZE), latents (SEQ_LEN, BSIZE, LSIZE) -> (SEQ_LEN, BSIZE, RSIZE)."""
         x = F.relu(self.embed(torch.cat([actions, latents], dim=-1)))
-        x = x + self.positions(x)
+        x = self.with_positions(x)
         mask = nn.Transformer.generate_square_subsequent_mask(x.shape[0], device=x.device)
         return self.to_hidden(self.encoder(x, mask=mask, is_causal=True))
 
@@ -80,7 +82,7 @@ class TraDE(TransformerDE):
         super().__init__(*args, d_model=d_model, **kwargs)
         self.gru = nn.GRU(d_model, d_model)
 
-    def positions(self, x):
+    def with_positions(self, x):
         return self.gru(x)[0]
 
 

@@ -71,7 +71,7 @@ def test_missing_and_empty_dataset(tmp_path):
     assert not (tmp_path / "exp").exists()
 
 
-@pytest.mark.parametrize("damage", ["truncated", "keys", "shape"])
+@pytest.mark.parametrize("damage", ["truncated", "keys", "shape", "nan"])
 def test_corrupt_rollout_file(damage, tiny_data, tmp_path):
     data = tmp_path / "ds"
     for p in tiny_data.rglob("rollout_*.npz"):
@@ -82,12 +82,16 @@ def test_corrupt_rollout_file(damage, tiny_data, tmp_path):
         victim.write_bytes(victim.read_bytes()[:5000])
     elif damage == "keys":
         np.savez(victim, frames=np.zeros((3, 64, 64, 3), np.uint8))
-    else:
+    elif damage == "shape":
         np.savez(victim, observations=np.zeros((3, 96, 96, 3), np.uint8), actions=np.zeros((3, 3), np.float32),
                  rewards=np.zeros(3, np.float32), terminals=np.zeros(3, bool))
+    else:  # refused at load, before training starts and reports a NaN loss
+        np.savez(victim, observations=np.zeros((3, 64, 64, 3), np.uint8), actions=np.zeros((3, 3), np.float32),
+                 rewards=np.array([0, np.nan, 0], np.float32), terminals=np.zeros(3, bool))
     logdir = tmp_path / "exp"
     logdir.mkdir()
     line = refused("world-models/trainvae.py", "--logdir", logdir, "--datadir", data, expect=str(victim))
+    assert {"nan": "NaN", "shape": "96x96"}.get(damage, "") in line
     assert "generation_script.py" in line
     assert not (logdir / "vae" / "checkpoint.tar").exists()
 

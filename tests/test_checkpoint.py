@@ -1,3 +1,6 @@
+import os
+import stat
+
 import pytest
 import torch
 
@@ -51,3 +54,20 @@ def test_failed_write_keeps_the_old_file(tmp_path):
         atomic_write(tmp_path / "f", write)
     assert (tmp_path / "f").read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["f"]
+
+
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o027, 0o640)])
+def test_written_files_get_the_mode_the_umask_gives(umask, mode, tmp_path):
+    """Rollouts (through the real command line) and checkpoints are not left 0600."""
+    from tests.conftest import run_script
+
+    old = os.umask(umask)
+    try:
+        run_script("data/generation_script.py", "--rollouts", 1, "--rootdir", tmp_path / "ds", "--threads", 1,
+                   "--max-steps", 5)
+        save_checkpoint(tmp_path / "c.tar", "vae", x=1)
+    finally:
+        os.umask(old)
+    written = list((tmp_path / "ds").rglob("rollout_*.npz")) + [tmp_path / "c.tar"]
+    assert len(written) == 2
+    assert [stat.S_IMODE(p.stat().st_mode) for p in written] == [mode, mode]

@@ -76,7 +76,9 @@ def test_encode_replaces_frames_by_latent_statistics(datadir):
 
 
 @pytest.mark.parametrize("damage,message", [
-    ("truncate", "unreadable"), ("keys", "missing keys"), ("shape", "has shape"), ("text", "unreadable")])
+    ("truncate", "unreadable"), ("keys", "missing keys"), ("shape", "has shape"), ("text", "unreadable"),
+    ("96x96", "frames are 96x96, this project needs 64x64"), ("nan", r"rewards holds a NaN .*step 3"),
+    ("inf", r"actions holds a NaN or infinite value \(step 1\)")])
 def test_bad_files_are_named(tmp_path, damage, message):
     path = tmp_path / "rollout_0.npz"
     write_rollout(path, 5)
@@ -85,8 +87,19 @@ def test_bad_files_are_named(tmp_path, damage, message):
     elif damage == "keys":
         np.savez(path, observations=np.zeros((5, 64, 64, 3), np.uint8))
     elif damage == "shape":
+        np.savez(path, observations=np.zeros((5, 64, 64, 3), np.uint8), actions=np.zeros((5, 2)),
+                 rewards=np.zeros(5), terminals=np.zeros(5, bool))
+    elif damage == "96x96":
         np.savez(path, observations=np.zeros((5, 96, 96, 3), np.uint8), actions=np.zeros((5, 3)),
                  rewards=np.zeros(5), terminals=np.zeros(5, bool))
+    elif damage in ("nan", "inf"):
+        rewards, actions = np.zeros(5), np.zeros((5, 3))
+        if damage == "nan":
+            rewards[3] = np.nan
+        else:
+            actions[1, 2] = -np.inf
+        np.savez(path, observations=np.zeros((5, 64, 64, 3), np.uint8), actions=actions, rewards=rewards,
+                 terminals=np.zeros(5, bool))
     else:
         path.write_text("not a npz")
     with pytest.raises(UserError, match=f"{path}.*{message}"):
@@ -111,3 +124,24 @@ def test_prefetch_passes_errors_on():
         for item in prefetch(broken()):
             got.append(item)
     assert len(got) == 1
+
+
+def test_seed_style_rollouts_with_one_more_action_than_frames_train(tmp_path):
+    """An episode that ended early, as the seed's generation script saved it:
+    T frames and T + 1 actions. It loads with the first T actions, and trains."""
+    from tests.conftest import run_script
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "ds").mkdir()
+    for i, T in enumerate([30, 25, 28]):
+        actions = rng.normal(size=(T + 1, 3)).astype(np.float32)
+        np.savez(tmp_path / "ds" / f"rollout_{i}.npz", observations=rng.integers(0, 256, (T, 64, 64, 3), dtype=np.uint8), actions=actions,
+                 rewards=rng.normal(size=T).astype(np.float32), terminals=np.arange(T) == T - 1)
+    rollout = load_rollout(tmp_path / "ds" / "rollout_0.npz")
+    with np.load(tmp_path / "ds" / "rollout_0.npz") as raw:
+        np.testing.assert_array_equal(rollout["actions"], raw["actions"][:30])
+    logdir = tmp_path / "exp"
+    run_script("world-models/trainvae.py", "--logdir", logdir, "--datadir", tmp_path / "ds", "--epochs", 1)
+    run_script("world-models/trainmdrnn.py", "--logdir", logdir, "--datadir", tmp_path / "ds", "--epochs", 1,
+               "--seq-len", 8)
+    assert np.isfinite(torch.load(logdir / "mdrnn" / "best.tar", weights_only=True)["test_loss"])

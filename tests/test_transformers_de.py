@@ -63,3 +63,30 @@ def test_trade_uses_a_gru_not_sinusoids():
     trade = TraDE()
     assert isinstance(trade.gru, torch.nn.GRU)
     assert not hasattr(TransformerDE(), "gru")
+
+
+def test_trade_feeds_the_gru_output_alone_to_the_encoder():
+    """TraDE's GRU output replaces the embedding: with a GRU that outputs zeros,
+    the hidden sequence no longer depends on the inputs at all."""
+    torch.manual_seed(0)
+    model = TraDE().eval()
+    with torch.no_grad():
+        for p in model.gru.parameters():
+            p.zero_()
+    h1 = model.hiddens(torch.randn(6, 2, 3), torch.randn(6, 2, 32))
+    h2 = model.hiddens(torch.randn(6, 2, 3), torch.randn(6, 2, 32))
+    torch.testing.assert_close(h1, h2)
+
+
+def test_transformer_applies_dropout_after_its_positions():
+    torch.manual_seed(0)
+    model = TransformerDE()
+    x = torch.randn(10, 4, 32)
+    from models.transformers_de import sinusoidal_encoding
+
+    expected = x + sinusoidal_encoding(10, 32)
+    torch.testing.assert_close(model.eval().with_positions(x), expected)
+    dropped = model.train().with_positions(x)
+    zeroed = dropped == 0
+    assert 0.05 < zeroed.float().mean() < 0.2  # DROPOUT = 0.1
+    torch.testing.assert_close(dropped[~zeroed], expected[~zeroed] / 0.9)

@@ -15,6 +15,13 @@ from utils.constants import model_sizes
 from utils.errors import UserError
 
 
+def current_umask():
+    """The process's umask (reading it means setting it, so it is set straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_path(path):
     """Yield a temporary path beside `path`; when the block ends without error,
@@ -28,6 +35,9 @@ def atomic_path(path):
     # The temporary name keeps the extension, for writers that choose the format by it.
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=".tmp" + path.suffix)
     os.close(fd)
+    # mkstemp makes the file 0600 and rename keeps that mode: give it the mode
+    # a plain open() would (0644 under umask 022), so shared datasets and videos stay readable.
+    os.chmod(tmp, 0o666 & ~current_umask())
     try:
         yield tmp
         with open(tmp, "rb") as f:

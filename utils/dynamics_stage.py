@@ -18,13 +18,25 @@ from utils.errors import Parser
 from utils.models_io import load_vae, recorded_vae, vae_path
 from utils.training import add_common_flags, check_common_flags, check_logdir, fit, seed_everything
 
+# Each model's training recipe, as its original code has it: ctallec/world-models
+# for the MDN-RNN; the seed's transformer code (Adam with the "Attention is all
+# you need" betas and eps) for both transformers.
+RECIPES = {
+    "mdrnn": {"optimizer": "rmsprop", "lr": 1e-3, "epochs": 30},
+    "transformer": {"optimizer": "adam", "lr": 1e-4, "epochs": 40},
+    "trade": {"optimizer": "adam", "lr": 1e-4, "epochs": 40},
+}
 TITLES = {"mdrnn": "the MDN-RNN", "transformer": "the Transformer density estimator",
           "trade": "TraDE (transformer with a GRU positional encoding)"}
 
 
 def parse_args(dynamics, argv=None):
     parser = Parser(description=f"Train {TITLES[dynamics]} of World Models on VAE latents.")
-    add_common_flags(parser, epochs=30, batch_size=16, lr=1e-3)
+    recipe = RECIPES[dynamics]
+    add_common_flags(parser, epochs=recipe["epochs"], batch_size=16, lr=recipe["lr"])
+    parser.add_argument("--optimizer", choices=["rmsprop", "adam"], default=recipe["optimizer"],
+                        help="rmsprop: alpha 0.9 (ctallec's MDN-RNN); adam: betas (0.9, 0.98), eps 1e-9 "
+                             "(the seed's transformers)")
     parser.add_argument("--seq-len", type=int, default=SEQ_LEN, help="training sequence length")
     parser.add_argument("--include-reward", "--include_reward", action="store_true",
                         help="add the reward prediction (MSE) to the loss")
@@ -35,6 +47,12 @@ def parse_args(dynamics, argv=None):
     if args.seq_len <= 0:
         parser.error(f"--seq-len must be > 0, got {args.seq_len}")
     return args
+
+
+def make_optimizer(name, parameters, lr):
+    if name == "rmsprop":
+        return torch.optim.RMSprop(parameters, lr=lr, alpha=0.9)
+    return torch.optim.Adam(parameters, lr=lr, betas=(0.9, 0.98), eps=1e-9)
 
 
 def main(dynamics, argv=None):
@@ -60,7 +78,7 @@ def main(dynamics, argv=None):
     stage_dir.mkdir(parents=True, exist_ok=True)
 
     model = build_dynamics(dynamics).to(device)
-    optimizer = torch.optim.RMSprop(model.parameters(), lr=args.lr, alpha=0.9)
+    optimizer = make_optimizer(args.optimizer, model.parameters(), args.lr)
 
     def run_epoch(name, train, epoch):
         dataset = datasets[name]
@@ -90,5 +108,6 @@ def main(dynamics, argv=None):
                train_epoch=lambda e: run_epoch("train", True, e),
                test_epoch=lambda e: run_epoch("test", False, e),
                extra={"vae_path": recorded_vae(vae_file, args.logdir), "seq_len": args.seq_len,
-                      "include_reward": args.include_reward})
+                      "include_reward": args.include_reward,
+                      "optimizer_name": args.optimizer})
     print(f"{dynamics}: best test loss {best:.4f}; checkpoints in {stage_dir}")
