@@ -26,6 +26,7 @@ def tiny_experiment(logdir=None, dynamics="mdrnn", workdir=None):
     data, logdir = work / "data", work / "exp"
     run("data/generation_script.py", "--rollouts", 3, "--rootdir", data, "--threads", 1, "--max-steps", 40)
     run("world-models/trainvae.py", "--logdir", logdir, "--datadir", data, "--epochs", 1)
-    script = "world-models/trainmdrnn.py" if dynamics == "mdrnn" else "trade/traintransformersde.py"
+    script = {"mdrnn": "world-models/trainmdrnn.py", "transformer": "transformers-wm/traintransformersde.py",
+              "trade": "trade/traintransformersde.py"}[dynamics]
     run(script, "--logdir", logdir, "--datadir", data, "--epochs", 1, "--seq-len", 8)
     return logdir

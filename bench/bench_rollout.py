@@ -1,0 +1,261 @@
+"""Where a controller-training step goes on CPU cores: env-only steps/s per
+renderer (and physics alone), the full rollout loop's steps/s (env + VAE encoder
++ controllers + dynamics step, as a worker of the pool runs it) per renderer and
+dynamics model, the share of a step each part takes, and all cores together.
+
+    python bench/bench_rollout.py                                  # tiny models, 1500 steps per measure
+    python bench/bench_rollout.py --logdir runs/agent/world-models --steps 4000
+
+One process, one torch thread, --envs environments stepped together, as one
+worker of utils/pool.py. The full loop plays random linear controllers and
+records their actions; the env-only measures replay those very actions on the
+same tracks (the physics are deterministic), so both do the same drawing work.
+Ratios are printed against the reference renderer's env-only rate and against
+each renderer's own env-only rate.
+"""
+import multiprocessing as mp
+import os
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import tiny_experiment  # noqa: E402
+from utils.errors import Parser, check_flags  # noqa: E402
+
+RENDERERS = ("reference", "exact", "approx", "physics")
+DYNAMICS = ("mdrnn", "transformer", "trade")
+
+
+def physics_only_class():
+    """CarRacing64 whose state frame is left black: the cost of the physics alone."""
+    from data.render import renderer_class
+
+    base = renderer_class("exact")
+
+    class PhysicsOnly(base):
+        def _render(self, mode):
+            if mode == "state_pixels" and "t" in self.__dict__:
+                return np.zeros((64, 64, 3), np.uint8)
+            return base._render(self, mode)
+    return PhysicsOnly
+
+
+def make_envs(renderer, n, time_limit):
+    from gymnasium.wrappers import TimeLimit
+
+    from data.carracing import make_env
+
+    if renderer == "physics":
+        return [TimeLimit(physics_only_class()(continuous=True), max_episode_steps=time_limit) for _ in range(n)]
+    return [make_env(max_steps=time_limit, renderer=renderer) for _ in range(n)]
+
+
+class Timers:
+    """Wall time per part of the loop."""
+
+    def __init__(self):
+        self.seconds = defaultdict(float)
+
+    def wrap(self, name, fn):
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.seconds[name] += time.perf_counter() - start
+        return timed
+
+
+class TimedControllers:
+    """models.controller.BatchedControllers whose forward pass is timed."""
+
+    def __init__(self, inner, timers):
+        self.set, self.forward = inner.set, timers.wrap("controllers", inner.__call__)
+
+    def __call__(self, latents, hiddens):
+        return self.forward(latents, hiddens)
+
+
+def tasks_for(n_tasks, seed):
+    from utils.rollout import Task
+
+    rng = np.random.default_rng(seed)
+    # A controller with weights of this scale steers, brakes and speeds up: a mix of driving and leaving the road.
+    return [Task(i, rng.normal(scale=0.1, size=867), 1000 + i) for i in range(n_tasks)]
+
+
+def full_loop(logdir, dynamics, renderer, n_envs, steps, time_limit, seed=0):
+    """(steps/s, {part: share of the wall time}, the episodes played as (seed, [actions]))."""
+    import torch
+
+    import utils.models_io as models_io
+    from utils.pool import build_generator
+
+    torch.set_num_threads(1)
+    kwargs = {"logdir": logdir, "dynamics": dynamics, "device": "cpu", "n_envs": n_envs, "time_limit": time_limit,
+              "env_kwargs": {"renderer": "exact" if renderer == "physics" else renderer}}
+    generator = build_generator(**kwargs)
+    if renderer == "physics":
+        generator.close()
+        generator.envs = make_envs("physics", n_envs, time_limit)
+    timers = Timers()
+    episodes = []  # (seed, [actions]) in the order they started
+    for env in generator.envs:
+        env.step = timers.wrap("env", record_step(env, episodes))
+        env.reset = record_reset(env, episodes)
+    generator.stepper.push = timers.wrap("dynamics step", generator.stepper.push)
+    generator.controllers = TimedControllers(generator.controllers, timers)
+    encode = models_io.encode_frames
+    models_io.encode_frames = timers.wrap("VAE encoder", encode)
+    try:
+        n_tasks = max(n_envs, -(-steps // time_limit) * n_envs)
+        tasks = tasks_for(n_tasks, seed)
+        start = time.perf_counter()
+        generator.run(lambda block: tasks.pop(0) if tasks and generator.env_steps < steps else None,
+                      lambda task, ret: None)
+        wall = time.perf_counter() - start
+    finally:
+        models_io.encode_frames = encode
+    shares = {k: v / wall for k, v in timers.seconds.items()}
+    shares["other (Python loop)"] = 1 - sum(shares.values())
+    rate = generator.env_steps / wall
+    generator.close()
+    return rate, shares, episodes
+
+
+def record_reset(env, episodes):
+    reset = env.reset
+
+    def recorded(seed=None, **kwargs):
+        env.episode = (seed, [])
+        episodes.append(env.episode)
+        return reset(seed=seed, **kwargs)
+    return recorded
+
+
+def record_step(env, episodes):
+    step = env.step
+
+    def recorded(action):
+        env.episode[1].append(np.array(action))
+        return step(action)
+    return recorded
+
+
+def env_only(renderer, n_envs, episodes, time_limit):
+    """steps/s of n_envs envs stepped round-robin in one process, replaying
+    `episodes` ((seed, [actions]) each) one after another in each env slot."""
+    envs = make_envs(renderer, n_envs, time_limit)
+    queue = list(episodes)[::-1]
+    playing = [None] * n_envs
+    done = 0
+    start = time.perf_counter()
+    while True:
+        for k, env in enumerate(envs):
+            if playing[k] is None or not playing[k][1]:
+                playing[k] = None
+                if queue:
+                    seed, actions = queue.pop()
+                    env.reset(seed=seed)
+                    playing[k] = (seed, actions[::-1])
+        if not any(playing):
+            break
+        for k, env in enumerate(envs):
+            if playing[k]:
+                env.step(playing[k][1].pop())
+                done += 1
+    wall = time.perf_counter() - start
+    for env in envs:
+        env.close()
+    return done / wall
+
+
+def _parallel_job(args):
+    kind, payload = args
+    import torch
+
+    torch.set_num_threads(1)
+    if kind == "env":
+        renderer, n_envs, steps, time_limit, logdir, dynamics = payload
+        episodes = full_loop(logdir, dynamics, "physics", n_envs, steps, time_limit)[2]  # the actions to replay
+        start = time.perf_counter()
+        return env_only(renderer, n_envs, episodes, time_limit), start
+    return full_loop(*payload)[0], time.perf_counter()
+
+
+def all_cores(kind, payload, processes):
+    """Total steps/s of `processes` processes each running the same measure at once."""
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(processes) as pool:
+        rates = pool.map(_parallel_job, [(kind, payload)] * processes)
+    return sum(rate for rate, _ in rates)
+
+
+def main(argv=None):
+    parser = Parser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--logdir", default=None,
+                        help="a trained experiment holding every --dynamics model (default: tiny models made here)")
+    parser.add_argument("--steps", type=int, default=1500, help="env steps per measure")
+    parser.add_argument("--envs", type=int, default=16, help="environments stepped together by the process")
+    parser.add_argument("--time-limit", type=int, default=1000, help="steps per episode at most")
+    parser.add_argument("--renderers", nargs="+", default=list(RENDERERS), choices=RENDERERS,
+                        help="env-only measures (the full loop uses exact and approx among these)")
+    parser.add_argument("--dynamics", nargs="+", default=list(DYNAMICS), choices=DYNAMICS)
+    parser.add_argument("--processes", type=int, default=os.cpu_count(),
+                        help="processes for the all-cores measure (0: skip it)")
+    args = parser.parse_args(argv)
+    check_flags(parser, args, positive=("steps", "envs", "time_limit"), non_negative=("processes",))
+
+    logdirs = {}
+    for dyn in args.dynamics:
+        if args.logdir:
+            logdirs[dyn] = args.logdir
+        else:
+            logdirs[dyn] = str(tiny_experiment(dynamics=dyn))
+    print(f"{args.steps} steps per measure, {args.envs} envs in one process, 1 torch thread, "
+          f"{os.cpu_count()} CPUs", flush=True)
+    env_rate, loop_rate, replays = {}, {}, {}
+    for renderer in [r for r in ("exact", "approx") if r in args.renderers]:
+        for dyn in args.dynamics:
+            rate, shares, episodes = full_loop(logdirs[dyn], dyn, renderer, args.envs, args.steps, args.time_limit)
+            env_rate[renderer, dyn] = env_only(renderer, args.envs, episodes, args.time_limit)
+            replays.setdefault(dyn, episodes)
+            loop_rate[renderer, dyn] = rate
+            parts = ", ".join(f"{k} {v:.0%}" for k, v in sorted(shares.items(), key=lambda kv: -kv[1]))
+            print(f"full loop {renderer:>9} {dyn:>11}: {rate:7.0f} steps/s = {rate / env_rate[renderer, dyn]:.2f} of "
+                  f"the env-only rate on the same actions ({env_rate[renderer, dyn]:.0f}); {parts}", flush=True)
+    first = replays.get(args.dynamics[0]) or full_loop(logdirs[args.dynamics[0]], args.dynamics[0], "physics",
+                                                       args.envs, args.steps, args.time_limit)[2]
+    for renderer in args.renderers:
+        env_rate[renderer] = env_only(renderer, args.envs, first, args.time_limit)
+        print(f"env only  {renderer:>9}: {env_rate[renderer]:7.0f} steps/s ({args.dynamics[0]}'s episodes)", flush=True)
+
+    print("\nratios (one run, this machine):")
+    if "reference" in env_rate:
+        for renderer in args.renderers:
+            rate = env_rate[renderer]
+            print(f"  env only {renderer:>9}: x{rate / env_rate['reference']:.1f} the reference renderer")
+    for (renderer, dyn), rate in loop_rate.items():
+        print(f"  full loop {renderer:>6} {dyn:>11}: {rate / env_rate[renderer, dyn]:.2f} of {renderer} env-only")
+    for renderer in ("exact", "approx"):
+        if (renderer, "mdrnn") in loop_rate:
+            for dyn in ("transformer", "trade"):
+                if (renderer, dyn) in loop_rate:
+                    print(f"  {renderer:>6} {dyn:>11} loop: {loop_rate[renderer, 'mdrnn'] / loop_rate[renderer, dyn]:.2f}x "
+                          "slower than the MDN-RNN's")
+    if args.processes and "approx" in args.renderers and args.dynamics:
+        dyn = args.dynamics[0]
+        total = all_cores("env", ("approx", args.envs, args.steps, args.time_limit, logdirs[dyn], dyn), args.processes)
+        loop = all_cores("loop", (logdirs[dyn], dyn, "approx", args.envs, args.steps, args.time_limit),
+                            args.processes)
+        print(f"\nall cores ({args.processes} processes): approx env only {total:.0f} steps/s, "
+              f"full loop ({dyn}) {loop:.0f} steps/s = {loop / total:.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
