@@ -39,3 +39,16 @@ def test_early_stop_ends_hopeless_episodes_with_the_same_score(generator):
     # a car that brakes forever never reaches a new tile: stopping early changes nothing but the time spent
     assert stopped_steps == EARLY_STOP_GRACE + 1
     assert stopped == pytest.approx(full, abs=1e-6)
+
+
+def test_channels_last_encoder_gives_the_same_latents(generator, mdrnn_logdir, tiny_data):
+    """The generator's encoder runs in channels-last memory; its latents are those of the plain encoder."""
+    import torch
+
+    from data.loaders import load_rollout, rollout_files
+    from utils.models_io import encode_frames, load_vae, vae_path
+
+    frames = torch.from_numpy(load_rollout(rollout_files(tiny_data)[0])["observations"][:16])
+    plain, _ = load_vae(vae_path(mdrnn_logdir))
+    assert generator.vae.encoder.convs[0].weight.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(encode_frames(generator.vae, frames), encode_frames(plain, frames), rtol=0, atol=1e-6)

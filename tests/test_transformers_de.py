@@ -90,3 +90,10 @@ def test_transformer_applies_dropout_after_its_positions():
     zeroed = dropped == 0
     assert 0.05 < zeroed.float().mean() < 0.2  # DROPOUT = 0.1
     torch.testing.assert_close(dropped[~zeroed], expected[~zeroed] / 0.9)
+
+
+def test_hidden_at_equals_the_full_pass_at_each_sequences_own_position(model):
+    a, z = torch.randn(9, 4, 3), torch.randn(9, 4, 32)
+    newest = torch.tensor([8, 0, 3, 5])
+    full = model.hiddens(a, z)[newest, torch.arange(4)]
+    torch.testing.assert_close(model.hidden_at(a, z, newest), full, rtol=0, atol=1e-5)

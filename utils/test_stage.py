@@ -10,6 +10,7 @@ episode in a window instead, recording nothing (needs a display: run under
 xvfb-run on a headless server).
 """
 import json
+import time
 
 import numpy as np
 from tqdm import tqdm
@@ -19,6 +20,7 @@ from utils.rollout_cli import (EVAL_SEED_STREAM, add_rollout_flags, build_kwargs
                                     episode_seeds, make_pool, n_workers)
 from utils.devices import use_gpus
 from utils.errors import Parser, UserError, check_flags
+from utils.models_io import dynamics_path
 
 TEST_SEED_STREAM = EVAL_SEED_STREAM + 1  # tracks unseen by training and by its evaluations
 VIDEO_FPS = 50
@@ -94,6 +96,9 @@ def main(dynamics, argv=None):
     seeds = episode_seeds(args.seed, TEST_SEED_STREAM, 0, args.episodes)
     device = "cuda" if use_gpus(args.device) else "cpu"
 
+    print(f"scoring {ctrl_file} (generation {state['generation']}) with the VAE {kwargs['vae']} and "
+          f"{dynamics_path(args.logdir, dynamics)}, {args.renderer} renderer", flush=True)
+    start = time.time()
     returns = []
     if args.render:  # every episode in this process, in a window
         for seed in tqdm(seeds, desc="episodes"):
@@ -109,7 +114,10 @@ def main(dynamics, argv=None):
         returns += [results[t.id] for t in rest]
     returns = np.array(returns)
     summary = {"mean": float(returns.mean()), "std": float(returns.std()), "episodes": len(returns),
-               "returns": returns.tolist(), "dynamics": dynamics}
+               "returns": returns.tolist(), "dynamics": dynamics, "renderer": args.renderer, "seed": args.seed,
+               "time_limit": args.time_limit, "controller": str(ctrl_file.resolve()),
+               "controller_generation": state["generation"], "vae": kwargs["vae"],
+               "dynamics_model": str(dynamics_path(args.logdir, dynamics).resolve()), "seconds": time.time() - start}
     atomic_write(args.logdir / "test_scores.json", lambda tmp: open(tmp, "w").write(json.dumps(summary, indent=1)))
     print(f"score over {len(returns)} episodes: {returns.mean():.1f} +- {returns.std():.1f}")
     return summary

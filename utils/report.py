@@ -1,0 +1,186 @@
+"""A results report of one or more experiments: a Markdown table and plots.
+
+    python utils/report.py --logdirs runs/agent/world-models --out docs/agent
+    python utils/report.py --logdirs runs/compare/world-models runs/compare/transformers-wm runs/compare/trade \
+        --out docs/comparison
+
+Reads what the stages leave in each logdir (checkpoints, TensorBoard logs,
+test_scores.json) and writes <out>/report.md and <out>/learning_curves.png: the
+best and mean return of each CMA-ES generation and the evaluations of the
+generation's best, against the controller stage's training time. Works on any
+logdirs, a user's own full-scale runs included; a stage not run yet shows as "-".
+
+Times are the spans of each stage's TensorBoard files (from a file's creation to
+its last event), summed over the runs of a resumed stage, so the time a stage was
+stopped, and its data loading, do not count.
+"""
+import json
+import math
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from utils.constants import DYNAMICS_DIRS  # noqa: E402
+from utils.errors import Parser, UserError, run_main  # noqa: E402
+
+NAMES = {"mdrnn": "MDN-RNN", "transformer": "Transformer", "trade": "TraDE"}
+
+
+def read_scalars(tb_dir):
+    """{tag: [(step, value, seconds into the stage)]} from every event file of a
+    TensorBoard folder, runs of a resumed stage put end to end."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    from tensorboard.util import tensor_util
+
+    series, offset = {}, 0.0
+    files = sorted(Path(tb_dir).glob("events.out.tfevents.*"), key=lambda p: float(p.name.split(".")[3]))
+    for f in files:
+        created = float(f.name.split(".")[3])
+        last = created
+        for event in EventFileLoader(str(f)).Load():
+            for value in event.summary.value:
+                if value.HasField("simple_value"):
+                    number = value.simple_value
+                elif value.HasField("tensor") and tensor_util.make_ndarray(value.tensor).size == 1:
+                    number = float(tensor_util.make_ndarray(value.tensor).item())
+                else:  # an image
+                    continue
+                series.setdefault(value.tag, []).append((event.step, number, offset + event.wall_time - created))
+            last = max(last, event.wall_time)
+        offset += last - created
+    return series, offset
+
+
+def stage_summary(logdir):
+    """What one experiment's logdir holds, as plain values (None where a stage is missing)."""
+    import torch
+
+    logdir = Path(logdir)
+    out = {"logdir": str(logdir), "name": logdir.name}
+    ctrl = logdir / "ctrl" / "best.tar"
+    dynamics = None
+    if ctrl.exists():
+        dynamics = torch.load(ctrl, weights_only=True)["dynamics"]
+    for name, sub in DYNAMICS_DIRS.items():
+        best = logdir / sub / "best.tar"
+        if dynamics is None and best.exists():
+            kind = torch.load(best, weights_only=True)["kind"]
+            dynamics = kind if kind in DYNAMICS_DIRS else None
+    out["dynamics"] = dynamics
+    for stage, sub in (("vae", "vae"), ("dynamics", DYNAMICS_DIRS.get(dynamics)), ("ctrl", "ctrl")):
+        tb = logdir / sub / "tb" if sub else None
+        out["tb", stage] = read_scalars(tb) if tb and tb.is_dir() else ({}, None)
+    for stage, sub in (("vae", "vae"), ("dynamics", DYNAMICS_DIRS.get(dynamics))):
+        best = logdir / sub / "best.tar" if sub else None
+        state = torch.load(best, weights_only=True) if best and best.exists() else None
+        out[stage + "_best"] = None if state is None else {"test_loss": state["test_loss"], "epoch": state["epoch"]}
+    scores = logdir / "test_scores.json"
+    out["test"] = json.loads(scores.read_text()) if scores.exists() else None
+    return out
+
+
+def fmt(x, digits=1):
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:,.{digits}f}"
+
+
+def minutes(seconds):
+    return "-" if seconds is None else f"{seconds / 60:.1f}"
+
+
+def loss_parts(summary):
+    """The dynamics model's test loss and its parts at its best epoch."""
+    best = summary["dynamics_best"]
+    if best is None:
+        return {}
+    series = summary["tb", "dynamics"][0]
+    parts = {}
+    for part in ("gmm", "bce", "mse"):
+        values = dict((step, v) for step, v, _ in series.get(f"losses/test_{part}", []))
+        parts[part] = values.get(best["epoch"])
+    parts["loss"] = best["test_loss"]
+    return parts
+
+
+def table(summaries):
+    rows = ["| experiment | dynamics | VAE test loss | dynamics test loss (GMM / BCE) | VAE min | dynamics min "
+            "| controller min (generations) | best evaluation (generation) | test score: mean +- std (95% CI of the mean), episodes |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for s in summaries:
+        parts = loss_parts(s)
+        ctrl = s["tb", "ctrl"][0]
+        gens = len(ctrl.get("charts/best_return", []))
+        evals = ctrl.get("charts/eval_return_mean", [])
+        best_eval = max(evals, key=lambda e: e[1]) if evals else None
+        test = s["test"]
+        if test:
+            half = 1.96 * test["std"] / math.sqrt(test["episodes"])
+            score = (f"{test['mean']:.1f} +- {test['std']:.1f} ({test['mean'] - half:.1f} to {test['mean'] + half:.1f}),"
+                     f" {test['episodes']} ({test.get('renderer', 'exact')})")
+        else:
+            score = "-"
+        rows.append(
+            f"| {s['name']} | {NAMES.get(s['dynamics'], '-')} | {fmt((s['vae_best'] or {}).get('test_loss'), 2)} "
+            f"| {fmt(parts.get('loss'), 4)} ({fmt(parts.get('gmm'), 4)} / {fmt(parts.get('bce'), 4)}) "
+            f"| {minutes(s['tb', 'vae'][1])} | {minutes(s['tb', 'dynamics'][1])} | {minutes(s['tb', 'ctrl'][1])} ({gens}) "
+            f"| {fmt(best_eval[1]) if best_eval else '-'} ({best_eval[0] if best_eval else '-'}) | {score} |")
+    return "\n".join(rows)
+
+
+def plot(summaries, path):
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display needed
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for s, color in zip(summaries, colors):
+        ctrl = s["tb", "ctrl"][0]
+        label = f"{s['name']} ({NAMES.get(s['dynamics'], '?')})"
+        for tag, style, what in (("charts/best_return", ":", "best of generation"),
+                                 ("charts/mean_return", "-", "mean of generation")):
+            points = ctrl.get(tag, [])
+            if points:
+                ax.plot([t / 60 for _, _, t in points], [v for _, v, _ in points], style, color=color, alpha=0.6,
+                        linewidth=1, label=f"{label}: {what}")
+        evals = ctrl.get("charts/eval_return_mean", [])
+        if evals:
+            ax.plot([t / 60 for _, _, t in evals], [v for _, v, _ in evals], "o-", color=color, markersize=3,
+                    label=f"{label}: evaluation of the best")
+    ax.axhline(900, color="gray", linewidth=0.8, linestyle="--")
+    ax.set_xlabel("controller training time (minutes)")
+    ax.set_ylabel("return")
+    ax.set_title("CMA-ES on CarRacing-v3")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def parse_args(argv=None):
+    parser = Parser(description="Write a Markdown table and plots from experiment logdirs.")
+    parser.add_argument("--logdirs", type=Path, nargs="+", required=True, help="experiment folders")
+    parser.add_argument("--out", type=Path, required=True, help="folder for report.md and learning_curves.png")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    for logdir in args.logdirs:
+        if not logdir.is_dir():
+            raise UserError(f"--logdirs {logdir}: no such experiment folder")
+    summaries = [stage_summary(d) for d in args.logdirs]
+    args.out.mkdir(parents=True, exist_ok=True)
+    plot(summaries, args.out / "learning_curves.png")
+    text = ("Made by `python utils/report.py --logdirs " + " ".join(map(str, args.logdirs)) + f" --out {args.out}`.\n\n"
+            + table(summaries) + "\n\n![learning curves](learning_curves.png)\n")
+    (args.out / "report.md").write_text(text)
+    print(text)
+    return summaries
+
+
+if __name__ == "__main__":
+    run_main(main)
