@@ -57,3 +57,16 @@ def mdrnn_logdir(tmp_path_factory, tiny_data):
     run_script("world-models/trainmdrnn.py", "--logdir", logdir, "--datadir", tiny_data, "--epochs", 1,
                "--seq-len", TINY["seq_len"])
     return logdir
+
+
+@pytest.fixture(scope="session")
+def controller_logdir(tmp_path_factory, mdrnn_logdir):
+    """A copy of mdrnn_logdir with a controller trained for 2 generations (ctrl/best.tar)."""
+    import shutil
+
+    logdir = tmp_path_factory.mktemp("agent") / "exp"
+    shutil.copytree(mdrnn_logdir, logdir, ignore=shutil.ignore_patterns("ctrl", "test_sample*", "test_scores.json"))
+    run_script("world-models/traincontroller.py", "--logdir", logdir, "--n-samples", 1, "--pop-size", 2,
+               "--max-generations", 2, "--eval-every", 1, "--eval-rollouts", 2, "--time-limit", 20,
+               "--max-workers", 1, "--envs-per-worker", 2)
+    return logdir

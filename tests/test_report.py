@@ -4,17 +4,12 @@ import shutil
 from tests.conftest import run_script
 
 
-def test_report_of_a_finished_experiment(mdrnn_logdir, tmp_path):
+def test_report_of_a_finished_experiment(controller_logdir, tmp_path):
     logdir = tmp_path / "exp"
-    shutil.copytree(mdrnn_logdir, logdir)
-    shutil.rmtree(logdir / "ctrl", ignore_errors=True)
-    (logdir / "test_scores.json").unlink(missing_ok=True)
-    run_script("world-models/traincontroller.py", "--logdir", logdir, "--n-samples", 1, "--pop-size", 2,
-               "--max-generations", 2, "--eval-every", 1, "--eval-rollouts", 2, "--time-limit", 20,
-               "--max-workers", 1, "--envs-per-worker", 2)
+    shutil.copytree(controller_logdir, logdir)
     run_script("world-models/test_controller.py", "--logdir", logdir, "--episodes", 4, "--time-limit", 20,
-               "--max-workers", 1, "--no-video")
-    out = run_script("utils/report.py", "--logdirs", logdir, "--out", tmp_path / "report").stdout
+               "--max-workers", 1)
+    out = run_script("utils/report.py", "--logdirs", logdir, "--out", tmp_path / "report", "--animation").stdout
     row = next(line for line in out.splitlines() if line.startswith("| exp |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[1] == "MDN-RNN"
@@ -22,9 +17,27 @@ def test_report_of_a_finished_experiment(mdrnn_logdir, tmp_path):
     assert cells[8].endswith(", 4 (exact)") and "+-" in cells[8]
     assert (tmp_path / "report" / "learning_curves.png").stat().st_size > 10_000
     assert (tmp_path / "report" / "report.md").read_text().count("| exp |") == 1
+    assert (tmp_path / "report" / "exp_driving.gif").stat().st_size > 1000
 
 
 def test_report_refuses_a_missing_logdir(tmp_path):
     proc = run_script("utils/report.py", "--logdirs", tmp_path / "nope", "--out", tmp_path / "r", check=False)
     assert proc.returncode == 2 and "no such experiment folder" in proc.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_report_animation_has_the_episodes_frames(mdrnn_logdir, tmp_path):
+    import imageio.v3 as iio
+    import numpy as np
+
+    from utils.report import animation
+
+    frames = tmp_path / "test_sample"
+    frames.mkdir()
+    for i in range(12):
+        iio.imwrite(frames / f"{i:04d}.png", np.full((400, 600, 3), 20 * i, np.uint8))
+    assert animation(frames, tmp_path / "a.gif", every=3, width=120)
+    gif = iio.imread(tmp_path / "a.gif", index=None)
+    assert gif.shape[:3] == (4, 80, 120)
+    assert [int(f[..., :3].mean()) for f in gif] == [0, 60, 120, 180]
+    assert not animation(tmp_path / "none", tmp_path / "b.gif")

@@ -160,10 +160,33 @@ def plot(summaries, path):
     plt.close(fig)
 
 
+def animation(frames_dir, path, every=3, steps=600, width=240):
+    """A GIF of the first test episode from test_controller.py's frames
+    (<logdir>/test_sample/%04d.png): every `every`-th frame of the first `steps`,
+    `width` pixels wide, at the episode's speed. False if there are no frames."""
+    import cv2
+    import imageio.v3 as iio
+
+    files = sorted(Path(frames_dir).glob("*.png"))[:steps:every]
+    if not files:
+        return False
+    frames = []
+    for f in files:
+        frame = iio.imread(f)[..., :3]
+        height = round(frame.shape[0] * width / frame.shape[1])
+        frames.append(cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA))
+    from utils.checkpoint import atomic_write
+
+    atomic_write(path, lambda tmp: iio.imwrite(tmp, frames, extension=".gif", duration=every * 20, loop=0))
+    return True
+
+
 def parse_args(argv=None):
     parser = Parser(description="Write a Markdown table and plots from experiment logdirs.")
     parser.add_argument("--logdirs", type=Path, nargs="+", required=True, help="experiment folders")
     parser.add_argument("--out", type=Path, required=True, help="folder for report.md and learning_curves.png")
+    parser.add_argument("--animation", action="store_true",
+                        help="also <out>/<experiment>_driving.gif, from the frames test_controller.py saved")
     return parser.parse_args(argv)
 
 
@@ -177,6 +200,11 @@ def main(argv=None):
     plot(summaries, args.out / "learning_curves.png")
     text = ("Made by `python utils/report.py --logdirs " + " ".join(map(str, args.logdirs)) + f" --out {args.out}`.\n\n"
             + table(summaries) + "\n\n![learning curves](learning_curves.png)\n")
+    if args.animation:
+        for s in summaries:
+            gif = args.out / f"{s['name']}_driving.gif"
+            if animation(Path(s["logdir"]) / "test_sample", gif):
+                text += f"\n![{s['name']} driving]({gif.name})\n"
     (args.out / "report.md").write_text(text)
     print(text)
     return summaries

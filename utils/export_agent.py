@@ -1,0 +1,59 @@
+"""Copy a trained agent out of an experiment, compactly, e.g. to ship it.
+
+    python utils/export_agent.py --logdir runs/agent/world-models --out pretrained/world-models
+
+Writes <out>/vae/best.tar, <out>/<dynamics dir>/best.tar and <out>/ctrl/best.tar:
+the weights only (no optimizer, scheduler or search state), the VAE in half
+precision (--vae-dtype), loaded back into float32 models by the same loaders as
+any checkpoint (weights_only). The copy is an experiment folder of its own:
+`test_controller.py --logdir <out>` scores it.
+"""
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from utils.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from utils.constants import DYNAMICS_DIRS  # noqa: E402
+from utils.errors import Parser, UserError, run_main  # noqa: E402
+
+KEEP = ("epoch", "test_loss", "seq_len", "include_reward", "flip", "optimizer_name")  # what a shipped model tells
+
+
+def parse_args(argv=None):
+    parser = Parser(description="Copy a trained agent (VAE, dynamics model, controller) compactly to another folder.")
+    parser.add_argument("--logdir", type=Path, required=True, help="the trained experiment")
+    parser.add_argument("--out", type=Path, required=True, help="the new experiment folder (must not hold an agent)")
+    parser.add_argument("--vae-dtype", choices=["float16", "float32"], default="float16",
+                        help="precision the VAE's weights are stored in")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    import torch
+
+    args = parse_args(argv)
+    ctrl = load_checkpoint(args.logdir / "ctrl" / "best.tar", "controller",
+                           hint="train the controller first: python traincontroller.py --logdir <logdir>")
+    dynamics = ctrl["dynamics"]
+    sub = DYNAMICS_DIRS[dynamics]
+    state = load_checkpoint(args.logdir / sub / "best.tar", dynamics)
+    from utils.models_io import resolve_recorded_vae
+
+    vae = load_checkpoint(resolve_recorded_vae(state, args.logdir), "vae")
+    targets = [args.out / "vae" / "best.tar", args.out / sub / "best.tar", args.out / "ctrl" / "best.tar"]
+    if any(t.exists() for t in targets):
+        raise UserError(f"--out {args.out}: already holds an agent; give an empty folder")
+    dtype = getattr(torch, args.vae_dtype)
+    vae_weights = {k: v.to(dtype) if v.is_floating_point() else v for k, v in vae["model"].items()}
+    save_checkpoint(targets[0], "vae", model=vae_weights, **{k: vae[k] for k in KEEP if k in vae})
+    save_checkpoint(targets[1], dynamics, model=state["model"], vae_path="vae/best.tar",
+                    **{k: state[k] for k in KEEP if k in state})
+    save_checkpoint(targets[2], "controller", **{k: v for k, v in ctrl.items() if k not in ("kind", "sizes")})
+    for t in targets:
+        print(f"{t} ({t.stat().st_size / 2**20:.1f} MiB)")
+
+
+if __name__ == "__main__":
+    run_main(main)
