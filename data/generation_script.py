@@ -92,6 +92,31 @@ def generate_rollout(index, rootdir, threads, policy, max_steps, seed, renderer=
     return T
 
 
+SETTINGS_FILE = "generation.json"  # how the rollouts of a rootdir were made
+
+
+def check_settings(args):
+    """Record the settings that shape the rollouts in <rootdir>/generation.json, and
+    refuse to add rollouts made otherwise to a dataset (which would mix them)."""
+    import json
+
+    settings = {"policy": args.policy, "max_steps": args.max_steps, "seed": args.seed, "renderer": args.renderer}
+    path = args.rootdir / SETTINGS_FILE
+    if path.exists():
+        try:
+            recorded = json.loads(path.read_text())
+        except ValueError:
+            raise UserError(f"{path}: unreadable; delete it if the rollouts beside it were made with these flags")
+        differ = [f"--{k.replace('_', '-')} {recorded.get(k)}" for k in settings if recorded.get(k) != settings[k]]
+        if differ:
+            raise UserError(f"--rootdir {args.rootdir}: holds rollouts made with {', '.join(differ)}; "
+                            "rerun with those flags, or give another --rootdir for a new dataset")
+        return
+    if existing_rollouts(args.rootdir):
+        print(f"note: {args.rootdir} has rollouts but no {SETTINGS_FILE}; recording this run's settings for them")
+    atomic_write(path, lambda tmp: open(tmp, "w").write(json.dumps(settings, indent=1)))
+
+
 def _worker(job):
     return generate_rollout(*job)
 
@@ -124,6 +149,7 @@ def main(argv=None):
     if args.rootdir.exists() and not args.rootdir.is_dir():
         raise UserError(f"--rootdir {args.rootdir} is a file; give a folder")
     args.rootdir.mkdir(parents=True, exist_ok=True)
+    check_settings(args)
     for stale in args.rootdir.glob("thread_*/.*.tmp.npz"):  # left by a killed run (not one running now)
         if time.time() - stale.stat().st_mtime > STALE_SECONDS:
             stale.unlink(missing_ok=True)

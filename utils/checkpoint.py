@@ -54,6 +54,19 @@ def atomic_write(path, write_fn):
         write_fn(tmp)
 
 
+def weights_id(state_dict):
+    """A short fingerprint of a model's weights (sha1 of the names and bytes),
+    recorded by each stage for the models it was built from, so that a stage
+    never resumes or runs on inputs that changed under it."""
+    import hashlib
+
+    h = hashlib.sha1()
+    for name in sorted(state_dict):
+        h.update(name.encode())
+        h.update(state_dict[name].detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 def save_checkpoint(path, kind, **state):
     """Save state (tensors, numbers, strings, lists, dicts of these) as `kind`."""
     state = {"kind": kind, "sizes": model_sizes(), **state}

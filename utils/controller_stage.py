@@ -59,7 +59,7 @@ def main(dynamics, argv=None):
     args = parse_args(argv)
     if not args.logdir.is_dir():
         raise UserError(f"--logdir {args.logdir}: no such experiment folder; train the VAE and dynamics model first")
-    kwargs = build_kwargs(args, dynamics)
+    kwargs, lineage = build_kwargs(args, dynamics)
     use_gpus(args.device)
     seed_everything(args.seed)
     ctrl_dir = args.logdir / "ctrl"
@@ -74,6 +74,10 @@ def main(dynamics, argv=None):
         if state["cma"]["popsize"] != args.pop_size:
             raise UserError(f"{last}: was made with --pop-size {state['cma']['popsize']}; "
                             f"resume with that, or --noreload")
+        for key, model in (("vae_id", "VAE"), ("dynamics_id", "dynamics model")):
+            if state.get(key, lineage[key]) != lineage[key]:
+                raise UserError(f"{last}: this search began with another {model} (retrained since?); "
+                                "rerun traincontroller.py with --noreload to search on the current world model")
         es = restore_es(state["cma"], args.seed)
         best_eval = state["best_eval"]
         if best_file.exists():  # a kill between the two writes must not lose the best
@@ -138,10 +142,10 @@ def main(dynamics, argv=None):
                     save_checkpoint(best_file, "controller", params=torch.from_numpy(np.asarray(champion)),
                                     model=unflatten_params(champion, Controller()).state_dict(),
                                     dynamics=dynamics, reward=mean, std=std, generation=gen,
-                                    eval_rollouts=args.eval_rollouts)
+                                    eval_rollouts=args.eval_rollouts, **lineage)
                     tqdm.write(f"new best controller saved to {best_file}")
             save_checkpoint(last, "cmaes", cma=es_state(es), dynamics=dynamics, best_eval=best_eval,
-                            n_samples=args.n_samples)
+                            n_samples=args.n_samples, **lineage)
             writer.flush()
             generations.update()
         generations.close()

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from utils.checkpoint import weights_id
 from utils.constants import DYNAMICS_DIRS, LSIZE, SEQ_LEN
 from utils.errors import Parser
 from utils.models_io import load_vae, recorded_vae, vae_path
@@ -64,7 +65,7 @@ def main(dynamics, argv=None):
     train_files, test_files = split_files(rollout_files(args.datadir), args.test_fraction)
     vae_file = (args.vae or vae_path(args.logdir)).resolve()
     device = args.device  # checked and resolved by check_common_flags
-    vae, _ = load_vae(vae_file, device)
+    vae, vae_state = load_vae(vae_file, device)
     seed_everything(args.seed)
     datasets = {}
     for name, fs in (("train", train_files), ("test", test_files)):
@@ -107,7 +108,8 @@ def main(dynamics, argv=None):
     best = fit(stage_dir, dynamics, model, optimizer, args,
                train_epoch=lambda e: run_epoch("train", True, e),
                test_epoch=lambda e: run_epoch("test", False, e),
-               extra={"vae_path": recorded_vae(vae_file, args.logdir), "seq_len": args.seq_len,
+               extra={"vae_path": recorded_vae(vae_file, args.logdir), "vae_id": weights_id(vae_state["model"]),
+                      "seq_len": args.seq_len,
                       "include_reward": args.include_reward,
                       "optimizer_name": args.optimizer})
     print(f"{dynamics}: best test loss {best:.4f}; checkpoints in {stage_dir}")

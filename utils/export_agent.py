@@ -14,7 +14,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from utils.checkpoint import load_checkpoint, save_checkpoint, weights_id  # noqa: E402
 from utils.constants import DYNAMICS_DIRS  # noqa: E402
 from utils.errors import Parser, UserError, run_main  # noqa: E402
 
@@ -47,10 +47,14 @@ def main(argv=None):
         raise UserError(f"--out {args.out}: already holds an agent; give an empty folder")
     dtype = getattr(torch, args.vae_dtype)
     vae_weights = {k: v.to(dtype) if v.is_floating_point() else v for k, v in vae["model"].items()}
+    # The copy's lineage names the copy's weights (the VAE's are rounded to --vae-dtype): the
+    # stages then accept the shipped agent as one world model, as they do the original.
+    lineage = {"vae_id": weights_id(vae_weights), "dynamics_id": weights_id(state["model"])}
     save_checkpoint(targets[0], "vae", model=vae_weights, **{k: vae[k] for k in KEEP if k in vae})
-    save_checkpoint(targets[1], dynamics, model=state["model"], vae_path="vae/best.tar",
+    save_checkpoint(targets[1], dynamics, model=state["model"], vae_path="vae/best.tar", vae_id=lineage["vae_id"],
                     **{k: state[k] for k in KEEP if k in state})
-    save_checkpoint(targets[2], "controller", **{k: v for k, v in ctrl.items() if k not in ("kind", "sizes")})
+    save_checkpoint(targets[2], "controller", **{k: v for k, v in ctrl.items() if k not in ("kind", "sizes", *lineage)},
+                    **lineage)
     for t in targets:
         print(f"{t} ({t.stat().st_size / 2**20:.1f} MiB)")
 

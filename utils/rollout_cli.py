@@ -49,18 +49,30 @@ def check_rollout_flags(parser, args):
 
 
 def build_kwargs(args, dynamics):
-    """What every worker needs to build its RolloutGenerator (utils.pool.build_generator)."""
+    """(kwargs, lineage): what every worker needs to build its RolloutGenerator
+    (utils.pool.build_generator), and the lineage of the world model: {"vae_id", "dynamics_id"} (utils.checkpoint.weights_id).
+
+    Refuses a VAE other than the one the dynamics model was trained on.
+    """
+    from utils.checkpoint import weights_id
     from utils.models_io import dynamics_path, load_dynamics, load_vae, resolve_recorded_vae
 
     # Load both models once here, so a wrong file is one clear line, not a failure in every worker.
-    _, state = load_dynamics(dynamics_path(args.logdir, dynamics), dynamics)
+    dyn_file = dynamics_path(args.logdir, dynamics)
+    _, state = load_dynamics(dyn_file, dynamics)
     vae_file = Path(args.vae or resolve_recorded_vae(state, args.logdir)).resolve()
     if args.vae is None and not vae_file.is_file():
         raise UserError(f"{vae_file}: the VAE this dynamics model was trained with is gone; give one with --vae")
-    load_vae(vae_file)
-    return {"logdir": str(args.logdir.resolve()), "dynamics": dynamics, "time_limit": args.time_limit,
-            "context": (args.context or state.get("seq_len")) if dynamics != "mdrnn" else None,
-            "vae": str(vae_file), "env_kwargs": {"renderer": args.renderer}}
+    _, vae_state = load_vae(vae_file)
+    lineage = {"vae_id": weights_id(vae_state["model"]), "dynamics_id": weights_id(state["model"])}
+    if state.get("vae_id", lineage["vae_id"]) != lineage["vae_id"]:
+        script = "trainmdrnn.py" if dynamics == "mdrnn" else "traintransformersde.py"
+        raise UserError(f"{dyn_file}: was trained on the latents of another VAE than {vae_file} (retrained since?); "
+                        f"retrain it on this VAE with {script} --noreload")
+    kwargs = {"logdir": str(args.logdir.resolve()), "dynamics": dynamics, "time_limit": args.time_limit,
+              "context": (args.context or state.get("seq_len")) if dynamics != "mdrnn" else None,
+              "vae": str(vae_file), "env_kwargs": {"renderer": args.renderer}}
+    return kwargs, lineage
 
 
 def make_pool(args, kwargs, workers, max_failures=3, timeout=900.0):

@@ -86,12 +86,16 @@ def main(dynamics, argv=None):
     from utils.rollout import Task
 
     args = parse_args(argv)
-    kwargs = build_kwargs(args, dynamics)
+    kwargs, lineage = build_kwargs(args, dynamics)
     ctrl_file = args.logdir / "ctrl" / "best.tar"
     state = load_checkpoint(ctrl_file, "controller", hint="train it first: python traincontroller.py --logdir <logdir>")
     if state["dynamics"] != dynamics:
         raise UserError(f"{ctrl_file}: a controller for {state['dynamics']}, not {dynamics}; "
                         "give the logdir of that experiment")
+    for key, model in (("vae_id", "VAE"), ("dynamics_id", "dynamics model")):
+        if state.get(key, lineage[key]) != lineage[key]:
+            raise UserError(f"{ctrl_file}: this controller was trained with another {model} (retrained since?); "
+                            "retrain it with traincontroller.py --noreload")
     params = state["params"].numpy()
     seeds = episode_seeds(args.seed, TEST_SEED_STREAM, 0, args.episodes)
     device = "cuda" if use_gpus(args.device) else "cpu"
@@ -117,7 +121,8 @@ def main(dynamics, argv=None):
                "returns": returns.tolist(), "dynamics": dynamics, "renderer": args.renderer, "seed": args.seed,
                "time_limit": args.time_limit, "controller": str(ctrl_file.resolve()),
                "controller_generation": state["generation"], "vae": kwargs["vae"],
-               "dynamics_model": str(dynamics_path(args.logdir, dynamics).resolve()), "seconds": time.time() - start}
+               "dynamics_model": str(dynamics_path(args.logdir, dynamics).resolve()), **lineage,
+               "seconds": time.time() - start}
     atomic_write(args.logdir / "test_scores.json", lambda tmp: open(tmp, "w").write(json.dumps(summary, indent=1)))
     print(f"score over {len(returns)} episodes: {returns.mean():.1f} +- {returns.std():.1f}")
     return summary

@@ -96,6 +96,9 @@ def fit(stage_dir, kind, model, optimizer, args, train_epoch, test_epoch, extra=
         if torch.cuda.is_available() and state.get("cuda_rng"):
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         for key, value in (extra or {}).items():
+            if key == "vae_id" and state.get(key, value) != value:
+                raise UserError(f"{last}: was trained on the latents of another VAE (the VAE was retrained since); "
+                                "rerun this stage with --noreload to train it on the current VAE")
             if key in state and state[key] != value:
                 raise UserError(f"{last}: was trained with {key} = {state[key]!r}, this run has {value!r}; "
                                 "rerun with the same flags, or with --noreload to start afresh")
