@@ -1,5 +1,5 @@
 """The CarRacing environment of this project: gymnasium's CarRacing-v3 with
-frames rendered at 64x64.
+frames rendered at 64x64 (the env classes are in data/render.py).
 
 Every stage (data generation, controller training, testing) builds its
 environments with make_env(), so frames are produced in exactly one way.
@@ -10,38 +10,10 @@ import os
 
 import numpy as np
 
-from utils.constants import ASIZE, MAX_STEPS, RED_SIZE
+from utils.constants import ASIZE, MAX_STEPS
 
 # pygame prints a banner on import and would look for a display it does not need.
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
-
-
-def _car_racing_class():
-    """The 64x64 CarRacing class, built on first use so that importing this
-    module does not import gymnasium, Box2D and pygame."""
-    global _CarRacing64
-    if _CarRacing64 is None:
-        from gymnasium import spaces
-        from gymnasium.envs.box2d import car_racing
-
-        class CarRacing64(car_racing.CarRacing):
-            """CarRacing-v3 whose observation is the state frame smooth-scaled to
-            RED_SIZE x RED_SIZE instead of 96x96: the same drawing, a smaller image."""
-
-            def __init__(self, **kwargs):
-                super().__init__(**kwargs)
-                self.observation_space = spaces.Box(0, 255, (RED_SIZE, RED_SIZE, 3), np.uint8)
-
-            def _create_image_array(self, screen, size):
-                if size == (car_racing.STATE_W, car_racing.STATE_H):
-                    size = (RED_SIZE, RED_SIZE)
-                return super()._create_image_array(screen, size)
-
-        _CarRacing64 = CarRacing64
-    return _CarRacing64
-
-
-_CarRacing64 = None
 
 
 def make_env(max_steps=MAX_STEPS, render_mode=None, renderer="exact"):

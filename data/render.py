@@ -7,7 +7,8 @@ score (loading the font file again), and smooth-scales the canvas to the state
 size. Its physics alone run ~70x faster than that. Three renderers, chosen by
 make_env(renderer=...); physics are gymnasium's in all three:
 
-"reference"  gymnasium's own drawing (CarRacing64 of data/carracing.py).
+"reference"  gymnasium's own drawing (CarRacing64 below: gymnasium's class with
+             64x64 frames).
 
 "exact"      frames byte-identical to "reference" at every step, 3-4x faster
              (tests/test_render.py compares whole episodes frame by frame). It
@@ -91,8 +92,31 @@ def renderer_class(renderer):
     if renderer not in RENDERERS:
         raise ValueError(f"renderer must be one of {RENDERERS}, not {renderer!r}")
     if renderer not in _CLASSES:
-        (_build_approx if renderer == "approx" else _build_exact)()
+        {"reference": _build_reference, "exact": _build_exact, "approx": _build_approx}[renderer]()
     return _CLASSES[renderer]
+
+
+def _build_reference():
+    """Define CarRacing64, the reference renderer and the base of the others;
+    gymnasium, Box2D and pygame are imported here, on first use, not when this
+    module is imported."""
+    from gymnasium import spaces
+    from gymnasium.envs.box2d import car_racing
+
+    class CarRacing64(car_racing.CarRacing):
+        """CarRacing-v3 whose observation is the state frame smooth-scaled to
+        RED_SIZE x RED_SIZE instead of 96x96: the same drawing, a smaller image."""
+
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.observation_space = spaces.Box(0, 255, (RED_SIZE, RED_SIZE, 3), np.uint8)
+
+        def _create_image_array(self, screen, size):
+            if size == (car_racing.STATE_W, car_racing.STATE_H):
+                size = (RED_SIZE, RED_SIZE)
+            return super()._create_image_array(screen, size)
+
+    _CLASSES["reference"] = CarRacing64
 
 
 def _grass_vertices(grass_dim):
@@ -135,15 +159,15 @@ def _smoothscale_lut(pygame, width, height):
 
 
 def _build_exact():
-    """Define the exact renderer (and register the reference); gymnasium and
-    pygame are imported here, on first use, not when this module is imported."""
+    """Define the exact renderer; gymnasium and pygame are imported here, on
+    first use, not when this module is imported."""
     import pygame
     from pygame import gfxdraw
     from gymnasium.envs.box2d import car_racing as cr
 
-    from data.carracing import _car_racing_class
-
-    base = _car_racing_class()
+    if "reference" not in _CLASSES:
+        _build_reference()
+    base = _CLASSES["reference"]
     W, H = cr.WINDOW_W, cr.WINDOW_H
     PANEL = int(H - 5 * (H / 40.0))  # first row of the indicator panel (700)
     grass_verts = _grass_vertices(cr.GRASS_DIM)
@@ -298,7 +322,6 @@ def _build_exact():
             shrunk.blit(panel, (0, PANEL))
             return self._create_image_array(shrunk, (cr.STATE_W, cr.STATE_H))
 
-    _CLASSES["reference"] = base
     _CLASSES["exact"] = ExactCarRacing
 
 
