@@ -86,7 +86,8 @@ def main(argv=None):
     check_flags(parser, args, positive=("pop_size", "n_samples", "time_limit", "generations", "workers",
                                         "envs_per_worker"))
     from utils.pool import WorkerPool
-    from utils.ray_pool import RayPool, import_ray
+    from utils.ray_cluster import import_ray
+    from utils.ray_pool import RayPool
 
     import_ray(local=args.ray_address is None)  # fails with a clear line when ray is missing
     with tempfile.TemporaryDirectory(prefix="bench_ray_") as tmp:

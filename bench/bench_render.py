@@ -5,7 +5,7 @@
     python bench/bench_render.py                       # 2000 steps per process
     python bench/bench_render.py --steps 5000 --processes 8
 
-Actions are Brownian (data/generation_script.py's policy), episodes end at
+Actions are Brownian (data/generation.py's policy), episodes end at
 1000 steps or when the car leaves the playfield and are reset: resets are in
 the timing, as they are in data generation and controller evaluation. Prints
 each measure as it is made, then ratios against the reference and a table.
@@ -30,7 +30,7 @@ def run_env(renderer, steps, seed, barrier=None):
     with Brownian actions, timed from after the first reset (and from the
     barrier, when several run together)."""
     from data.carracing import make_env
-    from data.generation_script import brownian_actions
+    from data.generation import brownian_actions
 
     rng = np.random.default_rng(seed)
     actions = brownian_actions(rng, steps)

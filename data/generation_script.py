@@ -8,90 +8,22 @@ and terminals (T,) bool, where observations[t] is the frame seen after
 actions[t]. Rollout i always uses seed --seed + i, so a rerun regenerates
 nothing: it adds the missing rollouts and keeps the existing ones.
 """
-import math
 import multiprocessing as mp
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from data.generation import existing_rollouts, generate_job  # noqa: E402
 from utils.checkpoint import atomic_write  # noqa: E402
-from utils.constants import DEFAULT_DATADIR, FPS, MAX_STEPS  # noqa: E402
+from utils.constants import DEFAULT_DATADIR, MAX_STEPS  # noqa: E402
 from utils.devices import available_cpus  # noqa: E402
-from utils.errors import Parser, UserError, check_flags, run_main  # noqa: E402
-
+from utils.errors import Parser, UserError, WorkerError, check_flags, run_main  # noqa: E402
+from utils.ray_cluster import init_ray  # noqa: E402
 
 STALE_SECONDS = 600  # a rollout file takes seconds to write: an older temporary file is a dead run's
-
-
-def brownian_actions(rng, steps, dt=1.0 / FPS):
-    """(steps, 3) actions: a_0 uniform in the box, a_{t+1} = clip(a_t + sqrt(dt) N(0, I))."""
-    from data.carracing import action_bounds, clip_action
-
-    low, high = action_bounds()
-    actions = np.empty((steps, 3), np.float32)
-    actions[0] = rng.uniform(low, high)
-    for t in range(1, steps):
-        actions[t] = clip_action(actions[t - 1] + math.sqrt(dt) * rng.standard_normal(3))
-    return actions
-
-
-def white_actions(rng, steps):
-    """(steps, 3) actions drawn uniformly in the box at every step."""
-    from data.carracing import action_bounds
-
-    low, high = action_bounds()
-    return rng.uniform(low, high, size=(steps, 3)).astype(np.float32)
-
-
-def rollout_path(rootdir, index, threads):
-    return Path(rootdir) / f"thread_{index % threads}" / f"rollout_{index}.npz"
-
-
-def existing_rollouts(rootdir):
-    """Indices of the rollouts already in rootdir (any thread_* folder)."""
-    found = set()
-    for p in Path(rootdir).glob("thread_*/rollout_*.npz"):
-        try:
-            found.add(int(p.stem.split("_")[1]))
-        except ValueError:
-            pass
-    return found
-
-
-def generate_rollout(index, rootdir, threads, policy, max_steps, seed, renderer="exact"):
-    """Play one rollout with a random policy and save it atomically. Returns its length."""
-    from data.carracing import make_env
-
-    rng = np.random.default_rng(seed + index)
-    actions = brownian_actions(rng, max_steps) if policy == "brown" else white_actions(rng, max_steps)
-    env = make_env(max_steps=max_steps, renderer=renderer)
-    env.reset(seed=seed + index)
-    obs, rewards, terminals = [], [], []
-    for t in range(max_steps):
-        o, r, terminated, truncated, _ = env.step(actions[t])
-        obs.append(o)
-        rewards.append(r)
-        terminals.append(terminated or truncated)
-        if terminated or truncated:
-            break
-    env.close()
-    T = len(obs)
-    data = dict(observations=np.stack(obs), actions=actions[:T], rewards=np.array(rewards, np.float32),
-                terminals=np.array(terminals, bool))
-
-    def write(tmp):
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **data)
-
-    atomic_write(rollout_path(rootdir, index, threads), write)
-    return T
-
-
 SETTINGS_FILE = "generation.json"  # how the rollouts of a rootdir were made
 
 
@@ -117,8 +49,38 @@ def check_settings(args):
     atomic_write(path, lambda tmp: open(tmp, "w").write(json.dumps(settings, indent=1)))
 
 
-def _worker(job):
-    return generate_rollout(*job)
+def generate_with_ray(address, jobs, bar, max_retries=3, timeout=3600.0):
+    """Run data.generation.generate_job(job) for every job as Ray tasks, updating bar as each finishes.
+
+    A task lost with its worker or node is retried up to max_retries times by
+    Ray; a rollout that raises, or no rollout finishing for `timeout` seconds,
+    stops the run with utils.errors.WorkerError (the files written so far are kept).
+    """
+    ray, owned = init_ray(address)
+    remote = ray.remote(num_cpus=1, max_retries=max_retries)(generate_job)
+    # (index, rootdir, threads, ...): rootdir as an absolute path, a worker's working folder is not ours
+    pending = [remote.remote((job[0], Path(job[1]).resolve(), *job[2:])) for job in jobs]
+    try:
+        last = time.monotonic()
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1, timeout=1.0)
+            for ref in done:
+                try:
+                    ray.get(ref)
+                except ray.exceptions.RayError as err:
+                    raise WorkerError(f"rollout generation failed:\n{err}") from None
+                bar.update()
+                last = time.monotonic()
+            if pending and time.monotonic() - last > timeout:
+                raise WorkerError(f"no rollout finished in {timeout:.0f} s (hung, or no free CPU in the cluster?)")
+    finally:
+        for ref in pending:
+            try:
+                ray.cancel(ref, force=True)
+            except Exception:
+                pass
+        if owned:
+            ray.shutdown()
 
 
 def parse_args(argv=None):
@@ -161,16 +123,14 @@ def main(argv=None):
         return
     bar = tqdm(total=len(jobs), desc="rollouts", unit="rollout")
     if args.backend == "ray":
-        from utils.ray_pool import generate_with_ray
-
         generate_with_ray(args.ray_address, jobs, bar)
     elif args.threads == 1:
         for job in jobs:
-            _worker(job)
+            generate_job(job)
             bar.update()
     else:
         with mp.get_context("spawn").Pool(min(args.threads, len(jobs))) as pool:
-            for _ in pool.imap_unordered(_worker, jobs):
+            for _ in pool.imap_unordered(generate_job, jobs):
                 bar.update()
     bar.close()
 

@@ -1,6 +1,6 @@
 import numpy as np
 
-from data.generation_script import brownian_actions, existing_rollouts, white_actions
+from data.generation import brownian_actions, existing_rollouts, white_actions
 from tests.conftest import TINY, run_script
 
 

@@ -18,7 +18,8 @@ ray = pytest.importorskip("ray")
 
 from tests.conftest import pool_kwargs, random_tasks, run_script  # noqa: E402
 from utils.pool import WorkerError, WorkerPool  # noqa: E402
-from utils.ray_pool import RayPool, init_ray  # noqa: E402
+from utils.ray_cluster import init_ray  # noqa: E402
+from utils.ray_pool import RayPool  # noqa: E402
 
 STEPS = 30
 CONTROLLER_FLAGS = ["--n-samples", 2, "--pop-size", 4, "--max-generations", 2, "--eval-every", 2,

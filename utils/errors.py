@@ -11,6 +11,11 @@ class UserError(Exception):
     """
 
 
+class WorkerError(RuntimeError):
+    """Workers (processes, Ray actors or Ray tasks) failed repeatedly; the
+    message holds the last worker's error."""
+
+
 class Parser(argparse.ArgumentParser):
     """argparse with defaults shown in --help and errors printed as a single line."""
 

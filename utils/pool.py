@@ -22,6 +22,7 @@ import torch
 import torch.multiprocessing as mp
 
 from utils.devices import worker_devices
+from utils.errors import WorkerError
 
 
 def _send_all(conn, outbox):
@@ -32,10 +33,6 @@ def _send_all(conn, outbox):
             conn.send(msg)
         except (BrokenPipeError, OSError):
             return
-
-
-class WorkerError(RuntimeError):
-    """Workers failed repeatedly; the message holds the last worker's error."""
 
 
 def count_failure(pool, what, slot, reason, requeued):

@@ -1,4 +1,4 @@
-"""The Ray backend (`--backend ray`): the CMA-ES worker pool and rollout generation on a Ray cluster.
+"""The Ray backend (`--backend ray`) of controller training and testing: the worker pool on a Ray cluster.
 
     pip install -r requirements-ray.txt
     python world-models/traincontroller.py --logdir exp_dir --backend ray --ray-address HEAD_IP:6379
@@ -14,23 +14,10 @@ runs on the CPU. Returns equal the local pool's: same Task, same return.
 A lost actor or node, an actor whose call raises, or one silent for longer
 than `timeout` seconds is killed and replaced, and its unfinished episodes are
 handed out again; after `max_failures` failures RayPool raises
-utils.pool.WorkerError with the error text. Ray's own actor restarts are not
+utils.errors.WorkerError with the error text. Ray's own actor restarts are not
 used, so that every failure is counted and its cause reported. The main
-process never waits forever (ray.wait with a timeout).
-
-Where Ray runs:
-- address=None: join the Ray instance this process already started, or start
-  a local one, bound to the loopback interface, without a dashboard, and
-  shut it down on close().
-- address="HOST:6379" (or "auto" on a node of a cluster started with
-  `ray start`): join that cluster. The workers import this repository through
-  PYTHONPATH, so the repository must sit at the same path on every node, with
-  the same Python packages; the experiment folder (--logdir, --vae) and the
-  rollouts' --rootdir must be readable, resp. writable, at the same path on
-  every node too (a shared filesystem). A cluster with token authentication
-  (Ray >= 2.59) takes an explicit address only from a process that has
-  RAY_AUTH_MODE=token and the cluster's token (~/.ray/auth_token or
-  RAY_AUTH_TOKEN); "auto" finds the token by itself.
+process never waits forever (ray.wait with a timeout). Where Ray runs, and
+what every node needs: utils/ray_cluster.py.
 
 Importing this module does not import ray: it is an optional dependency
 (requirements-ray.txt), imported inside the functions that use it.
@@ -40,52 +27,10 @@ import os
 import re
 import time
 from collections import deque
-from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-LOCAL_OBJECT_STORE = 128 * 2**20  # bytes: only Tasks and returns travel through it
+from utils.ray_cluster import init_ray
+
 CALLS_IN_FLIGHT = 2  # per actor: the next batch waits in the actor's queue, so it never idles
-
-
-def import_ray(local):
-    """Import ray with usage statistics off; local: make a Ray started here bind to 127.0.0.1 only.
-
-    Ray reads both variables when it is first imported. Ray turns an explicit
-    node IP of 127.0.0.1 into the machine's network address; with its
-    single-machine mode (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0) every server of
-    the local instance listens on the loopback interface.
-    """
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    if local:
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    try:
-        import ray
-    except ImportError:
-        from utils.errors import UserError
-
-        raise UserError("--backend ray needs Ray: pip install -r requirements-ray.txt") from None
-    return ray
-
-
-def init_ray(address=None, num_cpus=None):
-    """Connect to Ray. Returns (ray, owned): owned is True when this call started
-    or joined Ray and the caller should ray.shutdown() when done.
-
-    address: None (reuse this process's Ray, else start a new local one with
-    num_cpus CPUs) or a cluster address ("auto": the cluster `ray start` made
-    on this machine). The workers get the repository on their PYTHONPATH.
-    """
-    ray = import_ray(local=address is None)
-    if ray.is_initialized():
-        return ray, False
-    path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)
-    runtime_env = {"env_vars": {"PYTHONPATH": path}}
-    if address is None:  # "local": a new instance, even where `ray start` left one (or its traces) here
-        ray.init(address="local", include_dashboard=False, num_cpus=num_cpus,
-                 object_store_memory=LOCAL_OBJECT_STORE, runtime_env=runtime_env, logging_level="warning")
-    else:
-        ray.init(address=address, runtime_env=runtime_env, logging_level="warning")
-    return ray, True
 
 
 class RolloutActor:
@@ -244,48 +189,3 @@ class RayPool:
 
     def __exit__(self, *exc):
         self.close()
-
-
-def _generate_job(job):
-    """A Ray task: one rollout of data/generation_script.py (job = generate_rollout's arguments)."""
-    from data.generation_script import _worker
-
-    return _worker(job)
-
-
-def generate_with_ray(address, jobs, bar, max_retries=3, timeout=3600.0):
-    """Run data.generation_script._worker(job) for every job as Ray tasks, updating bar as each finishes.
-
-    A task lost with its worker or node is retried up to max_retries times by
-    Ray; a rollout that raises, or no rollout finishing for `timeout` seconds,
-    stops the run with utils.pool.WorkerError (the files written so far are kept).
-    """
-    ray, owned = init_ray(address)
-    remote = ray.remote(num_cpus=1, max_retries=max_retries)(_generate_job)
-    # (index, rootdir, threads, ...): rootdir as an absolute path, a worker's working folder is not ours
-    pending = [remote.remote((job[0], Path(job[1]).resolve(), *job[2:])) for job in jobs]
-    try:
-        last = time.monotonic()
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1, timeout=1.0)
-            for ref in done:
-                try:
-                    ray.get(ref)
-                except ray.exceptions.RayError as err:
-                    from utils.pool import WorkerError
-
-                    raise WorkerError(f"rollout generation failed:\n{err}") from None
-                bar.update()
-                last = time.monotonic()
-            if pending and time.monotonic() - last > timeout:
-                from utils.pool import WorkerError
-
-                raise WorkerError(f"no rollout finished in {timeout:.0f} s (hung, or no free CPU in the cluster?)")
-    finally:
-        for ref in pending:
-            try:
-                ray.cancel(ref, force=True)
-            except Exception:
-                pass
-        if owned:
-            ray.shutdown()
