@@ -22,8 +22,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import tiny_experiment  # noqa: E402
-from utils.pool import WorkerPool  # noqa: E402
-from utils.rollout import Task  # noqa: E402
+from utils.engine.pool import WorkerPool  # noqa: E402
+from utils.engine.rollout import Task  # noqa: E402
 
 
 def one_generation(logdir, dynamics, workers, envs, tasks, steps, renderer):

@@ -1,5 +1,5 @@
 """Wall time of one CMA-ES generation's evaluation with the local WorkerPool and
-with RayPool (utils/ray_pool.py) on this machine: the overhead of the Ray backend.
+with RayPool (utils/engine/ray_pool.py) on this machine: the overhead of the Ray backend.
 
     python bench/bench_ray.py                          # pop 8 x 2 episodes x 100 steps, 5 generations
     python bench/bench_ray.py --pop-size 16 --time-limit 300 --logdir exp_dir
@@ -32,10 +32,10 @@ from utils.errors import Parser, check_flags  # noqa: E402
 
 
 def generation_tasks(gen, pop_size, n_samples, seed=0):
-    """A generation's Tasks, numbered as utils/controller_stage.py does: candidate c, episode r -> c * n + r."""
+    """A generation's Tasks, numbered as utils/stages/controller.py does: candidate c, episode r -> c * n + r."""
     from models.controller import Controller, flatten_params
-    from utils.rollout_cli import TRAIN_SEED_STREAM, episode_seeds
-    from utils.rollout import Task
+    from utils.engine.rollout_cli import TRAIN_SEED_STREAM, episode_seeds
+    from utils.engine.rollout import Task
 
     import torch
 
@@ -85,9 +85,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     check_flags(parser, args, positive=("pop_size", "n_samples", "time_limit", "generations", "workers",
                                         "envs_per_worker"))
-    from utils.pool import WorkerPool
+    from utils.engine.pool import WorkerPool
     from utils.ray_cluster import import_ray
-    from utils.ray_pool import RayPool
+    from utils.engine.ray_pool import RayPool
 
     import_ray(local=args.ray_address is None)  # fails with a clear line when ray is missing
     with tempfile.TemporaryDirectory(prefix="bench_ray_") as tmp:

@@ -7,7 +7,7 @@ dynamics model, the share of a step each part takes, and all cores together.
     python bench/bench_rollout.py --logdir runs/agent/world-models --steps 4000
 
 One process, one torch thread, --envs environments stepped together, as one
-worker of utils/pool.py. The full loop plays random linear controllers and
+worker of utils/engine/pool.py. The full loop plays random linear controllers and
 records their actions; the env-only measures replay those very actions on the
 same tracks (the physics are deterministic), so both do the same drawing work.
 Ratios are printed against the reference renderer's env-only rate and against
@@ -82,7 +82,7 @@ class TimedControllers:
 
 
 def tasks_for(n_tasks, seed):
-    from utils.rollout import Task
+    from utils.engine.rollout import Task
 
     rng = np.random.default_rng(seed)
     # A controller with weights of this scale steers, brakes and speeds up: a mix of driving and leaving the road.
@@ -93,8 +93,8 @@ def full_loop(logdir, dynamics, renderer, n_envs, steps, time_limit, seed=0):
     """(steps/s, {part: share of the wall time}, the episodes played as (seed, [actions]))."""
     import torch
 
-    import utils.models_io as models_io
-    from utils.pool import build_generator
+    import utils.engine.models_io as models_io
+    from utils.engine.pool import build_generator
 
     torch.set_num_threads(1)
     kwargs = {"logdir": logdir, "dynamics": dynamics, "device": "cpu", "n_envs": n_envs, "time_limit": time_limit,

@@ -29,9 +29,9 @@ def former_squash(raw):
 
 
 def search(generator, generations, pop, samples, seed):
-    from utils.cmaes import make_es
-    from utils.rollout import Task, play
-    from utils.rollout_cli import TRAIN_SEED_STREAM, episode_seeds
+    from utils.engine.cmaes import make_es
+    from utils.engine.rollout import Task, play
+    from utils.engine.rollout_cli import TRAIN_SEED_STREAM, episode_seeds
 
     torch.manual_seed(seed)  # Controller() draws the initial mean: the same for both mappings
     es = make_es(controller.flatten_params(controller.Controller()), 0.1, pop, seed)
@@ -63,7 +63,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     check_flags(parser, args, positive=("generations", "pop_size", "n_samples", "envs", "time_limit"))
 
-    from utils.pool import build_generator
+    from utils.engine.pool import build_generator
 
     torch.set_num_threads(1)
     generator = build_generator(str(args.logdir), "mdrnn", "cpu", args.envs, args.time_limit,

@@ -32,8 +32,8 @@ def pool_kwargs(logdir, steps, **extra):
 
 
 def random_tasks(n_candidates, n_seeds, rng_seed=0, first_env_seed=100):
-    """n_candidates random controllers x n_seeds env seeds, as utils.rollout.Task."""
-    from utils.rollout import Task
+    """n_candidates random controllers x n_seeds env seeds, as utils.engine.rollout.Task."""
+    from utils.engine.rollout import Task
 
     rng = np.random.default_rng(rng_seed)
     params = [rng.normal(scale=0.3, size=867) for _ in range(n_candidates)]

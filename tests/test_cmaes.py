@@ -1,6 +1,6 @@
 import numpy as np
 
-from utils.cmaes import es_state, make_es, restore_es
+from utils.engine.cmaes import es_state, make_es, restore_es
 
 
 def sphere(X):

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from tests.conftest import TINY, run_script
-from utils.dynamics_stage import parse_args
+from utils.stages.dynamics import parse_args
 
 
 @pytest.mark.parametrize("dynamics,optimizer,lr,epochs", [

@@ -10,7 +10,7 @@ TEST = ["--episodes", 3, "--time-limit", 40, "--max-workers", 1, "--no-video"]
 
 def test_exported_agent_is_compact_and_plays_like_the_original(controller_logdir, tmp_path):
     out = tmp_path / "shipped"
-    run_script("utils/export_agent.py", "--logdir", controller_logdir, "--out", out)
+    run_script("utils/stages/export_agent.py", "--logdir", controller_logdir, "--out", out)
     vae = torch.load(out / "vae" / "best.tar", weights_only=True)
     assert {v.dtype for v in vae["model"].values() if v.is_floating_point()} == {torch.float16}
     mdrnn = torch.load(out / "mdrnn" / "best.tar", weights_only=True)
@@ -23,5 +23,5 @@ def test_exported_agent_is_compact_and_plays_like_the_original(controller_logdir
     assert scores[1]["vae"] == str((out / "vae" / "best.tar").resolve())
     # half-precision VAE weights: the same tracks give returns within a few points
     assert abs(scores[0]["mean"] - scores[1]["mean"]) < 10
-    proc = run_script("utils/export_agent.py", "--logdir", controller_logdir, "--out", out, check=False)
+    proc = run_script("utils/stages/export_agent.py", "--logdir", controller_logdir, "--out", out, check=False)
     assert proc.returncode == 2 and "already holds an agent" in proc.stderr

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tests.conftest import pool_kwargs, random_tasks
-from utils.pool import WorkerError, WorkerPool
+from utils.engine.pool import WorkerError, WorkerPool
 
 STEPS = 25
 
@@ -25,7 +25,7 @@ def plain_loop(logdir, tasks):
     from data.carracing import make_env
     from models.controller import Controller, unflatten_params
     from models.vae import frames_to_input
-    from utils.models_io import load_world_model
+    from utils.engine.models_io import load_world_model
 
     vae, mdrnn = load_world_model(logdir, "mdrnn")
     cell = mdrnn.stepper(1)

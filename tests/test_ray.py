@@ -1,4 +1,5 @@
-"""The Ray backend (utils/ray_pool.py): same files, returns and rollouts as the local backend, and a killed actor.
+"""The Ray backend (utils/engine/ray_pool.py, and data generation's): same files, returns and rollouts as
+the local backend, and a killed actor.
 
 Skipped when ray is not installed (pip install -r requirements-ray.txt). Ray runs
 on this machine only: the scripts start their own local instance, the in-process
@@ -17,9 +18,9 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # a Ray started
 ray = pytest.importorskip("ray")
 
 from tests.conftest import pool_kwargs, random_tasks, run_script  # noqa: E402
-from utils.pool import WorkerError, WorkerPool  # noqa: E402
+from utils.engine.pool import WorkerError, WorkerPool  # noqa: E402
 from utils.ray_cluster import init_ray  # noqa: E402
-from utils.ray_pool import RayPool  # noqa: E402
+from utils.engine.ray_pool import RayPool  # noqa: E402
 
 STEPS = 30
 CONTROLLER_FLAGS = ["--n-samples", 2, "--pop-size", 4, "--max-generations", 2, "--eval-every", 2,

@@ -9,7 +9,7 @@ def test_report_of_a_finished_experiment(controller_logdir, tmp_path):
     shutil.copytree(controller_logdir, logdir)
     run_script("world-models/test_controller.py", "--logdir", logdir, "--episodes", 4, "--time-limit", 20,
                "--max-workers", 1)
-    out = run_script("utils/report.py", "--logdirs", logdir, "--out", tmp_path / "report", "--animation").stdout
+    out = run_script("utils/stages/report.py", "--logdirs", logdir, "--out", tmp_path / "report", "--animation").stdout
     row = next(line for line in out.splitlines() if line.startswith("| exp |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[1] == "MDN-RNN"
@@ -21,7 +21,7 @@ def test_report_of_a_finished_experiment(controller_logdir, tmp_path):
 
 
 def test_report_refuses_a_missing_logdir(tmp_path):
-    proc = run_script("utils/report.py", "--logdirs", tmp_path / "nope", "--out", tmp_path / "r", check=False)
+    proc = run_script("utils/stages/report.py", "--logdirs", tmp_path / "nope", "--out", tmp_path / "r", check=False)
     assert proc.returncode == 2 and "no such experiment folder" in proc.stderr
     assert not (tmp_path / "r").exists()
 
@@ -30,7 +30,7 @@ def test_report_animation_has_the_episodes_frames(mdrnn_logdir, tmp_path):
     import imageio.v3 as iio
     import numpy as np
 
-    from utils.report import animation
+    from utils.stages.report import animation
 
     frames = tmp_path / "test_sample"
     frames.mkdir()

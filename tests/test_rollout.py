@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from utils.pool import build_generator
-from utils.rollout import EARLY_STOP_GRACE, Task, play
+from utils.engine.pool import build_generator
+from utils.engine.rollout import EARLY_STOP_GRACE, Task, play
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def test_channels_last_encoder_gives_the_same_latents(generator, mdrnn_logdir, t
     import torch
 
     from data.loaders import load_rollout, rollout_files
-    from utils.models_io import encode_frames, load_vae, vae_path
+    from utils.engine.models_io import encode_frames, load_vae, vae_path
 
     frames = torch.from_numpy(load_rollout(rollout_files(tiny_data)[0])["observations"][:16])
     plain, _ = load_vae(vae_path(mdrnn_logdir))

@@ -1,7 +1,7 @@
 import torch
 
 from tests.conftest import run_script
-from utils.vae_stage import random_flip
+from utils.stages.vae import random_flip
 
 
 def test_random_flip_mirrors_about_half_of_the_frames_whole():

@@ -1,13 +1,13 @@
 """Train the controller with CMA-ES (trade: TraDE): python traincontroller.py --logdir exp_dir
 
-Thin entry point; the work is in utils/controller_stage.py, shared by every experiment.
+Thin entry point; the work is in utils/stages/controller.py, shared by every experiment.
 """
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils.controller_stage import main  # noqa: E402
+from utils.stages.controller import main  # noqa: E402
 from utils.errors import run_main  # noqa: E402
 
 if __name__ == "__main__":

@@ -19,11 +19,10 @@ Importing this module does not import ray: it is an optional dependency
 (requirements-ray.txt), imported inside the functions that use it.
 """
 import os
-from pathlib import Path
 
+from utils.constants import REPO_ROOT
 from utils.errors import UserError
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 LOCAL_OBJECT_STORE = 128 * 2**20  # bytes: only Tasks and returns travel through it
 
 

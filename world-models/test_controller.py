@@ -1,13 +1,13 @@
 """Test the trained controller (world-models: the MDN-RNN): python test_controller.py --logdir exp_dir
 
-Thin entry point; the work is in utils/test_stage.py, shared by every experiment.
+Thin entry point; the work is in utils/stages/scoring.py, shared by every experiment.
 """
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils.test_stage import main  # noqa: E402
+from utils.stages.scoring import main  # noqa: E402
 from utils.errors import run_main  # noqa: E402
 
 if __name__ == "__main__":

@@ -1,13 +1,13 @@
 """Train the VAE (world-models: the MDN-RNN): python trainvae.py --logdir exp_dir
 
-Thin entry point; the work is in utils/vae_stage.py, shared by every experiment.
+Thin entry point; the work is in utils/stages/vae.py, shared by every experiment.
 """
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils.vae_stage import main  # noqa: E402
+from utils.stages.vae import main  # noqa: E402
 from utils.errors import run_main  # noqa: E402
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Copy a trained agent out of an experiment, compactly, e.g. to ship it.
 
-    python utils/export_agent.py --logdir runs/agent/world-models --out pretrained/world-models
+    python utils/stages/export_agent.py --logdir runs/agent/world-models --out pretrained/world-models
 
 Writes <out>/vae/best.tar, <out>/<dynamics dir>/best.tar and <out>/ctrl/best.tar:
 the weights only (no optimizer, scheduler or search state), the VAE in half
@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from utils.checkpoint import load_checkpoint, save_checkpoint, weights_id  # noqa: E402
 from utils.constants import DYNAMICS_DIRS  # noqa: E402
@@ -39,7 +39,7 @@ def main(argv=None):
     dynamics = ctrl["dynamics"]
     sub = DYNAMICS_DIRS[dynamics]
     state = load_checkpoint(args.logdir / sub / "best.tar", dynamics)
-    from utils.models_io import resolve_recorded_vae
+    from utils.engine.models_io import resolve_recorded_vae
 
     vae = load_checkpoint(resolve_recorded_vae(state, args.logdir), "vae")
     targets = [args.out / "vae" / "best.tar", args.out / sub / "best.tar", args.out / "ctrl" / "best.tar"]

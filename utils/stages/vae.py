@@ -17,7 +17,7 @@ from utils.checkpoint import atomic_write
 from utils.constants import LSIZE
 from utils.errors import Parser, run_main
 from utils.images import grid, to_uint8
-from utils.training import add_common_flags, check_common_flags, check_logdir, fit, seed_everything
+from utils.engine.training import add_common_flags, check_common_flags, check_logdir, fit, seed_everything
 
 N_SAMPLES = 16  # frames shown in each reconstruction / sample image
 

@@ -1,7 +1,7 @@
 """The CMA-ES worker pool: torch.multiprocessing processes that play episodes.
 
 Each worker loads the VAE and the dynamics model once, on its own device (the
-visible GPUs in turn, or the CPU), and runs a utils.rollout.RolloutGenerator
+visible GPUs in turn, or the CPU), and runs a utils.engine.rollout.RolloutGenerator
 with several environments, so one batched forward pass serves all of them.
 
 The main process hands each worker a few more episodes than it has
@@ -36,7 +36,7 @@ def _send_all(conn, outbox):
 
 
 def count_failure(pool, what, slot, reason, requeued):
-    """The failure rule both pools (this one and utils.ray_pool.RayPool) follow:
+    """The failure rule both pools (this one and utils.engine.ray_pool.RayPool) follow:
     count the failure, say so, and after pool.max_failures close the pool and
     raise WorkerError with the worker's own error."""
     pool.failures += 1
@@ -88,8 +88,8 @@ def build_generator(logdir, dynamics, device, n_envs, time_limit, context=None, 
 
     fail_after: for tests only, raise after that many episodes reported (a worker bug).
     """
-    from utils.models_io import load_world_model
-    from utils.rollout import RolloutGenerator
+    from utils.engine.models_io import load_world_model
+    from utils.engine.rollout import RolloutGenerator
 
     vae_model, model = load_world_model(logdir, dynamics, device, vae=vae)
     generator = RolloutGenerator(vae_model, model, n_envs, device, time_limit, context, env_kwargs)

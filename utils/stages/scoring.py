@@ -16,11 +16,11 @@ import numpy as np
 from tqdm import tqdm
 
 from utils.checkpoint import atomic_path, atomic_write, load_checkpoint
-from utils.rollout_cli import (EVAL_SEED_STREAM, add_rollout_flags, build_kwargs, check_rollout_flags,
-                                    episode_seeds, make_pool, n_workers)
 from utils.devices import use_gpus
 from utils.errors import Parser, UserError, check_flags
-from utils.models_io import dynamics_path
+from utils.engine.models_io import dynamics_path
+from utils.engine.rollout_cli import (EVAL_SEED_STREAM, add_rollout_flags, build_kwargs, check_rollout_flags,
+                                      episode_seeds, make_pool, n_workers)
 
 TEST_SEED_STREAM = EVAL_SEED_STREAM + 1  # tracks unseen by training and by its evaluations
 VIDEO_FPS = 50
@@ -45,8 +45,8 @@ def play_in_process(kwargs, params, seed, device, render=False, video_dir=None):
     episode to video_dir.mp4 as it is played (nothing is held in memory).
     Returns the episode's return.
     """
-    from utils.pool import build_generator
-    from utils.rollout import Task, play
+    from utils.engine.pool import build_generator
+    from utils.engine.rollout import Task, play
 
     env_kwargs = dict(kwargs.get("env_kwargs", {}), render_mode="human" if render else "rgb_array")
     generator = build_generator(**dict(kwargs, env_kwargs=env_kwargs), device=device, n_envs=1)
@@ -64,7 +64,7 @@ def record(generator, task, folder):
     import imageio.v2 as iio2
     import imageio.v3 as iio
 
-    from utils.rollout import play
+    from utils.engine.rollout import play
 
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("*.png"):
@@ -83,7 +83,7 @@ def record(generator, task, folder):
 
 
 def main(dynamics, argv=None):
-    from utils.rollout import Task
+    from utils.engine.rollout import Task
 
     args = parse_args(argv)
     kwargs, lineage = build_kwargs(args, dynamics)

@@ -3,10 +3,10 @@
     pip install -r requirements-ray.txt
     python world-models/traincontroller.py --logdir exp_dir --backend ray --ray-address HEAD_IP:6379
 
-RayPool has WorkerPool's interface (utils/pool.py) and plays the same episodes:
+RayPool has WorkerPool's interface (utils/engine/pool.py) and plays the same episodes:
 its workers are Ray actors, each of which builds one RolloutGenerator with
-utils.pool.build_generator (the models are loaded once per actor) and plays a
-batch of up to n_envs Tasks per call with utils.rollout.play, so one batched
+utils.engine.pool.build_generator (the models are loaded once per actor) and plays a
+batch of up to n_envs Tasks per call with utils.engine.rollout.play, so one batched
 forward pass serves all its environments. Every actor holds one CPU and, where
 the cluster's GPU nodes have a CPU for each actor, a fraction of a GPU; else it
 runs on the CPU. Returns equal the local pool's: same Task, same return.
@@ -40,7 +40,7 @@ class RolloutActor:
         import ray
         import torch
 
-        from utils.pool import build_generator
+        from utils.engine.pool import build_generator
 
         torch.set_num_threads(1)  # one core per actor: the env, not torch, needs it
         device = "cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu"
@@ -50,7 +50,7 @@ class RolloutActor:
         """Play a list of Tasks (up to n_envs at a time); returns {task.id: return}."""
         import numpy as np
 
-        from utils.rollout import play
+        from utils.engine.rollout import play
 
         for task in tasks:  # Ray hands over read-only arrays; torch wants writable ones
             task.params = np.array(task.params)
@@ -72,7 +72,7 @@ def absolute_paths(build_kwargs):
 class RayPool:
     """n_workers Ray actors, each with n_envs environments, evaluating Tasks (WorkerPool's interface).
 
-    build_kwargs: keyword arguments of utils.pool.build_generator (logdir, dynamics, time_limit, ...).
+    build_kwargs: keyword arguments of utils.engine.pool.build_generator (logdir, dynamics, time_limit, ...).
     n_workers: at most one actor per CPU of the cluster (None: one per CPU).
     """
 
@@ -116,7 +116,7 @@ class RayPool:
 
     def _fail(self, slot, reason, queue):
         """Kill and replace a failed actor; put its unfinished episodes back in the queue."""
-        from utils.pool import count_failure
+        from utils.engine.pool import count_failure
 
         w = self.actors.pop(slot)
         lost = [t for batch in w["calls"].values() for t in batch]

@@ -5,7 +5,7 @@
 
 Each generation, CMA-ES proposes --pop-size controllers; each is scored by the
 mean return of --n-samples real episodes played by the worker pool
-(utils/pool.py), all candidates of a generation on the same track seeds.
+(utils/engine/pool.py), all candidates of a generation on the same track seeds.
 Every --eval-every generations the generation's best candidate is played on
 --eval-rollouts fixed evaluation tracks; if it beats the best so far it is
 saved to <logdir>/ctrl/best.tar with its mean and std. The search state is
@@ -22,8 +22,8 @@ from tqdm import tqdm
 from utils.checkpoint import load_checkpoint, save_checkpoint
 from utils.devices import use_gpus
 from utils.errors import Parser, UserError, check_flags
-from utils.rollout_cli import (TRAIN_SEED_STREAM, EVAL_SEED_STREAM, add_rollout_flags, build_kwargs,
-                               check_rollout_flags, episode_seeds, make_pool, n_workers)
+from utils.engine.rollout_cli import (TRAIN_SEED_STREAM, EVAL_SEED_STREAM, add_rollout_flags, build_kwargs,
+                                      check_rollout_flags, episode_seeds, make_pool, n_workers)
 
 def parse_args(argv=None):
     parser = Parser(description="Train the World Models controller with CMA-ES on real CarRacing episodes.")
@@ -52,9 +52,9 @@ def parse_args(argv=None):
 
 def main(dynamics, argv=None):
     from models.controller import Controller, flatten_params, n_params, unflatten_params
-    from utils.cmaes import es_state, make_es, restore_es
-    from utils.rollout import Task
-    from utils.training import seed_everything, summary_writer
+    from utils.engine.cmaes import es_state, make_es, restore_es
+    from utils.engine.rollout import Task
+    from utils.engine.training import seed_everything, summary_writer
 
     args = parse_args(argv)
     if not args.logdir.is_dir():

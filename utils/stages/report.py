@@ -1,7 +1,7 @@
 """A results report of one or more experiments: a Markdown table and plots.
 
-    python utils/report.py --logdirs runs/agent/world-models --out docs/agent
-    python utils/report.py --logdirs runs/compare/world-models runs/compare/transformers-wm runs/compare/trade \
+    python utils/stages/report.py --logdirs runs/agent/world-models --out docs/agent
+    python utils/stages/report.py --logdirs runs/compare/world-models runs/compare/transformers-wm runs/compare/trade \
         --out docs/comparison
 
 Reads what the stages leave in each logdir (checkpoints, TensorBoard logs,
@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from utils.constants import DYNAMICS_DIRS  # noqa: E402
 from utils.errors import Parser, UserError, run_main  # noqa: E402
@@ -198,7 +198,8 @@ def main(argv=None):
     summaries = [stage_summary(d) for d in args.logdirs]
     args.out.mkdir(parents=True, exist_ok=True)
     plot(summaries, args.out / "learning_curves.png")
-    text = ("Made by `python utils/report.py --logdirs " + " ".join(map(str, args.logdirs)) + f" --out {args.out}`.\n\n"
+    text = ("Made by `python utils/stages/report.py --logdirs " + " ".join(map(str, args.logdirs))
+            + f" --out {args.out}`.\n\n"
             + table(summaries) + "\n\n![learning curves](learning_curves.png)\n")
     if args.animation:
         for s in summaries:

@@ -50,12 +50,13 @@ def check_rollout_flags(parser, args):
 
 def build_kwargs(args, dynamics):
     """(kwargs, lineage): what every worker needs to build its RolloutGenerator
-    (utils.pool.build_generator), and the lineage of the world model: {"vae_id", "dynamics_id"} (utils.checkpoint.weights_id).
+    (utils.engine.pool.build_generator), and the lineage of the world model: {"vae_id", "dynamics_id"}
+    (utils.checkpoint.weights_id).
 
     Refuses a VAE other than the one the dynamics model was trained on.
     """
     from utils.checkpoint import weights_id
-    from utils.models_io import dynamics_path, load_dynamics, load_vae, resolve_recorded_vae
+    from utils.engine.models_io import dynamics_path, load_dynamics, load_vae, resolve_recorded_vae
 
     # Load both models once here, so a wrong file is one clear line, not a failure in every worker.
     dyn_file = dynamics_path(args.logdir, dynamics)
@@ -76,9 +77,10 @@ def build_kwargs(args, dynamics):
 
 
 def make_pool(args, kwargs, workers, max_failures=3, timeout=900.0):
-    """The evaluation pool of --backend: utils.pool.WorkerPool or utils.ray_pool.RayPool (same interface)."""
+    """The evaluation pool of --backend: utils.engine.pool.WorkerPool or utils.engine.ray_pool.RayPool
+    (same interface)."""
     if args.backend == "ray":
-        from utils.ray_pool import RayPool
+        from utils.engine.ray_pool import RayPool
 
         # workers=None: one actor per CPU of the whole cluster, not of this machine
         try:
@@ -86,7 +88,7 @@ def make_pool(args, kwargs, workers, max_failures=3, timeout=900.0):
                            address=args.ray_address)
         except ConnectionError as err:
             raise UserError(f"--ray-address {args.ray_address}: cannot join the Ray cluster ({err})") from None
-    from utils.pool import WorkerPool
+    from utils.engine.pool import WorkerPool
 
     return WorkerPool(workers, args.envs_per_worker, kwargs, max_failures, timeout)
 

@@ -62,7 +62,7 @@ class RolloutGenerator:
         observe(slot, env), if given, is called after each reset and each step
         (to record a video, for instance).
         """
-        from utils.models_io import encode_frames
+        from utils.engine.models_io import encode_frames
 
         n = self.n_envs
         tasks = [None] * n

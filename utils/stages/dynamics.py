@@ -16,8 +16,8 @@ from tqdm import tqdm
 from utils.checkpoint import weights_id
 from utils.constants import DYNAMICS_DIRS, LSIZE, SEQ_LEN
 from utils.errors import Parser
-from utils.models_io import load_vae, recorded_vae, vae_path
-from utils.training import add_common_flags, check_common_flags, check_logdir, fit, seed_everything
+from utils.engine.models_io import load_vae, recorded_vae, vae_path
+from utils.engine.training import add_common_flags, check_common_flags, check_logdir, fit, seed_everything
 
 # Each model's training recipe, as its original code has it: ctallec/world-models
 # for the MDN-RNN; the seed's transformer code (Adam with the "Attention is all
