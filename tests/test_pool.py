@@ -5,7 +5,9 @@ import signal
 import pytest
 import torch
 
+from tests import fault_injection
 from tests.conftest import pool_kwargs, random_tasks
+from utils.engine import pool as pool_module
 from utils.engine.pool import WorkerError, WorkerPool
 
 STEPS = 25
@@ -17,6 +19,12 @@ def kwargs_for(logdir, **extra):
 
 def some_tasks(n_candidates=3, n_seeds=2):
     return random_tasks(n_candidates, n_seeds)
+
+
+@pytest.fixture
+def failing_workers(monkeypatch):
+    """Worker processes whose generator raises after `fail_after` (a build kwarg) reported episodes."""
+    monkeypatch.setattr(pool_module, "_worker_main", fault_injection.worker_main)
 
 
 @torch.no_grad()
@@ -58,7 +66,7 @@ def test_pool_returns_equal_a_plain_loop(mdrnn_logdir):
     assert len({round(v, 6) for v in got.values()}) > 1  # candidates really differ
 
 
-def test_a_raising_worker_is_replaced_and_its_episodes_requeued(mdrnn_logdir):
+def test_a_raising_worker_is_replaced_and_its_episodes_requeued(mdrnn_logdir, failing_workers):
     tasks = some_tasks()
     # every worker fails after reporting 2 episodes: the work still completes on fresh workers
     with WorkerPool(2, 2, kwargs_for(mdrnn_logdir, fail_after=2), max_failures=10) as pool:
@@ -67,7 +75,7 @@ def test_a_raising_worker_is_replaced_and_its_episodes_requeued(mdrnn_logdir):
     assert sorted(got) == [t.id for t in tasks]
 
 
-def test_repeated_failure_stops_with_the_workers_error(mdrnn_logdir):
+def test_repeated_failure_stops_with_the_workers_error(mdrnn_logdir, failing_workers):
     with pytest.raises(WorkerError, match="injected worker failure"):
         with WorkerPool(1, 2, kwargs_for(mdrnn_logdir, fail_after=0), max_failures=2) as pool:
             pool.evaluate(some_tasks())

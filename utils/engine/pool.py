@@ -82,31 +82,13 @@ def _worker_main(conn, device, build_kwargs):
         raise SystemExit(1)
 
 
-def build_generator(logdir, dynamics, device, n_envs, time_limit, context=None, vae=None, env_kwargs=None,
-                    fail_after=None):
-    """Load the experiment's world model and wrap it in a RolloutGenerator.
-
-    fail_after: for tests only, raise after that many episodes reported (a worker bug).
-    """
+def build_generator(logdir, dynamics, device, n_envs, time_limit, context=None, vae=None, env_kwargs=None):
+    """Load the experiment's world model and wrap it in a RolloutGenerator."""
     from utils.engine.models_io import load_world_model
     from utils.engine.rollout import RolloutGenerator
 
     vae_model, model = load_world_model(logdir, dynamics, device, vae=vae)
-    generator = RolloutGenerator(vae_model, model, n_envs, device, time_limit, context, env_kwargs)
-    if fail_after is not None:
-        run = generator.run
-
-        def failing_run(next_task, report):
-            count = [0]
-
-            def counted(task, ret):
-                count[0] += 1
-                if count[0] > fail_after:
-                    raise RuntimeError("injected worker failure (test)")
-                report(task, ret)
-            run(next_task, counted)
-        generator.run = failing_run
-    return generator
+    return RolloutGenerator(vae_model, model, n_envs, device, time_limit, context, env_kwargs)
 
 
 class WorkerPool:
