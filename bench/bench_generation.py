@@ -49,7 +49,8 @@ def main():
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)), help="worker processes")
     parser.add_argument("--envs-per-worker", type=int, default=8,
                         help="environments per worker in the batched measure")
-    parser.add_argument("--renderer", default=None, help="make_env renderer (default: make_env's default)")
+    parser.add_argument("--renderer", choices=["exact", "approx", "reference"], default="exact",
+                        help="how frames are drawn")
     args = parser.parse_args()
     logdir = tiny_experiment(args.logdir, args.dynamics)
     rng = np.random.default_rng(0)
