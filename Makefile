@@ -1,20 +1,24 @@
 # Two commands do everything on a fresh machine with Python 3.10+:
 #   make quickstart   virtual environment + the whole pipeline at toy scale on the CPU
 #   make test         virtual environment + the test suite
-# TORCH picks the torch wheel, e.g. make test TORCH="torch==2.5.1" or a CPU-only build.
+# TORCH picks the torch release and TORCH_PIP passes pip options for it, e.g. the
+# CPU-only build (no CUDA libraries, ~1.8 GB venv instead of ~7 GB):
+#   make test TORCH_PIP="--index-url https://download.pytorch.org/whl/cpu"
+#   make test TORCH="torch==2.13.0+cpu"      (a CPU build pip already finds, e.g. in a wheel folder)
 
 PYTHON ?= python3
 VENV ?= .venv
 TORCH ?= torch>=2.2
+TORCH_PIP ?=
 PY := $(VENV)/bin/python
 QS := quickstart
 
-.PHONY: install test quickstart clean-quickstart agent
+.PHONY: install test quickstart clean-quickstart agent compare
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-ray.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q $(TORCH_PIP) "$(TORCH)"
 	$(PY) -m pip install -q -r requirements.txt -r requirements-dev.txt
 	touch $@
 
@@ -27,11 +31,11 @@ test: $(VENV)/.installed
 # two CMA-ES generations, a 3-episode test and its video. A few minutes on 2 cores.
 quickstart: $(VENV)/.installed
 	$(PY) data/generation_script.py --rollouts 8 --rootdir $(QS)/datasets --threads 2 --max-steps 200
-	cd world-models && ../$(PY) trainvae.py --logdir ../$(QS)/exp --datadir ../$(QS)/datasets --epochs 1
-	cd world-models && ../$(PY) trainmdrnn.py --logdir ../$(QS)/exp --datadir ../$(QS)/datasets --epochs 1
-	cd world-models && ../$(PY) traincontroller.py --logdir ../$(QS)/exp --n-samples 2 --pop-size 4 \
+	$(PY) world-models/trainvae.py --logdir $(QS)/exp --datadir $(QS)/datasets --epochs 1
+	$(PY) world-models/trainmdrnn.py --logdir $(QS)/exp --datadir $(QS)/datasets --epochs 1
+	$(PY) world-models/traincontroller.py --logdir $(QS)/exp --n-samples 2 --pop-size 4 \
 		--max-generations 2 --eval-every 2 --eval-rollouts 4 --time-limit 200 --max-workers 2 --display
-	cd world-models && ../$(PY) test_controller.py --logdir ../$(QS)/exp --episodes 3 --time-limit 200 --max-workers 2
+	$(PY) world-models/test_controller.py --logdir $(QS)/exp --episodes 3 --time-limit 200 --max-workers 2
 	@echo "quickstart done: score in $(QS)/exp/test_scores.json, video $(QS)/exp/test_sample.mp4"
 
 clean-quickstart:
@@ -60,3 +64,24 @@ agent: $(VENV)/.installed
 		--pop-size $(AGENT_POP) --n-samples $(AGENT_SAMPLES) --max-generations $(AGENT_GENERATIONS) \
 		--eval-every $(AGENT_EVAL_EVERY) --eval-rollouts $(AGENT_EVAL_ROLLOUTS) --target-return 1000
 	$(PY) world-models/test_controller.py --logdir $(AGENT_DIR)/world-models --episodes 100
+
+# The three dynamics models at equal budget (README, "The three dynamics models
+# compared"): the MDN-RNN agent of `make agent` and two more experiments that share
+# its dataset and its VAE (the shipped half-precision copy, pretrained/world-models),
+# each dynamics model trained with its own recipe for the same number of epochs,
+# each controller searched with the same CMA-ES budget on the same tracks.
+# Resumes after a stop like every stage; then writes runs/compare/report.
+COMPARE_DIR ?= runs/compare
+COMPARE_VAE ?= pretrained/world-models/vae/best.tar
+compare: $(VENV)/.installed
+	$(PY) data/generation_script.py --rollouts $(AGENT_ROLLOUTS) --rootdir $(AGENT_DIR)/datasets
+	for exp in transformers-wm trade; do \
+		$(PY) $$exp/traintransformersde.py --logdir $(COMPARE_DIR)/$$exp --datadir $(AGENT_DIR)/datasets \
+			--vae $(COMPARE_VAE) --epochs $(AGENT_MDRNN_EPOCHS) || exit 1; \
+		$(PY) $$exp/traincontroller.py --logdir $(COMPARE_DIR)/$$exp --renderer approx \
+			--pop-size $(AGENT_POP) --n-samples $(AGENT_SAMPLES) --max-generations $(AGENT_GENERATIONS) \
+			--eval-every $(AGENT_EVAL_EVERY) --eval-rollouts $(AGENT_EVAL_ROLLOUTS) --target-return 1000 || exit 1; \
+		$(PY) $$exp/test_controller.py --logdir $(COMPARE_DIR)/$$exp --episodes 100 || exit 1; \
+	done
+	$(PY) utils/report.py --logdirs $(AGENT_DIR)/world-models $(COMPARE_DIR)/transformers-wm $(COMPARE_DIR)/trade \
+		--out $(COMPARE_DIR)/report --animation

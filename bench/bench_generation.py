@@ -11,7 +11,6 @@ Compares, on the same tasks (pop x n-samples episodes of --steps steps):
 
 Prints seconds per generation and the ratio, then a table; both pools must give identical returns.
 """
-import argparse
 import os
 import sys
 import time
@@ -20,6 +19,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from utils.errors import Parser  # noqa: E402
 
 from bench.common import tiny_experiment  # noqa: E402
 from utils.engine.pool import WorkerPool  # noqa: E402
@@ -38,15 +39,18 @@ def one_generation(logdir, dynamics, workers, envs, tasks, steps, renderer):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = Parser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--logdir", default=None, help="a trained experiment (default: make a tiny one)")
-    parser.add_argument("--dynamics", default="mdrnn", choices=["mdrnn", "transformer", "trade"])
-    parser.add_argument("--pop", type=int, default=8)
-    parser.add_argument("--samples", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
-    parser.add_argument("--envs-per-worker", type=int, default=8)
-    parser.add_argument("--renderer", default=None, help="make_env renderer (default: make_env's default)")
+    parser.add_argument("--dynamics", default="mdrnn", choices=["mdrnn", "transformer", "trade"],
+                        help="dynamics model of the tiny experiment")
+    parser.add_argument("--pop", type=int, default=8, help="candidates in the generation")
+    parser.add_argument("--samples", type=int, default=2, help="episodes per candidate")
+    parser.add_argument("--steps", type=int, default=200, help="steps per episode")
+    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)), help="worker processes")
+    parser.add_argument("--envs-per-worker", type=int, default=8,
+                        help="environments per worker in the batched measure")
+    parser.add_argument("--renderer", choices=["exact", "approx", "reference"], default="exact",
+                        help="how frames are drawn")
     args = parser.parse_args()
     logdir = tiny_experiment(args.logdir, args.dynamics)
     rng = np.random.default_rng(0)

@@ -13,7 +13,6 @@ frames: loading cost does not depend on content once decompressed), then times
 a full pass of RolloutObservationDataset.batches (frames, uint8) and of
 RolloutSequenceDataset.batches (after encode: latents), through prefetch().
 """
-import argparse
 import sys
 import tempfile
 import time
@@ -24,6 +23,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from utils.errors import Parser  # noqa: E402
+
 from data.loaders import RolloutObservationDataset, RolloutSequenceDataset, prefetch  # noqa: E402
 from utils.constants import LSIZE  # noqa: E402
 
@@ -31,9 +32,9 @@ GPU_VAE_IMAGES_PER_S = 98_000
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rollouts", type=int, default=20)
-    parser.add_argument("--steps", type=int, default=1000)
+    parser = Parser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rollouts", type=int, default=20, help="synthetic rollouts to load")
+    parser.add_argument("--steps", type=int, default=1000, help="steps per rollout")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="bench_loaders_"))
     rng = np.random.default_rng(0)

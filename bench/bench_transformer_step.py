@@ -9,7 +9,6 @@ steps at every environment step).
 Prints ms per environment step for batch 1 over a whole episode, and for a
 pool-sized batch at steady state (the buffer already full), with ratios.
 """
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -17,6 +16,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from utils.errors import Parser  # noqa: E402
 
 from models.transformers_de import TraDE, TransformerDE  # noqa: E402
 from utils.constants import SEQ_LEN  # noqa: E402
@@ -54,8 +55,8 @@ def time_steps(stepper, batch, steps, device, warm=0):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", default="cpu")
+    parser = Parser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cpu", help="torch device")
     parser.add_argument("--episode", type=int, default=1000, help="steps of the batch-1 episode")
     parser.add_argument("--batch", type=int, default=64, help="pool-sized batch (envs stepped together)")
     parser.add_argument("--steady-steps", type=int, default=30, help="timed steps at steady state for --batch")

@@ -1,0 +1,75 @@
+"""The README's recipe, walked as written at toy scale: its commands are read
+from the README itself (scale flags appended), in a fresh copy of the code."""
+import re
+import shutil
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+# Flags appended to each README command: argparse keeps the last value of a flag.
+SCALE = {
+    "data/generation_script.py": ["--rollouts", 4, "--max-steps", 50, "--threads", 2],
+    "trainvae.py": ["--epochs", 1],
+    "trainmdrnn.py": ["--epochs", 1, "--seq-len", 8],
+    "traintransformersde.py": ["--epochs", 1, "--seq-len", 8],
+    "traincontroller.py": ["--n-samples", 1, "--pop-size", 2, "--max-generations", 1, "--eval-every", 1,
+                           "--eval-rollouts", 1, "--time-limit", 20, "--max-workers", 1, "--envs-per-worker", 2],
+    "test_controller.py": ["--episodes", 2, "--time-limit", 20, "--max-workers", 1],
+    "utils/report.py": [],
+}
+CODE = ("data", "models", "utils", "world-models", "transformers-wm", "trade")
+
+
+def section_commands(title):
+    """The indented `python ...` and `tensorboard ...` lines of the README section `title`."""
+    text = (ROOT / "README.md").read_text()
+    body = text.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0].replace("\\\n", " ")  # join continued lines
+    return [line.strip() for line in body.splitlines() if re.match(r"    (python|tensorboard) ", line)]
+
+
+def scaled(command):
+    words = command.split()
+    if words[0] == "tensorboard":
+        return [sys.executable, "-m", "tensorboard.main", *words[1:], "--inspect"]  # reads the logs, serves nothing
+    script = words[1]
+    flags = next(v for k, v in SCALE.items() if script.endswith(k))
+    return [sys.executable, *words[1:], *map(str, flags)]
+
+
+@pytest.fixture
+def clone(tmp_path):
+    """The code as a fresh clone has it, without data, runs or caches."""
+    for folder in CODE:
+        shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    return tmp_path
+
+
+def walk(commands, cwd):
+    import subprocess
+
+    for command in commands:
+        proc = subprocess.run(scaled(command), cwd=cwd, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, f"README command failed: {command}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+
+
+def test_the_full_recipe_runs_as_written(clone):
+    commands = section_commands("The full recipe, stage by stage")
+    scripts = [c.split()[1] for c in commands if c.startswith("python")]
+    for folder in ("world-models", "transformers-wm", "trade"):  # every stage of every experiment is there
+        assert f"{folder}/traincontroller.py" in scripts and f"{folder}/test_controller.py" in scripts
+    walk(commands, clone)
+    for folder in ("world-models", "transformers-wm", "trade"):
+        assert (clone / "runs" / folder / "test_scores.json").is_file()
+    assert (clone / "runs" / "report" / "report.md").read_text().count("| world-models |") == 1
+
+
+def test_the_ray_section_runs_after_the_recipe(clone):
+    pytest.importorskip("ray")
+    recipe = [c for c in section_commands("The full recipe, stage by stage")
+              if c.split()[1] in ("data/generation_script.py", "world-models/trainvae.py", "world-models/trainmdrnn.py")]
+    local = [c for c in section_commands("Running on a Ray cluster (`--backend ray`)") if "--ray-address" not in c]
+    assert local, "the Ray section has no single-machine command"
+    walk(recipe + local, clone)
+    assert (clone / "runs" / "world-models" / "ctrl" / "checkpoint.tar").is_file()
