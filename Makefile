@@ -83,5 +83,5 @@ compare: $(VENV)/.installed
 			--eval-every $(AGENT_EVAL_EVERY) --eval-rollouts $(AGENT_EVAL_ROLLOUTS) --target-return 1000 || exit 1; \
 		$(PY) $$exp/test_controller.py --logdir $(COMPARE_DIR)/$$exp --episodes 100 || exit 1; \
 	done
-	$(PY) utils/report.py --logdirs $(AGENT_DIR)/world-models $(COMPARE_DIR)/transformers-wm $(COMPARE_DIR)/trade \
+	$(PY) utils/stages/report.py --logdirs $(AGENT_DIR)/world-models $(COMPARE_DIR)/transformers-wm $(COMPARE_DIR)/trade \
 		--out $(COMPARE_DIR)/report --animation

@@ -17,7 +17,7 @@ SCALE = {
     "traincontroller.py": ["--n-samples", 1, "--pop-size", 2, "--max-generations", 1, "--eval-every", 1,
                            "--eval-rollouts", 1, "--time-limit", 20, "--max-workers", 1, "--envs-per-worker", 2],
     "test_controller.py": ["--episodes", 2, "--time-limit", 20, "--max-workers", 1],
-    "utils/report.py": [],
+    "utils/stages/report.py": [],
 }
 CODE = ("data", "models", "utils", "world-models", "transformers-wm", "trade")
 
