@@ -93,7 +93,7 @@ def parse_args(argv=None):
     parser.add_argument("--max-steps", type=int, default=MAX_STEPS, help="steps per rollout at most")
     parser.add_argument("--seed", type=int, default=0, help="rollout i uses seed + i")
     parser.add_argument("--renderer", choices=["exact", "approx", "reference"], default="exact",
-                        help="how frames are drawn (data/render.py); approx is ~10x faster, not byte-identical")
+                        help="how frames are drawn (data/render.py); approx is 10-20x faster, not byte-identical")
     parser.add_argument("--backend", choices=["local", "ray"], default="local",
                         help="local: --threads processes here; ray: Ray tasks across a cluster (rootdir must be "
                              "a folder every node can write, e.g. a shared filesystem)")

@@ -34,7 +34,7 @@ make_env(renderer=...); physics are gymnasium's in all three:
              - one Font, and the score's text surface cached per string.
              The car and the indicator bars are drawn by gymnasium's own code.
 
-"approx"     OpenCV, ~10x faster than "reference" per core: the same model as
+"approx"     OpenCV, 10-20x faster than "reference" per core: the same model as
              gymnasium's (polygons filled at a high resolution, then a box
              filter), without the 1000x800 canvas. The road view is filled at
              4x4 samples per frame pixel (cv2.fillConvexPoly with sub-pixel
@@ -354,7 +354,7 @@ def _build_approx():
     class ApproxCarRacing(ExactCarRacing):
         """CarRacing64 whose state frames are drawn with OpenCV straight at
         SUPERSAMPLE times the target resolution, then area-averaged to 64x64:
-        close to the reference's frames (see APPROX_BOUND), ~10x faster.
+        close to the reference's frames (see APPROX_BOUND), 10-20x faster.
 
         The model is the reference's own (polygons filled at a high resolution,
         then a box filter), without the 1000x800 canvas. It inherits

@@ -16,11 +16,23 @@ class WorkerError(RuntimeError):
     message holds the last worker's error."""
 
 
+class _DefaultsOnce(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends "(default: X)" to a flag's help unless the help already says its
+    default, the flag is required, or there is nothing to say (None, or False
+    for a plain on/off switch)."""
+
+    def _get_help_string(self, action):
+        if (action.required or action.default is None or "(default" in (action.help or "")
+                or isinstance(action, argparse._StoreTrueAction)):
+            return action.help
+        return super()._get_help_string(action)
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse with defaults shown in --help and errors printed as a single line."""
+    """argparse with defaults shown in --help (once) and errors printed as a single line."""
 
     def __init__(self, *args, **kwargs):
-        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        kwargs.setdefault("formatter_class", _DefaultsOnce)
         super().__init__(*args, **kwargs)
 
     def error(self, message):

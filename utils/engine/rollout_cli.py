@@ -32,18 +32,22 @@ def add_rollout_flags(parser):
     parser.add_argument("--seed", type=int, default=0, help="random seed (CMA-ES and episode tracks)")
     parser.add_argument("--renderer", choices=["exact", "approx", "reference"], default="exact",
                         help="how frames are drawn (data/render.py): exact = gymnasium's frames byte for byte, "
-                             "faster; approx = OpenCV, ~10x faster, within a documented bound; "
+                             "faster; approx = OpenCV, 10-20x faster (README, Benchmarks), within a documented bound; "
                              "reference = gymnasium's own code")
     parser.add_argument("--device", choices=["auto", "cpu"], default="auto",
                         help="auto: workers spread over every visible GPU (else the CPU); cpu: no GPU at all")
     parser.add_argument("--backend", choices=["local", "ray"], default="local",
                         help="local: worker processes on this machine; ray: Ray actors across a cluster")
+    parser.add_argument("--max-failures", type=int, default=3, help="stop after this many worker failures")
+    parser.add_argument("--worker-timeout", type=float, default=900,
+                        help="seconds of silence before a worker is replaced")
     parser.add_argument("--ray-address", default=None,
                         help="with --backend ray: the cluster to join (e.g. 10.0.0.1:6379; default: start a local Ray)")
 
 
 def check_rollout_flags(parser, args):
-    check_flags(parser, args, positive=("time_limit", "envs_per_worker", "max_workers", "context"))
+    check_flags(parser, args, positive=("time_limit", "envs_per_worker", "max_workers", "context", "max_failures",
+                                        "worker_timeout"))
     if args.logdir.exists() and not args.logdir.is_dir():
         parser.error(f"--logdir {args.logdir} is a file; give the experiment folder")
 
@@ -76,7 +80,7 @@ def build_kwargs(args, dynamics):
     return kwargs, lineage
 
 
-def make_pool(args, kwargs, workers, max_failures=3, timeout=900.0):
+def make_pool(args, kwargs, workers):
     """The evaluation pool of --backend: utils.engine.pool.WorkerPool or utils.engine.ray_pool.RayPool
     (same interface)."""
     if args.backend == "ray":
@@ -84,13 +88,13 @@ def make_pool(args, kwargs, workers, max_failures=3, timeout=900.0):
 
         # workers=None: one actor per CPU of the whole cluster, not of this machine
         try:
-            return RayPool(args.max_workers, args.envs_per_worker, kwargs, max_failures, timeout,
+            return RayPool(args.max_workers, args.envs_per_worker, kwargs, args.max_failures, args.worker_timeout,
                            address=args.ray_address)
         except ConnectionError as err:
             raise UserError(f"--ray-address {args.ray_address}: cannot join the Ray cluster ({err})") from None
     from utils.engine.pool import WorkerPool
 
-    return WorkerPool(workers, args.envs_per_worker, kwargs, max_failures, timeout)
+    return WorkerPool(workers, args.envs_per_worker, kwargs, args.max_failures, args.worker_timeout)
 
 
 def n_workers(args):

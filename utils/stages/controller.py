@@ -40,12 +40,9 @@ def parse_args(argv=None):
                         help="end a training episode after this many steps without a new road tile "
                              "(0: off; evaluations never stop early)")
     parser.add_argument("--display", action="store_true", help="show a progress bar over each generation's episodes")
-    parser.add_argument("--max-failures", type=int, default=3, help="stop after this many worker failures")
-    parser.add_argument("--worker-timeout", type=float, default=900, help="seconds of silence before a worker is replaced")
     args = parser.parse_args(argv)
     check_rollout_flags(parser, args)
-    check_flags(parser, args, positive=("n_samples", "eval_every", "eval_rollouts", "sigma0", "max_generations",
-                                        "max_failures", "worker_timeout"),
+    check_flags(parser, args, positive=("n_samples", "eval_every", "eval_rollouts", "sigma0", "max_generations"),
                 non_negative=("early_stop",), minimum={"pop_size": 2})
     return args
 
@@ -96,7 +93,7 @@ def main(dynamics, argv=None):
     where = "Ray actors (one per cluster CPU unless --max-workers)" if args.backend == "ray" else f"{workers} workers"
     print(f"{where} x {args.envs_per_worker} environments; each generation plays "
           f"{args.pop_size} x {args.n_samples} episodes of up to {args.time_limit} steps", flush=True)
-    with make_pool(args, kwargs, workers, args.max_failures, args.worker_timeout) as pool:
+    with make_pool(args, kwargs, workers) as pool:
         generations = tqdm(desc="generations", unit="gen", initial=es.countiter, total=args.max_generations)
         while True:
             gen = es.countiter
