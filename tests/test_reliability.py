@@ -110,3 +110,26 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_data, tmp_path):
     assert last.startswith("error: loss is nan") or last.startswith("error: loss is inf")
     assert "checkpoint.tar is kept" in last
     assert good == {f: (logdir / "vae" / f).read_bytes() for f in good}
+
+
+def test_a_finished_stage_reruns_without_loading_its_data(mdrnn_logdir, tiny_data, tmp_path):
+    """Rerunning a finished stage (as `make agent` does after a stop) costs nothing:
+    the data, here made unreadable, is not even read."""
+    import shutil
+
+    logdir, data = tmp_path / "exp", tmp_path / "data"
+    shutil.copytree(mdrnn_logdir, logdir)
+    shutil.copytree(tiny_data, data)
+    for f in data.rglob("rollout_*.npz"):
+        f.write_bytes(b"unreadable")
+    before = {p: p.stat().st_mtime_ns for p in logdir.rglob("*.tar")}
+    out = run_script("world-models/trainvae.py", "--logdir", logdir, "--datadir", data, "--epochs", 1).stdout
+    assert "nothing to do" in out
+    out = run_script("world-models/trainmdrnn.py", "--logdir", logdir, "--datadir", data, "--epochs", 1,
+                     "--seq-len", TINY["seq_len"]).stdout
+    assert "nothing to do" in out
+    assert {p: p.stat().st_mtime_ns for p in logdir.rglob("*.tar")} == before
+    # more epochs do need the data, and say which file is broken
+    proc = run_script("world-models/trainmdrnn.py", "--logdir", logdir, "--datadir", data, "--epochs", 2,
+                      "--seq-len", TINY["seq_len"], check=False)
+    assert proc.returncode == 2 and "unreadable" in proc.stderr

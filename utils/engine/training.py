@@ -71,6 +71,34 @@ class EarlyStopping:
         self.best, self.bad_epochs = state["best"], state["bad_epochs"]
 
 
+def check_same_inputs(state, extra, path):
+    """A resumed stage must have the inputs and settings (extra) its checkpoint was made with."""
+    for key, value in (extra or {}).items():
+        if key == "vae_id" and state.get(key, value) != value:
+            raise UserError(f"{path}: was trained on the latents of another VAE (the VAE was retrained since); "
+                            "rerun this stage with --noreload to train it on the current VAE")
+        if key in state and state[key] != value:
+            raise UserError(f"{path}: was trained with {key} = {state[key]!r}, this run has {value!r}; "
+                            "rerun with the same flags, or with --noreload to start afresh")
+
+
+def finished(stage_dir, kind, args, extra=None):
+    """True when stage_dir/checkpoint.tar already ran args.epochs epochs (or stopped
+    early) with these inputs, so a rerun has nothing to train and need not load
+    its data. Refuses changed inputs, as a resume does."""
+    last = Path(stage_dir) / "checkpoint.tar"
+    if args.noreload or not last.exists():
+        return False
+    state = load_checkpoint(last, kind, hint="rerun with --noreload to start afresh")
+    check_same_inputs(state, extra, last)
+    stopped = state["early_stopping"]["bad_epochs"] >= args.patience
+    if state["epoch"] + 1 >= args.epochs or stopped:
+        print(f"{kind}: {last} has already trained {state['epoch'] + 1} epochs"
+              + (" and stopped early" if stopped else "") + "; nothing to do (more --epochs continues it)")
+        return True
+    return False
+
+
 def fit(stage_dir, kind, model, optimizer, args, train_epoch, test_epoch, extra=None, end_of_epoch=None):
     """Train for args.epochs epochs, resuming from stage_dir/checkpoint.tar unless args.noreload.
 
@@ -95,13 +123,7 @@ def fit(stage_dir, kind, model, optimizer, args, train_epoch, test_epoch, extra=
         torch.set_rng_state(state["rng"])
         if torch.cuda.is_available() and state.get("cuda_rng"):
             torch.cuda.set_rng_state_all(state["cuda_rng"])
-        for key, value in (extra or {}).items():
-            if key == "vae_id" and state.get(key, value) != value:
-                raise UserError(f"{last}: was trained on the latents of another VAE (the VAE was retrained since); "
-                                "rerun this stage with --noreload to train it on the current VAE")
-            if key in state and state[key] != value:
-                raise UserError(f"{last}: was trained with {key} = {state[key]!r}, this run has {value!r}; "
-                                "rerun with the same flags, or with --noreload to start afresh")
+        check_same_inputs(state, extra, last)
         if (stage_dir / "best.tar").exists():  # a kill between the two writes must not lose the best
             stopper.best = min(stopper.best, load_checkpoint(stage_dir / "best.tar", kind)["test_loss"])
         start = state["epoch"] + 1

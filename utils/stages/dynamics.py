@@ -17,7 +17,8 @@ from utils.checkpoint import weights_id
 from utils.constants import DYNAMICS_DIRS, LSIZE, SEQ_LEN
 from utils.errors import Parser
 from utils.engine.models_io import load_vae, recorded_vae, vae_path
-from utils.engine.training import add_common_flags, check_common_flags, check_logdir, fit, seed_everything
+from utils.engine.training import (add_common_flags, check_common_flags, check_logdir, finished, fit,
+                                   seed_everything)
 
 # Each model's training recipe, as its original code has it: ctallec/world-models
 # for the MDN-RNN; the seed's transformer code (Adam with the "Attention is all
@@ -66,6 +67,10 @@ def main(dynamics, argv=None):
     vae_file = (args.vae or vae_path(args.logdir)).resolve()
     device = args.device  # checked and resolved by check_common_flags
     vae, vae_state = load_vae(vae_file, device)
+    extra = {"vae_path": recorded_vae(vae_file, args.logdir), "vae_id": weights_id(vae_state["model"]),
+             "seq_len": args.seq_len, "include_reward": args.include_reward, "optimizer_name": args.optimizer}
+    if finished(Path(args.logdir) / DYNAMICS_DIRS[dynamics], dynamics, args, extra):
+        return
     seed_everything(args.seed)
     datasets = {}
     for name, fs in (("train", train_files), ("test", test_files)):
@@ -108,8 +113,5 @@ def main(dynamics, argv=None):
     best = fit(stage_dir, dynamics, model, optimizer, args,
                train_epoch=lambda e: run_epoch("train", True, e),
                test_epoch=lambda e: run_epoch("test", False, e),
-               extra={"vae_path": recorded_vae(vae_file, args.logdir), "vae_id": weights_id(vae_state["model"]),
-                      "seq_len": args.seq_len,
-                      "include_reward": args.include_reward,
-                      "optimizer_name": args.optimizer})
+               extra=extra)
     print(f"{dynamics}: best test loss {best:.4f}; checkpoints in {stage_dir}")

@@ -7,6 +7,7 @@ samples/recon_<epoch>.png (test frames above their reconstructions),
 samples/sample_<epoch>.png (decoded random latents) and TensorBoard logs in vae/tb.
 """
 import argparse
+from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
@@ -17,7 +18,8 @@ from utils.checkpoint import atomic_write
 from utils.constants import LSIZE
 from utils.errors import Parser, run_main
 from utils.images import grid, to_uint8
-from utils.engine.training import add_common_flags, check_common_flags, check_logdir, fit, seed_everything
+from utils.engine.training import (add_common_flags, check_common_flags, check_logdir, finished, fit,
+                                   seed_everything)
 
 N_SAMPLES = 16  # frames shown in each reconstruction / sample image
 
@@ -50,6 +52,8 @@ def main(argv=None):
     args = parse_args(argv)
     train_files, test_files = split_files(rollout_files(args.datadir), args.test_fraction)
     device = args.device  # checked and resolved by check_common_flags
+    if finished(Path(args.logdir) / "vae", "vae", args, {"flip": args.flip}):
+        return
     print(f"loading {len(train_files)} training and {len(test_files)} test rollouts from {args.datadir}")
     train_set, test_set = RolloutObservationDataset(train_files), RolloutObservationDataset(test_files)
     # only now, with every input checked, is anything written
