@@ -78,6 +78,8 @@ compare: $(VENV)/.installed
 	for exp in transformers-wm trade; do \
 		$(PY) $$exp/traintransformersde.py --logdir $(COMPARE_DIR)/$$exp --datadir $(AGENT_DIR)/datasets \
 			--vae $(COMPARE_VAE) --epochs $(AGENT_MDRNN_EPOCHS) || exit 1; \
+	done
+	for exp in transformers-wm trade; do \
 		$(PY) $$exp/traincontroller.py --logdir $(COMPARE_DIR)/$$exp --renderer approx \
 			--pop-size $(AGENT_POP) --n-samples $(AGENT_SAMPLES) --max-generations $(AGENT_GENERATIONS) \
 			--eval-every $(AGENT_EVAL_EVERY) --eval-rollouts $(AGENT_EVAL_ROLLOUTS) --target-return 1000 || exit 1; \
