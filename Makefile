@@ -66,7 +66,7 @@ agent: $(VENV)/.installed
 	$(PY) world-models/test_controller.py --logdir $(AGENT_DIR)/world-models --episodes 100
 
 # The three dynamics models at equal budget (README, "The three dynamics models
-# compared"): the MDN-RNN agent of `make agent` and two more experiments that share
+# compared"), after `make agent`: its MDN-RNN agent and two more experiments that share
 # its dataset and its VAE (the shipped half-precision copy, pretrained/world-models),
 # each dynamics model trained with its own recipe for the same number of epochs,
 # each controller searched with the same CMA-ES budget on the same tracks.
@@ -74,6 +74,8 @@ agent: $(VENV)/.installed
 COMPARE_DIR ?= runs/compare
 COMPARE_VAE ?= pretrained/world-models/vae/best.tar
 compare: $(VENV)/.installed
+	@test -f $(AGENT_DIR)/world-models/ctrl/best.tar || \
+		{ echo "error: make compare compares with the agent of make agent: run make agent first"; exit 2; }
 	$(PY) data/generation_script.py --rollouts $(AGENT_ROLLOUTS) --rootdir $(AGENT_DIR)/datasets
 	for exp in transformers-wm trade; do \
 		$(PY) $$exp/traintransformersde.py --logdir $(COMPARE_DIR)/$$exp --datadir $(AGENT_DIR)/datasets \

@@ -63,3 +63,29 @@ def test_a_rerun_of_data_generation_with_other_settings_is_refused(tmp_path):
     assert len(list(root.rglob("rollout_*.npz"))) == 1
     run_script("data/generation_script.py", "--rollouts", 2, *args)  # the same settings add rollouts
     assert len(list(root.rglob("rollout_*.npz"))) == 2
+
+
+def test_a_fresh_search_ignores_the_best_of_an_earlier_one(controller_logdir, tmp_path):
+    """--noreload starts a new search; until it evaluates, the earlier search's
+    ctrl/best.tar is not taken for its best, not even after a resume."""
+    logdir = tmp_path / "exp"
+    shutil.copytree(controller_logdir, logdir)
+    earlier = torch.load(logdir / "ctrl" / "best.tar", weights_only=True)
+    flags = ["--n-samples", 1, "--pop-size", 2, "--eval-every", 5, "--time-limit", 10, "--max-workers", 1,
+             "--envs-per-worker", 2]  # no evaluation in the first two generations
+    run_script("world-models/traincontroller.py", "--logdir", logdir, *flags, "--max-generations", 1, "--noreload")
+    out = run_script("world-models/traincontroller.py", "--logdir", logdir, *flags, "--max-generations", 2).stdout
+    assert "resuming CMA-ES" in out and "best evaluation -inf" in out, out
+    search = torch.load(logdir / "ctrl" / "checkpoint.tar", weights_only=True)["search_id"]
+    assert search != earlier["search_id"]
+
+
+def test_export_refuses_an_inconsistent_agent(controller_logdir, tmp_path):
+    logdir = tmp_path / "exp"
+    shutil.copytree(controller_logdir, logdir)
+    ctrl = torch.load(logdir / "ctrl" / "best.tar", weights_only=True)
+    ctrl["dynamics_id"] = "0" * 16
+    torch.save(ctrl, logdir / "ctrl" / "best.tar")
+    refused("utils/stages/export_agent.py", "--logdir", logdir, "--out", tmp_path / "out",
+            expect="trained with another world model")
+    assert not (tmp_path / "out").exists()

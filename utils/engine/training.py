@@ -71,9 +71,18 @@ class EarlyStopping:
         self.best, self.bad_epochs = state["best"], state["bad_epochs"]
 
 
+# What a checkpoint made before a setting was recorded was made with.
+RECORDED_SINCE = {"optimizer_name": "rmsprop", "flip": False}
+
+
 def check_same_inputs(state, extra, path):
-    """A resumed stage must have the inputs and settings (extra) its checkpoint was made with."""
+    """A resumed stage must have the inputs and settings (extra) its checkpoint was made with.
+    The VAE is compared by its weights (vae_id), not by its path, which may move."""
     for key, value in (extra or {}).items():
+        if key == "vae_path":
+            continue
+        if key in RECORDED_SINCE and key not in state:
+            state = {**state, key: RECORDED_SINCE[key]}
         if key == "vae_id" and state.get(key, value) != value:
             raise UserError(f"{path}: was trained on the latents of another VAE (the VAE was retrained since); "
                             "rerun this stage with --noreload to train it on the current VAE")

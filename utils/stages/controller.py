@@ -13,6 +13,7 @@ saved every generation to <logdir>/ctrl/checkpoint.tar, so a rerun resumes the
 same search. Training stops at --target-return or --max-generations.
 """
 import math
+import secrets
 import time
 
 import numpy as np
@@ -77,13 +78,16 @@ def main(dynamics, argv=None):
                                 "rerun traincontroller.py with --noreload to search on the current world model")
         es = restore_es(state["cma"], args.seed)
         best_eval = state["best_eval"]
+        search_id = state.get("search_id")
         if best_file.exists():  # a kill between the two writes must not lose the best
             saved = load_checkpoint(best_file, "controller")
-            if saved["reward"] > best_eval["mean"]:
+            # (only this search's best: one left by an earlier search, before --noreload, does not count)
+            if saved.get("search_id") == search_id and saved["reward"] > best_eval["mean"]:
                 best_eval = {"mean": saved["reward"], "std": saved["std"], "generation": saved["generation"]}
         print(f"resuming CMA-ES from {last} at generation {es.countiter} (sigma {es.sigma:.4f}, "
               f"best evaluation {best_eval['mean']:.1f})")
     else:
+        search_id = secrets.token_hex(8)  # tells this search's files from an earlier search's
         x0 = flatten_params(Controller())
         es = make_es(x0, args.sigma0, args.pop_size, args.seed)
         print(f"new CMA-ES search over {n_params()} controller parameters, population {args.pop_size}")
@@ -139,10 +143,10 @@ def main(dynamics, argv=None):
                     save_checkpoint(best_file, "controller", params=torch.from_numpy(np.asarray(champion)),
                                     model=unflatten_params(champion, Controller()).state_dict(),
                                     dynamics=dynamics, reward=mean, std=std, generation=gen,
-                                    eval_rollouts=args.eval_rollouts, **lineage)
+                                    eval_rollouts=args.eval_rollouts, search_id=search_id, **lineage)
                     tqdm.write(f"new best controller saved to {best_file}")
             save_checkpoint(last, "cmaes", cma=es_state(es), dynamics=dynamics, best_eval=best_eval,
-                            n_samples=args.n_samples, **lineage)
+                            n_samples=args.n_samples, search_id=search_id, **lineage)
             writer.flush()
             generations.update()
         generations.close()

@@ -45,16 +45,28 @@ def main(argv=None):
     targets = [args.out / "vae" / "best.tar", args.out / sub / "best.tar", args.out / "ctrl" / "best.tar"]
     if any(t.exists() for t in targets):
         raise UserError(f"--out {args.out}: already holds an agent; give an empty folder")
+    # Export only a consistent agent: what the stages would refuse in the logdir is refused here too.
+    if state.get("vae_id", weights_id(vae["model"])) != weights_id(vae["model"]):
+        raise UserError(f"{args.logdir / sub / 'best.tar'}: was trained on another VAE; retrain it (--noreload)")
+    for key, weights in (("vae_id", vae["model"]), ("dynamics_id", state["model"])):
+        if ctrl.get(key, weights_id(weights)) != weights_id(weights):
+            raise UserError(f"{args.logdir / 'ctrl' / 'best.tar'}: was trained with another world model; "
+                            "retrain it with traincontroller.py --noreload")
     dtype = getattr(torch, args.vae_dtype)
     vae_weights = {k: v.to(dtype) if v.is_floating_point() else v for k, v in vae["model"].items()}
     # The copy's lineage names the copy's weights (the VAE's are rounded to --vae-dtype): the
     # stages then accept the shipped agent as one world model, as they do the original.
     lineage = {"vae_id": weights_id(vae_weights), "dynamics_id": weights_id(state["model"])}
-    save_checkpoint(targets[0], "vae", model=vae_weights, **{k: vae[k] for k in KEEP if k in vae})
-    save_checkpoint(targets[1], dynamics, model=state["model"], vae_path="vae/best.tar", vae_id=lineage["vae_id"],
-                    **{k: state[k] for k in KEEP if k in state})
-    save_checkpoint(targets[2], "controller", **{k: v for k, v in ctrl.items() if k not in ("kind", "sizes", *lineage)},
-                    **lineage)
+    controller = {k: v for k, v in ctrl.items() if k not in ("kind", "sizes", *lineage)}
+    try:
+        save_checkpoint(targets[0], "vae", model=vae_weights, **{k: vae[k] for k in KEEP if k in vae})
+        save_checkpoint(targets[1], dynamics, model=state["model"], vae_path="vae/best.tar",
+                        vae_id=lineage["vae_id"], **{k: state[k] for k in KEEP if k in state})
+        save_checkpoint(targets[2], "controller", **controller, **lineage)
+    except BaseException:  # no half an agent: a rerun would refuse the folder
+        for t in targets:
+            t.unlink(missing_ok=True)
+        raise
     for t in targets:
         print(f"{t} ({t.stat().st_size / 2**20:.1f} MiB)")
 

@@ -22,6 +22,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from utils.checkpoint import atomic_write  # noqa: E402
 from utils.constants import DYNAMICS_DIRS  # noqa: E402
 from utils.errors import Parser, UserError, run_main  # noqa: E402
 
@@ -55,18 +56,18 @@ def read_scalars(tb_dir):
 
 def stage_summary(logdir):
     """What one experiment's logdir holds, as plain values (None where a stage is missing)."""
-    import torch
+    from utils.checkpoint import load_checkpoint
 
     logdir = Path(logdir)
     out = {"logdir": str(logdir), "name": logdir.name}
     ctrl = logdir / "ctrl" / "best.tar"
     dynamics = None
     if ctrl.exists():
-        dynamics = torch.load(ctrl, weights_only=True)["dynamics"]
+        dynamics = load_checkpoint(ctrl, "controller")["dynamics"]
     for name, sub in DYNAMICS_DIRS.items():
         best = logdir / sub / "best.tar"
         if dynamics is None and best.exists():
-            kind = torch.load(best, weights_only=True)["kind"]
+            kind = load_checkpoint(best, tuple(DYNAMICS_DIRS))["kind"]
             dynamics = kind if kind in DYNAMICS_DIRS else None
     out["dynamics"] = dynamics
     for stage, sub in (("vae", "vae"), ("dynamics", DYNAMICS_DIRS.get(dynamics)), ("ctrl", "ctrl")):
@@ -74,7 +75,7 @@ def stage_summary(logdir):
         out["tb", stage] = read_scalars(tb) if tb and tb.is_dir() else ({}, None)
     for stage, sub in (("vae", "vae"), ("dynamics", DYNAMICS_DIRS.get(dynamics))):
         best = logdir / sub / "best.tar" if sub else None
-        state = torch.load(best, weights_only=True) if best and best.exists() else None
+        state = load_checkpoint(best, (stage, dynamics)) if best and best.exists() else None
         out[stage + "_best"] = None if state is None else {"test_loss": state["test_loss"], "epoch": state["epoch"]}
     scores = logdir / "test_scores.json"
     out["test"] = json.loads(scores.read_text()) if scores.exists() else None
@@ -175,8 +176,6 @@ def animation(frames_dir, path, every=3, steps=600, width=240):
         frame = iio.imread(f)[..., :3]
         height = round(frame.shape[0] * width / frame.shape[1])
         frames.append(cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA))
-    from utils.checkpoint import atomic_write
-
     atomic_write(path, lambda tmp: iio.imwrite(tmp, frames, extension=".gif", duration=every * 20, loop=0))
     return True
 
@@ -206,7 +205,7 @@ def main(argv=None):
             gif = args.out / f"{s['name']}_driving.gif"
             if animation(Path(s["logdir"]) / "test_sample", gif):
                 text += f"\n![{s['name']} driving]({gif.name})\n"
-    (args.out / "report.md").write_text(text)
+    atomic_write(args.out / "report.md", lambda tmp: Path(tmp).write_text(text))
     print(text)
     return summaries
 
