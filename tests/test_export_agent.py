@@ -15,6 +15,7 @@ def test_exported_agent_is_compact_and_plays_like_the_original(controller_logdir
     assert {v.dtype for v in vae["model"].values() if v.is_floating_point()} == {torch.float16}
     mdrnn = torch.load(out / "mdrnn" / "best.tar", weights_only=True)
     assert mdrnn["vae_path"] == "vae/best.tar" and "optimizer" not in mdrnn
+    assert all(list((out / sub / "tb").glob("events.*")) for sub in ("vae", "mdrnn", "ctrl"))
     original = (controller_logdir / "mdrnn" / "best.tar").stat().st_size
     assert (out / "mdrnn" / "best.tar").stat().st_size < 0.6 * original
     for logdir in (controller_logdir, out):

@@ -2,12 +2,14 @@
 
     python utils/stages/export_agent.py --logdir runs/agent/world-models --out pretrained/world-models
 
-Writes <out>/vae/best.tar, <out>/<dynamics dir>/best.tar and <out>/ctrl/best.tar:
+Writes <out>/vae/best.tar, <out>/<dynamics dir>/best.tar and <out>/ctrl/best.tar
+(and each stage's TensorBoard logs, tb/):
 the weights only (no optimizer, scheduler or search state), the VAE in half
 precision (--vae-dtype), loaded back into float32 models by the same loaders as
 any checkpoint (weights_only). The copy is an experiment folder of its own:
 `test_controller.py --logdir <out>` scores it.
 """
+import shutil
 import sys
 from pathlib import Path
 
@@ -41,7 +43,8 @@ def main(argv=None):
     state = load_checkpoint(args.logdir / sub / "best.tar", dynamics)
     from utils.engine.models_io import resolve_recorded_vae
 
-    vae = load_checkpoint(resolve_recorded_vae(state, args.logdir), "vae")
+    vae_file = resolve_recorded_vae(state, args.logdir)
+    vae = load_checkpoint(vae_file, "vae")
     targets = [args.out / "vae" / "best.tar", args.out / sub / "best.tar", args.out / "ctrl" / "best.tar"]
     if any(t.exists() for t in targets):
         raise UserError(f"--out {args.out}: already holds an agent; give an empty folder")
@@ -69,6 +72,13 @@ def main(argv=None):
         raise
     for t in targets:
         print(f"{t} ({t.stat().st_size / 2**20:.1f} MiB)")
+    # The training logs (a few hundred KiB) go along: utils/stages/report.py then reads
+    # the copy like the original (losses, times, learning curves).
+    for src, dst in ((vae_file.parent / "tb", targets[0].parent / "tb"),
+                     (args.logdir / sub / "tb", targets[1].parent / "tb"),
+                     (args.logdir / "ctrl" / "tb", targets[2].parent / "tb")):
+        if src.is_dir() and not dst.exists():
+            shutil.copytree(src, dst)
 
 
 if __name__ == "__main__":
