@@ -72,16 +72,17 @@ agent: $(VENV)/.installed
 # each controller searched with the same CMA-ES budget on the same tracks.
 # Resumes after a stop like every stage; then writes runs/compare/report.
 COMPARE_DIR ?= runs/compare
+COMPARE_EXPS ?= transformers-wm trade
 COMPARE_VAE ?= pretrained/world-models/vae/best.tar
 compare: $(VENV)/.installed
 	@test -f $(AGENT_DIR)/world-models/ctrl/best.tar || \
 		{ echo "error: make compare compares with the agent of make agent: run make agent first"; exit 2; }
 	$(PY) data/generation_script.py --rollouts $(AGENT_ROLLOUTS) --rootdir $(AGENT_DIR)/datasets
-	for exp in transformers-wm trade; do \
+	for exp in $(COMPARE_EXPS); do \
 		$(PY) $$exp/traintransformersde.py --logdir $(COMPARE_DIR)/$$exp --datadir $(AGENT_DIR)/datasets \
 			--vae $(COMPARE_VAE) --epochs $(AGENT_MDRNN_EPOCHS) || exit 1; \
 	done
-	for exp in transformers-wm trade; do \
+	for exp in $(COMPARE_EXPS); do \
 		$(PY) $$exp/traincontroller.py --logdir $(COMPARE_DIR)/$$exp --renderer approx \
 			--pop-size $(AGENT_POP) --n-samples $(AGENT_SAMPLES) --max-generations $(AGENT_GENERATIONS) \
 			--eval-every $(AGENT_EVAL_EVERY) --eval-rollouts $(AGENT_EVAL_ROLLOUTS) --target-return 1000 || exit 1; \
