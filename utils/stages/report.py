@@ -70,11 +70,20 @@ def stage_summary(logdir):
             kind = load_checkpoint(best, tuple(DYNAMICS_DIRS))["kind"]
             dynamics = kind if kind in DYNAMICS_DIRS else None
     out["dynamics"] = dynamics
-    for stage, sub in (("vae", "vae"), ("dynamics", DYNAMICS_DIRS.get(dynamics)), ("ctrl", "ctrl")):
-        tb = logdir / sub / "tb" if sub else None
+    # The VAE is the one the dynamics model was trained on, inside the logdir or not.
+    vae_dir = logdir / "vae"
+    dyn_best = logdir / DYNAMICS_DIRS[dynamics] / "best.tar" if dynamics else None
+    if dyn_best is not None and dyn_best.exists():
+        from utils.engine.models_io import resolve_recorded_vae
+
+        vae_dir = resolve_recorded_vae(load_checkpoint(dyn_best, dynamics), logdir).parent
+    folders = {"vae": vae_dir, "dynamics": logdir / DYNAMICS_DIRS[dynamics] if dynamics else None,
+               "ctrl": logdir / "ctrl"}
+    for stage, folder in folders.items():
+        tb = folder / "tb" if folder else None
         out["tb", stage] = read_scalars(tb) if tb and tb.is_dir() else ({}, None)
-    for stage, sub in (("vae", "vae"), ("dynamics", DYNAMICS_DIRS.get(dynamics))):
-        best = logdir / sub / "best.tar" if sub else None
+    for stage in ("vae", "dynamics"):
+        best = folders[stage] / "best.tar" if folders[stage] else None
         state = load_checkpoint(best, (stage, dynamics)) if best and best.exists() else None
         out[stage + "_best"] = None if state is None else {"test_loss": state["test_loss"], "epoch": state["epoch"]}
     scores = logdir / "test_scores.json"
