@@ -73,9 +73,11 @@ agent: $(VENV)/.installed
 # Resumes after a stop like every stage; then writes runs/compare/report.
 COMPARE_DIR ?= runs/compare
 COMPARE_EXPS ?= transformers-wm trade
+# The MDN-RNN row: the agent's run, or the shipped agent (pretrained/world-models, after a test).
+COMPARE_BASE ?= $(AGENT_DIR)/world-models
 COMPARE_VAE ?= pretrained/world-models/vae/best.tar
 compare: $(VENV)/.installed
-	@test -f $(AGENT_DIR)/world-models/ctrl/best.tar || \
+	@test -f $(COMPARE_BASE)/ctrl/best.tar || \
 		{ echo "error: make compare compares with the agent of make agent: run make agent first"; exit 2; }
 	$(PY) data/generation_script.py --rollouts $(AGENT_ROLLOUTS) --rootdir $(AGENT_DIR)/datasets
 	for exp in $(COMPARE_EXPS); do \
@@ -88,5 +90,5 @@ compare: $(VENV)/.installed
 			--eval-every $(AGENT_EVAL_EVERY) --eval-rollouts $(AGENT_EVAL_ROLLOUTS) --target-return 1000 || exit 1; \
 		$(PY) $$exp/test_controller.py --logdir $(COMPARE_DIR)/$$exp --episodes 100 || exit 1; \
 	done
-	$(PY) utils/stages/report.py --logdirs $(AGENT_DIR)/world-models $(COMPARE_DIR)/transformers-wm $(COMPARE_DIR)/trade \
+	$(PY) utils/stages/report.py --logdirs $(COMPARE_BASE) $(COMPARE_DIR)/transformers-wm $(COMPARE_DIR)/trade \
 		--out $(COMPARE_DIR)/report --animation
