@@ -80,6 +80,15 @@ def build_kwargs(args, dynamics):
     return kwargs, lineage
 
 
+def changed_model(state, lineage):
+    """The name of the world model part ("VAE" or "dynamics model") whose weights differ
+    from those a checkpoint recorded, or None (also for checkpoints that recorded none)."""
+    for key, model in (("vae_id", "VAE"), ("dynamics_id", "dynamics model")):
+        if state.get(key, lineage[key]) != lineage[key]:
+            return model
+    return None
+
+
 def make_pool(args, kwargs, workers):
     """The evaluation pool of --backend: utils.engine.pool.WorkerPool or utils.engine.ray_pool.RayPool
     (same interface)."""

@@ -24,7 +24,8 @@ from utils.checkpoint import load_checkpoint, save_checkpoint
 from utils.devices import use_gpus
 from utils.errors import Parser, UserError, check_flags
 from utils.engine.rollout_cli import (TRAIN_SEED_STREAM, EVAL_SEED_STREAM, add_rollout_flags, build_kwargs,
-                                      check_rollout_flags, episode_seeds, make_pool, n_workers)
+                                      changed_model, check_rollout_flags, episode_seeds, make_pool,
+                                      n_workers)
 
 def parse_args(argv=None):
     parser = Parser(description="Train the World Models controller with CMA-ES on real CarRacing episodes.")
@@ -72,10 +73,10 @@ def main(dynamics, argv=None):
         if state["cma"]["popsize"] != args.pop_size:
             raise UserError(f"{last}: was made with --pop-size {state['cma']['popsize']}; "
                             f"resume with that, or --noreload")
-        for key, model in (("vae_id", "VAE"), ("dynamics_id", "dynamics model")):
-            if state.get(key, lineage[key]) != lineage[key]:
-                raise UserError(f"{last}: this search began with another {model} (retrained since?); "
-                                "rerun traincontroller.py with --noreload to search on the current world model")
+        changed = changed_model(state, lineage)
+        if changed:
+            raise UserError(f"{last}: this search began with another {changed} (retrained since?); "
+                            "rerun traincontroller.py with --noreload to search on the current world model")
         es = restore_es(state["cma"], args.seed)
         best_eval = state["best_eval"]
         search_id = state.get("search_id")

@@ -19,8 +19,8 @@ from utils.checkpoint import atomic_path, atomic_write, load_checkpoint
 from utils.devices import use_gpus
 from utils.errors import Parser, UserError, check_flags
 from utils.engine.models_io import dynamics_path
-from utils.engine.rollout_cli import (EVAL_SEED_STREAM, add_rollout_flags, build_kwargs, check_rollout_flags,
-                                      episode_seeds, make_pool, n_workers)
+from utils.engine.rollout_cli import (EVAL_SEED_STREAM, add_rollout_flags, build_kwargs, changed_model,
+                                      check_rollout_flags, episode_seeds, make_pool, n_workers)
 
 TEST_SEED_STREAM = EVAL_SEED_STREAM + 1  # tracks unseen by training and by its evaluations
 VIDEO_FPS = 50
@@ -92,10 +92,10 @@ def main(dynamics, argv=None):
     if state["dynamics"] != dynamics:
         raise UserError(f"{ctrl_file}: a controller for {state['dynamics']}, not {dynamics}; "
                         "give the logdir of that experiment")
-    for key, model in (("vae_id", "VAE"), ("dynamics_id", "dynamics model")):
-        if state.get(key, lineage[key]) != lineage[key]:
-            raise UserError(f"{ctrl_file}: this controller was trained with another {model} (retrained since?); "
-                            "retrain it with traincontroller.py --noreload")
+    changed = changed_model(state, lineage)
+    if changed:
+        raise UserError(f"{ctrl_file}: this controller was trained with another {changed} (retrained since?); "
+                        "retrain it with traincontroller.py --noreload")
     params = state["params"].numpy()
     seeds = episode_seeds(args.seed, TEST_SEED_STREAM, 0, args.episodes)
     device = "cuda" if use_gpus(args.device) else "cpu"
