@@ -5,6 +5,7 @@ dynamics model, the share of a step each part takes, and all cores together.
 
     python bench/bench_rollout.py                                  # tiny models, 1500 steps per measure
     python bench/bench_rollout.py --logdir runs/agent/world-models --steps 4000
+    python bench/bench_rollout.py --precisions fp32 bf16             # --precision's effect, in one run
 
 One process, one torch thread, --envs environments stepped together, as one
 worker of utils/engine/pool.py. The full loop plays random linear controllers and
@@ -89,7 +90,7 @@ def tasks_for(n_tasks, seed):
     return [Task(i, rng.normal(scale=0.1, size=867), 1000 + i) for i in range(n_tasks)]
 
 
-def full_loop(logdir, dynamics, renderer, n_envs, steps, time_limit, seed=0):
+def full_loop(logdir, dynamics, renderer, n_envs, steps, time_limit, seed=0, precision="fp32"):
     """(steps/s, {part: share of the wall time}, the episodes played as (seed, [actions]))."""
     import torch
 
@@ -98,7 +99,7 @@ def full_loop(logdir, dynamics, renderer, n_envs, steps, time_limit, seed=0):
 
     torch.set_num_threads(1)
     kwargs = {"logdir": logdir, "dynamics": dynamics, "device": "cpu", "n_envs": n_envs, "time_limit": time_limit,
-              "env_kwargs": {"renderer": "exact" if renderer == "physics" else renderer}}
+              "env_kwargs": {"renderer": "exact" if renderer == "physics" else renderer}, "precision": precision}
     generator = build_generator(**kwargs)
     if renderer == "physics":
         generator.close()
@@ -206,6 +207,8 @@ def main(argv=None):
     parser.add_argument("--renderers", nargs="+", default=list(RENDERERS), choices=RENDERERS,
                         help="env-only measures (the full loop uses exact and approx among these)")
     parser.add_argument("--dynamics", nargs="+", default=list(DYNAMICS), choices=DYNAMICS)
+    parser.add_argument("--precisions", nargs="+", default=["fp32"], choices=["fp32", "bf16"],
+                        help="--precision of the full loops (bf16: the VAE encoder and the transformers)")
     parser.add_argument("--processes", type=int, default=os.cpu_count(),
                         help="processes for the all-cores measure (0: skip it)")
     args = parser.parse_args(argv)
@@ -222,13 +225,16 @@ def main(argv=None):
     env_rate, loop_rate, replays = {}, {}, {}
     for renderer in [r for r in ("exact", "approx") if r in args.renderers]:
         for dyn in args.dynamics:
-            rate, shares, episodes = full_loop(logdirs[dyn], dyn, renderer, args.envs, args.steps, args.time_limit)
-            env_rate[renderer, dyn] = env_only(renderer, args.envs, episodes, args.time_limit)
-            replays.setdefault(dyn, episodes)
-            loop_rate[renderer, dyn] = rate
-            parts = ", ".join(f"{k} {v:.0%}" for k, v in sorted(shares.items(), key=lambda kv: -kv[1]))
-            print(f"full loop {renderer:>9} {dyn:>11}: {rate:7.0f} steps/s = {rate / env_rate[renderer, dyn]:.2f} of "
-                  f"the env-only rate on the same actions ({env_rate[renderer, dyn]:.0f}); {parts}", flush=True)
+            for prec in args.precisions:
+                key = renderer, dyn, prec
+                rate, shares, episodes = full_loop(logdirs[dyn], dyn, renderer, args.envs, args.steps,
+                                                   args.time_limit, precision=prec)
+                env_rate[key] = env_only(renderer, args.envs, episodes, args.time_limit)
+                replays.setdefault(dyn, episodes)
+                loop_rate[key] = rate
+                parts = ", ".join(f"{k} {v:.0%}" for k, v in sorted(shares.items(), key=lambda kv: -kv[1]))
+                print(f"full loop {renderer:>6} {dyn:>11} {prec}: {rate:7.0f} steps/s = {rate / env_rate[key]:.2f} of "
+                      f"the env-only rate on the same actions ({env_rate[key]:.0f}); {parts}", flush=True)
     first = replays.get(args.dynamics[0]) or full_loop(logdirs[args.dynamics[0]], args.dynamics[0], "physics",
                                                        args.envs, args.steps, args.time_limit)[2]
     for renderer in args.renderers:
@@ -240,21 +246,29 @@ def main(argv=None):
         for renderer in args.renderers:
             rate = env_rate[renderer]
             print(f"  env only {renderer:>9}: x{rate / env_rate['reference']:.1f} the reference renderer")
-    for (renderer, dyn), rate in loop_rate.items():
-        print(f"  full loop {renderer:>6} {dyn:>11}: {rate / env_rate[renderer, dyn]:.2f} of {renderer} env-only")
+    for key, rate in loop_rate.items():
+        print(f"  full loop {key[0]:>6} {key[1]:>11} {key[2]}: {rate / env_rate[key]:.2f} of {key[0]} env-only")
     for renderer in ("exact", "approx"):
-        if (renderer, "mdrnn") in loop_rate:
+        for prec in args.precisions:
+            base = loop_rate.get((renderer, "mdrnn", prec))
             for dyn in ("transformer", "trade"):
-                if (renderer, dyn) in loop_rate:
-                    print(f"  {renderer:>6} {dyn:>11} loop: {loop_rate[renderer, 'mdrnn'] / loop_rate[renderer, dyn]:.2f}x "
-                          "slower than the MDN-RNN's")
+                if base and (renderer, dyn, prec) in loop_rate:
+                    print(f"  {renderer:>6} {dyn:>11} {prec} loop: {base / loop_rate[renderer, dyn, prec]:.2f}x "
+                          f"slower than the MDN-RNN's ({prec})")
+    if len(args.precisions) > 1:
+        first = args.precisions[0]
+        for (renderer, dyn, prec), rate in loop_rate.items():
+            if prec != first:
+                print(f"  full loop {renderer:>6} {dyn:>11}: {prec} {rate / loop_rate[renderer, dyn, first]:.2f}x "
+                      f"the {first} rate")
     if args.processes and "approx" in args.renderers and args.dynamics:
         dyn = args.dynamics[0]
         total = all_cores("env", ("approx", args.envs, args.steps, args.time_limit, logdirs[dyn], dyn), args.processes)
-        loop = all_cores("loop", (logdirs[dyn], dyn, "approx", args.envs, args.steps, args.time_limit),
-                            args.processes)
-        print(f"\nall cores ({args.processes} processes): approx env only {total:.0f} steps/s, "
-              f"full loop ({dyn}) {loop:.0f} steps/s = {loop / total:.2f}", flush=True)
+        for prec in args.precisions:
+            loop = all_cores("loop", (logdirs[dyn], dyn, "approx", args.envs, args.steps, args.time_limit, 0, prec),
+                             args.processes)
+            print(f"\nall cores ({args.processes} processes): approx env only {total:.0f} steps/s, "
+                  f"full loop ({dyn}, {prec}) {loop:.0f} steps/s = {loop / total:.2f}", flush=True)
 
 
 if __name__ == "__main__":

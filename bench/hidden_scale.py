@@ -44,7 +44,9 @@ def main(argv=None):
                 hidden.append(stepper.push(actions[t:t + 1], z[t:t + 1]).clone())
             h = torch.cat(hidden)
         print(f"{logdir} ({dynamics}): |z| {z.norm(dim=1).mean():.2f}, |h| {h.norm(dim=1).mean():.2f} "
-              f"(mean |h_i| {h.abs().mean():.3f}, max {h.abs().max():.2f})")
+              f"(mean |h_i| {h.abs().mean():.3f}, max {h.abs().max():.2f}); "
+              f"over time: |h - mean h| {(h - h.mean(0)).norm(dim=1).mean():.2f}, "
+              f"|h_t - h_t-1| {(h[1:] - h[:-1]).norm(dim=1).mean():.2f}")
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ class TransformerDE(nn.Module):
 
     def with_positions(self, x):
         """x: (SEQ_LEN, BSIZE, D_MODEL) embeddings -> the encoder's input, same shape."""
-        return self.dropout(x + sinusoidal_encoding(x.shape[0], x.shape[-1], x.device))
+        return self.dropout(x + sinusoidal_encoding(x.shape[0], x.shape[-1], x.device).to(x.dtype))
 
     def hiddens(self, actions, latents):
         """actions (SEQ_LEN, BSIZE, ASIZE), latents (SEQ_LEN, BSIZE, LSIZE) -> (SEQ_LEN, BSIZE, RSIZE)."""
@@ -100,6 +100,10 @@ class TransformerDE(nn.Module):
     def stepper(self, batch_size, context=SEQ_LEN):
         return WindowStepper(self, batch_size, context)
 
+    def to_bf16(self):
+        """Weights in bfloat16, for acting on CPUs with hardware bf16 (--precision bf16)."""
+        return self.to(torch.bfloat16)
+
 
 class TraDE(TransformerDE):
     """TransformerDE with a GRU as its positional encoding."""
@@ -109,7 +113,14 @@ class TraDE(TransformerDE):
         self.gru = nn.GRU(d_model, d_model)
 
     def with_positions(self, x):
-        return self.gru(x)[0]
+        return self.gru(x.to(self.gru.weight_hh_l0.dtype))[0].to(x.dtype)
+
+    def to_bf16(self):
+        """As TransformerDE's, but the GRU stays float32: on CPU, torch's bf16 GRU
+        is 2x slower than its float32 one (a sequential loop of small steps)."""
+        super().to_bf16()
+        self.gru.float()
+        return self
 
 
 class WindowStepper:
@@ -140,7 +151,7 @@ class WindowStepper:
         if full.any():  # drop the oldest step of full windows
             self.window[:, full] = torch.roll(self.window[:, full], -1, dims=0)
         write = torch.where(full, self.context - 1, self.lengths)
-        self.window[write, self.slots] = torch.cat([actions, latents], dim=-1)
+        self.window[write, self.slots] = torch.cat([actions, latents], dim=-1).to(self.window.dtype)
         self.lengths = torch.clamp(self.lengths + 1, max=self.context)
         used = int(self.lengths.max())
         # Causal attention: positions after an env's newest step cannot change it.

@@ -52,3 +52,72 @@ def test_channels_last_encoder_gives_the_same_latents(generator, mdrnn_logdir, t
     plain, _ = load_vae(vae_path(mdrnn_logdir))
     assert generator.vae.encoder.convs[0].weight.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(encode_frames(generator.vae, frames), encode_frames(plain, frames), rtol=0, atol=1e-6)
+
+
+def test_bf16_runs_the_encoder_and_the_transformers_in_bf16():
+    """--precision bf16: the VAE encoder and a transformer in bfloat16 (TraDE's GRU and
+    the MDN-RNN in float32, see utils.engine.rollout.to_bf16); episodes still play."""
+    import torch
+
+    from models.mdrnn import MDRNN
+    from models.transformers_de import TraDE
+    from models.vae import VAE
+    from utils.engine.rollout import RolloutGenerator
+
+    for model in (TraDE(), MDRNN()):
+        gen = RolloutGenerator(VAE(), model, 2, "cpu", time_limit=30, precision="bf16",
+                               env_kwargs={"renderer": "approx"})
+        try:
+            assert gen.vae.encoder.convs[0].weight.dtype == torch.bfloat16
+            if isinstance(model, TraDE):
+                assert model.encoder.layers[0].linear1.weight.dtype == torch.bfloat16
+                assert model.gru.weight_hh_l0.dtype == torch.float32
+            else:
+                assert model.rnn.weight_hh_l0.dtype == torch.float32
+            returns = play(gen, [Task(i, np.random.default_rng(i).normal(scale=0.1, size=867), i) for i in range(3)])
+            assert len(returns) == 3 and all(np.isfinite(r) for r in returns.values())
+            assert gen.env_steps == 90
+        finally:
+            gen.close()
+    with pytest.raises(ValueError, match="fp32 or bf16"):
+        RolloutGenerator(VAE(), MDRNN(), 1, "cpu", precision="fp16")
+
+
+@pytest.mark.parametrize("experiment", ["world-models", "transformers-wm", "trade"])
+def test_bf16_stays_within_its_bound_on_a_trained_agent(experiment):
+    """The shipped agents' latents and hidden states along 300 steps of a drive,
+    with and without bf16: the worst step within BF16_BOUND."""
+    import copy
+
+    import torch
+
+    from data.carracing import make_env
+    from tests.conftest import ROOT
+    from utils.checkpoint import load_checkpoint
+    from utils.constants import DYNAMICS_DIRS
+    from utils.engine.models_io import encode_frames, load_world_model
+    from utils.engine.rollout import BF16_BOUND, to_bf16
+
+    logdir = ROOT / "pretrained" / experiment
+    dynamics = next(load_checkpoint(logdir / sub / "best.tar", tuple(DYNAMICS_DIRS))["kind"]
+                    for sub in set(DYNAMICS_DIRS.values()) if (logdir / sub / "best.tar").exists())
+    vae, model = load_world_model(logdir, dynamics)
+    vae_bf16, model_bf16 = copy.deepcopy(vae), copy.deepcopy(model)
+    to_bf16(vae_bf16, model_bf16)
+    env = make_env(renderer="approx")
+    frames, actions = [env.reset(seed=5)[0]], []
+    for t in range(300):  # half gas, steering in slow waves: on and off the road
+        actions.append(np.array([np.sin(t / 40), 0.5, 0.0], np.float32))
+        frames.append(env.step(actions[-1])[0])
+    env.close()
+    frames, actions = torch.from_numpy(np.stack(frames[:-1])), torch.from_numpy(np.stack(actions))
+    with torch.no_grad():
+        z, z_bf16 = encode_frames(vae, frames), encode_frames(vae_bf16, frames).float()
+        stepper, stepper_bf16 = model.stepper(1), model_bf16.stepper(1)
+        h = torch.cat([stepper.push(actions[t:t + 1], z[t:t + 1]).clone() for t in range(len(z))])
+        h_bf16 = torch.cat([stepper_bf16.push(actions[t:t + 1], z_bf16[t:t + 1]).float() for t in range(len(z))])
+    latent = ((z_bf16 - z).norm(dim=1) / z.norm(dim=1)).max().item()
+    hidden = ((h_bf16 - h).norm(dim=1) / h.norm(dim=1).clamp(min=1e-3)).max().item()
+    assert latent > 0 and hidden > 0  # bf16 did run
+    assert latent <= BF16_BOUND["latent"], latent
+    assert hidden <= BF16_BOUND["hidden"], hidden

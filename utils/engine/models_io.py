@@ -61,7 +61,9 @@ def load_world_model(logdir, dynamics, device="cpu", vae=None):
 
 @torch.no_grad()
 def encode_frames(vae, frames):
-    """uint8 frames (BSIZE, 64, 64, 3) on the VAE's device -> latent means (BSIZE, LSIZE)."""
+    """uint8 frames (BSIZE, 64, 64, 3) on the VAE's device -> latent means (BSIZE, LSIZE),
+    in the encoder's dtype."""
     from models.vae import frames_to_input
 
-    return vae.encoder(frames_to_input(frames))[0]
+    x = frames_to_input(frames)
+    return vae.encoder(x.to(next(vae.encoder.parameters()).dtype))[0]

@@ -82,13 +82,14 @@ def _worker_main(conn, device, build_kwargs):
         raise SystemExit(1)
 
 
-def build_generator(logdir, dynamics, device, n_envs, time_limit, context=None, vae=None, env_kwargs=None):
+def build_generator(logdir, dynamics, device, n_envs, time_limit, context=None, vae=None, env_kwargs=None,
+                    precision="fp32"):
     """Load the experiment's world model and wrap it in a RolloutGenerator."""
     from utils.engine.models_io import load_world_model
     from utils.engine.rollout import RolloutGenerator
 
     vae_model, model = load_world_model(logdir, dynamics, device, vae=vae)
-    return RolloutGenerator(vae_model, model, n_envs, device, time_limit, context, env_kwargs)
+    return RolloutGenerator(vae_model, model, n_envs, device, time_limit, context, env_kwargs, precision)
 
 
 class WorkerPool:

@@ -96,7 +96,8 @@ def main(dynamics, argv=None):
     writer = summary_writer(ctrl_dir)
     workers = n_workers(args)
     where = "Ray actors (one per cluster CPU unless --max-workers)" if args.backend == "ray" else f"{workers} workers"
-    print(f"{where} x {args.envs_per_worker} environments; each generation plays "
+    print(f"{where} x {args.envs_per_worker} environments, {args.renderer} renderer, {kwargs['precision']}; "
+          f"each generation plays "
           f"{args.pop_size} x {args.n_samples} episodes of up to {args.time_limit} steps", flush=True)
     with make_pool(args, kwargs, workers) as pool:
         generations = tqdm(desc="generations", unit="gen", initial=es.countiter, total=args.max_generations)
@@ -144,7 +145,8 @@ def main(dynamics, argv=None):
                     save_checkpoint(best_file, "controller", params=torch.from_numpy(np.asarray(champion)),
                                     model=unflatten_params(champion, Controller()).state_dict(),
                                     dynamics=dynamics, reward=mean, std=std, generation=gen,
-                                    eval_rollouts=args.eval_rollouts, search_id=search_id, **lineage)
+                                    eval_rollouts=args.eval_rollouts, search_id=search_id,
+                                    renderer=args.renderer, precision=kwargs["precision"], **lineage)
                     tqdm.write(f"new best controller saved to {best_file}")
             save_checkpoint(last, "cmaes", cma=es_state(es), dynamics=dynamics, best_eval=best_eval,
                             n_samples=args.n_samples, search_id=search_id, **lineage)

@@ -28,7 +28,8 @@ VIDEO_FPS = 50
 
 def parse_args(argv=None):
     parser = Parser(description="Test a trained World Models controller on CarRacing.")
-    add_rollout_flags(parser)
+    # The score is measured in fp32 unless asked: it is the number users compare.
+    add_rollout_flags(parser, precision="fp32")
     parser.add_argument("--episodes", type=int, default=100, help="episodes to average over")
     parser.add_argument("--render", action="store_true", help="show the episodes in a window (needs a display)")
     parser.add_argument("--no-video", action="store_true", help="do not save the first episode's frames and mp4")
@@ -101,7 +102,7 @@ def main(dynamics, argv=None):
     device = "cuda" if use_gpus(args.device) else "cpu"
 
     print(f"scoring {ctrl_file} (generation {state['generation']}) with the VAE {kwargs['vae']} and "
-          f"{dynamics_path(args.logdir, dynamics)}, {args.renderer} renderer", flush=True)
+          f"{dynamics_path(args.logdir, dynamics)}, {args.renderer} renderer, {kwargs['precision']}", flush=True)
     start = time.time()
     returns = []
     if args.render:  # every episode in this process, in a window
@@ -119,6 +120,7 @@ def main(dynamics, argv=None):
     returns = np.array(returns)
     summary = {"mean": float(returns.mean()), "std": float(returns.std()), "episodes": len(returns),
                "returns": returns.tolist(), "dynamics": dynamics, "renderer": args.renderer, "seed": args.seed,
+               "precision": kwargs["precision"],
                "time_limit": args.time_limit, "controller": str(ctrl_file.resolve()),
                "controller_generation": state["generation"], "vae": kwargs["vae"],
                "dynamics_model": str(dynamics_path(args.logdir, dynamics).resolve()), **lineage,
