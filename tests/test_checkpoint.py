@@ -71,3 +71,11 @@ def test_written_files_get_the_mode_the_umask_gives(umask, mode, tmp_path):
     written = list((tmp_path / "ds").rglob("rollout_*.npz")) + [tmp_path / "c.tar"]
     assert len(written) == 2
     assert [stat.S_IMODE(p.stat().st_mode) for p in written] == [mode, mode]
+
+
+def test_same_state_same_bytes_wherever_saved(tmp_path):
+    """Shipped agents sharing a VAE then share one git object (pretrained/)."""
+    state = {"model": {"w": torch.arange(6.0).view(2, 3)}, "epoch": 3}
+    save_checkpoint(tmp_path / "a" / "best.tar", "vae", **state)
+    save_checkpoint(tmp_path / "b" / "other.tar", "vae", **state)
+    assert (tmp_path / "a" / "best.tar").read_bytes() == (tmp_path / "b" / "other.tar").read_bytes()

@@ -41,3 +41,15 @@ def test_report_animation_has_the_episodes_frames(mdrnn_logdir, tmp_path):
     assert gif.shape[:3] == (4, 80, 120)
     assert [int(f[..., :3].mean()) for f in gif] == [0, 60, 120, 180]
     assert not animation(tmp_path / "none", tmp_path / "b.gif")
+
+
+def test_spread_table_groups_runs_by_dynamics_model():
+    from utils.stages.report import spread
+
+    def run(dynamics, mean):
+        return {"dynamics": dynamics, "test": {"mean": mean} if mean is not None else None}
+
+    assert spread([run("mdrnn", 880.0), run("trade", 700.0)]) == ""  # one run each: nothing to spread
+    rows = spread([run("mdrnn", 880.0), run("trade", 700.0), run("mdrnn", 860.0), run("trade", None)]).splitlines()
+    assert rows[2] == "| MDN-RNN | 2 | 880.0, 860.0 | 870.0 | 20.0 |"
+    assert rows[3] == "| TraDE | 1 | 700.0 | 700.0 | 0.0 |"

@@ -70,7 +70,14 @@ def weights_id(state_dict):
 def save_checkpoint(path, kind, **state):
     """Save state (tensors, numbers, strings, lists, dicts of these) as `kind`."""
     state = {"kind": kind, "sizes": model_sizes(), **state}
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+    def write(tmp):
+        # Through a file object, torch names the archive inside "archive", not after the
+        # (random) temporary file: the same state gives the same bytes wherever it is
+        # saved, so the agents in pretrained/ that share a VAE share one git object.
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+    atomic_write(path, write)
 
 
 def load_checkpoint(path, kind, hint="train that stage first"):

@@ -138,6 +138,22 @@ def table(summaries):
     return "\n".join(rows)
 
 
+def spread(summaries):
+    """A Markdown table of the test scores per dynamics model over its runs (seeds),
+    or "" when no dynamics model has two scored runs."""
+    scored = {}
+    for s in summaries:
+        if s["test"]:
+            scored.setdefault(s["dynamics"], []).append(s["test"]["mean"])
+    if all(len(means) < 2 for means in scored.values()):
+        return ""
+    rows = ["| dynamics | runs | test score of each run | mean of the runs | spread (max - min) |", "|---|---|---|---|---|"]
+    for dynamics, means in scored.items():
+        rows.append(f"| {NAMES.get(dynamics, '-')} | {len(means)} | {', '.join(f'{m:.1f}' for m in means)} "
+                    f"| {sum(means) / len(means):.1f} | {max(means) - min(means):.1f} |")
+    return "\n".join(rows)
+
+
 def plot(summaries, path):
     import matplotlib
 
@@ -208,7 +224,10 @@ def main(argv=None):
     plot(summaries, args.out / "learning_curves.png")
     text = ("Made by `python utils/stages/report.py --logdirs " + " ".join(map(str, args.logdirs))
             + f" --out {args.out}`.\n\n"
-            + table(summaries) + "\n\n![learning curves](learning_curves.png)\n")
+            + table(summaries) + "\n\n")
+    if spread(summaries):
+        text += "Test scores per dynamics model, over its runs:\n\n" + spread(summaries) + "\n\n"
+    text += "![learning curves](learning_curves.png)\n"
     if args.animation:
         for s in summaries:
             gif = args.out / f"{s['name']}_driving.gif"
