@@ -13,7 +13,7 @@ TORCH_PIP ?=
 PY := $(VENV)/bin/python
 QS := quickstart
 
-.PHONY: install test quickstart clean-quickstart agent compare
+.PHONY: install test quickstart clean-quickstart agent compare compare-seed
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-ray.txt
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,8 @@ AGENT_SAMPLES ?= 2
 AGENT_GENERATIONS ?= 100
 AGENT_EVAL_EVERY ?= 4
 AGENT_EVAL_ROLLOUTS ?= 24
+# fp32: as the runs the README reports; auto uses bf16 where the CPU has it (faster, README "GPUs, cores").
+AGENT_PRECISION ?= fp32
 agent: $(VENV)/.installed
 	$(PY) data/generation_script.py --rollouts $(AGENT_ROLLOUTS) --rootdir $(AGENT_DIR)/datasets
 	$(PY) world-models/trainvae.py --logdir $(AGENT_DIR)/world-models --datadir $(AGENT_DIR)/datasets \
@@ -62,7 +64,8 @@ agent: $(VENV)/.installed
 		--epochs $(AGENT_MDRNN_EPOCHS)
 	$(PY) world-models/traincontroller.py --logdir $(AGENT_DIR)/world-models --renderer approx \
 		--pop-size $(AGENT_POP) --n-samples $(AGENT_SAMPLES) --max-generations $(AGENT_GENERATIONS) \
-		--eval-every $(AGENT_EVAL_EVERY) --eval-rollouts $(AGENT_EVAL_ROLLOUTS) --target-return 1000
+		--eval-every $(AGENT_EVAL_EVERY) --eval-rollouts $(AGENT_EVAL_ROLLOUTS) --target-return 1000 \
+		--precision $(AGENT_PRECISION)
 	$(PY) world-models/test_controller.py --logdir $(AGENT_DIR)/world-models --episodes 100
 
 # The three dynamics models at equal budget (README, "The three dynamics models
@@ -87,8 +90,31 @@ compare: $(VENV)/.installed
 	for exp in $(COMPARE_EXPS); do \
 		$(PY) $$exp/traincontroller.py --logdir $(COMPARE_DIR)/$$exp --renderer approx \
 			--pop-size $(AGENT_POP) --n-samples $(AGENT_SAMPLES) --max-generations $(AGENT_GENERATIONS) \
-			--eval-every $(AGENT_EVAL_EVERY) --eval-rollouts $(AGENT_EVAL_ROLLOUTS) --target-return 1000 || exit 1; \
+			--eval-every $(AGENT_EVAL_EVERY) --eval-rollouts $(AGENT_EVAL_ROLLOUTS) --target-return 1000 \
+			--precision $(AGENT_PRECISION) || exit 1; \
 		$(PY) $$exp/test_controller.py --logdir $(COMPARE_DIR)/$$exp --episodes 100 || exit 1; \
 	done
 	$(PY) utils/stages/report.py --logdirs $(COMPARE_BASE) $(COMPARE_DIR)/transformers-wm $(COMPARE_DIR)/trade \
 		--out $(COMPARE_DIR)/report --animation
+
+# Another CMA-ES seed for each of the three experiments of make compare, on the same
+# world models (copied into $(COMPARE_DIR)/<experiment>-seed$(SEED)): the spread of the
+# controller search, which the test scores of one seed cannot show. Resumes after a stop;
+# then a report of all six runs, with the scores per dynamics model.
+SEED ?= 1
+compare-seed: $(VENV)/.installed
+	@test -f $(COMPARE_DIR)/trade/ctrl/best.tar || { echo "error: run make compare first"; exit 2; }
+	for exp in transformers-wm trade world-models; do \
+		src=$(COMPARE_DIR)/$$exp; models=transformers_de; \
+		if [ $$exp = world-models ]; then src=$(COMPARE_BASE); models="vae mdrnn"; fi; \
+		dst=$(COMPARE_DIR)/$$exp-seed$(SEED); mkdir -p $$dst; \
+		for m in $$models; do [ -d $$dst/$$m ] || cp -r $$src/$$m $$dst/ || exit 1; done; \
+		$(PY) $$exp/traincontroller.py --logdir $$dst --renderer approx --seed $(SEED) \
+			--pop-size $(AGENT_POP) --n-samples $(AGENT_SAMPLES) --max-generations $(AGENT_GENERATIONS) \
+			--eval-every $(AGENT_EVAL_EVERY) --eval-rollouts $(AGENT_EVAL_ROLLOUTS) --target-return 1000 \
+			--precision $(AGENT_PRECISION) || exit 1; \
+		$(PY) $$exp/test_controller.py --logdir $$dst --episodes 100 || exit 1; \
+	done
+	$(PY) utils/stages/report.py --out $(COMPARE_DIR)/report-seeds --logdirs \
+		$(COMPARE_BASE) $(COMPARE_DIR)/transformers-wm $(COMPARE_DIR)/trade \
+		$(COMPARE_DIR)/world-models-seed$(SEED) $(COMPARE_DIR)/transformers-wm-seed$(SEED) $(COMPARE_DIR)/trade-seed$(SEED)

@@ -129,6 +129,47 @@ def full_loop(logdir, dynamics, renderer, n_envs, steps, time_limit, seed=0, pre
     return rate, shares, episodes
 
 
+def encoder_floor(batch=16, repeats=50):
+    """What the VAE encoder costs against what this core can do, one torch thread:
+    ({"MFLOP/frame", "fp32 ms/frame", "bf16 ms/frame"}, {"fp32", "bf16"}: GFLOP/s of a
+    1024x1024 matmul). The encoder's FLOPs over the matmul rate bound any speed-up."""
+    import torch
+
+    from models.vae import VAE
+
+    torch.set_num_threads(1)
+    encoder = VAE().encoder.eval().to(memory_format=torch.channels_last)
+    flops = []
+
+    def count(module, inputs, output):  # 2 x MACs: each output value is a dot product
+        w = module.weight
+        flops.append(2 * output.numel() * (w.numel() // w.shape[0]))
+    hooks = [m.register_forward_hook(count) for m in encoder.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    frames = torch.rand(batch, 3, 64, 64).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        encoder(frames[:1])
+    for h in hooks:
+        h.remove()
+
+    def per_call(fn):
+        with torch.inference_mode():
+            for _ in range(5):
+                fn()
+            start = time.perf_counter()
+            for _ in range(repeats):
+                fn()
+        return (time.perf_counter() - start) / repeats
+
+    out = {"MFLOP/frame": sum(flops) / 1e6, "fp32 ms/frame": per_call(lambda: encoder(frames)) / batch * 1e3}
+    encoder_bf16, frames_bf16 = encoder.to(torch.bfloat16), frames.to(torch.bfloat16)
+    out["bf16 ms/frame"] = per_call(lambda: encoder_bf16(frames_bf16)) / batch * 1e3
+    peak = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        a, b = torch.rand(1024, 1024, dtype=dtype), torch.rand(1024, 1024, dtype=dtype)
+        peak[name] = 2 * 1024 ** 3 / per_call(lambda: a @ b) / 1e9
+    return out, peak
+
+
 def record_reset(env, episodes):
     reset = env.reset
 
@@ -261,6 +302,17 @@ def main(argv=None):
             if prec != first:
                 print(f"  full loop {renderer:>6} {dyn:>11}: {prec} {rate / loop_rate[renderer, dyn, first]:.2f}x "
                       f"the {first} rate")
+    enc, peak = encoder_floor()
+    print(f"\nVAE encoder: {enc['MFLOP/frame']:.1f} MFLOP per frame, {enc['fp32 ms/frame']:.3f} ms per frame in fp32 "
+          f"({enc['MFLOP/frame'] / enc['fp32 ms/frame']:.0f} GFLOP/s), {enc['bf16 ms/frame']:.3f} in bf16 "
+          f"({enc['MFLOP/frame'] / enc['bf16 ms/frame']:.0f} GFLOP/s), batch 16; a 1024x1024 matmul on this core: "
+          f"{peak['fp32']:.0f} GFLOP/s fp32, {peak['bf16']:.0f} bf16")
+    if "approx" in env_rate:
+        env_ms = 1e3 / env_rate["approx"]
+        for name in ("fp32", "bf16"):
+            floor = enc["MFLOP/frame"] / peak[name]  # ms per frame if the encoder ran at the matmul rate
+            print(f"  approx env step {env_ms:.3f} ms: with the encoder at the {name} matmul rate ({floor:.3f} ms) "
+                  f"and nothing else, a loop could reach at most {env_ms / (env_ms + floor):.2f} of approx env-only")
     if args.processes and "approx" in args.renderers and args.dynamics:
         dyn = args.dynamics[0]
         total = all_cores("env", ("approx", args.envs, args.steps, args.time_limit, logdirs[dyn], dyn), args.processes)
