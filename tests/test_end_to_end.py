@@ -17,6 +17,11 @@ def check_controller_and_test(folder, logdir, cwd, dynamics):
     best = torch.load(logdir / "ctrl" / "best.tar", weights_only=True)
     assert best["kind"] == "controller" and best["dynamics"] == dynamics
     assert best["params"].shape == (867,) and np.isfinite(best["reward"])
+    # --precision auto: bf16 where the CPU computes it in hardware and no GPU is used
+    from utils.devices import native_bf16
+
+    auto = "bf16" if native_bf16() and not torch.cuda.is_available() else "fp32"
+    assert best["precision"] == auto and f"exact renderer, {auto}" in out
     state = torch.load(logdir / "ctrl" / "checkpoint.tar", weights_only=True)
     assert state["cma"]["countiter"] == 2
 
@@ -25,6 +30,7 @@ def check_controller_and_test(folder, logdir, cwd, dynamics):
     assert "score over 3 episodes:" in out
     scores = json.loads((logdir / "test_scores.json").read_text())
     assert scores["episodes"] == 3 and len(scores["returns"]) == 3
+    assert scores["precision"] == "fp32"  # the test measures in fp32 unless asked
     assert np.isclose(scores["mean"], np.mean(scores["returns"]))
     frames = sorted((logdir / "test_sample").glob("*.png"))
     assert len(frames) == 31  # the first episode: the reset frame, then every step
