@@ -33,7 +33,7 @@ class RolloutGenerator:
                  precision="fp32"):
         """vae, model: trained models.vae.VAE and dynamics model (moved to device here).
         context: the transformers' window (default: their training length); ignored by the MDN-RNN.
-        precision: "fp32", or "bf16" for the VAE encoder and a transformer (see BF16_MODULES)."""
+        precision: "fp32", or "bf16" for the VAE encoder and a transformer (see to_bf16)."""
         from data.carracing import make_env
         from models.controller import BatchedControllers
 

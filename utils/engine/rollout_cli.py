@@ -18,7 +18,7 @@ def episode_seeds(seed, stream, index, count):
 
 
 PRECISION_HELP = ("number format of the VAE encoder and the transformers while acting (the MDN-RNN's cell and the "
-                  "controllers stay fp32): bf16 is 1.3x (encoder) to 2.4x (transformer) faster on CPUs with "
+                  "controllers stay fp32): bf16 is 1.3x (encoder) to 2.3x (transformer) faster on CPUs with "
                   "hardware bf16, latents within the bound of tests/test_rollout.py; auto = bf16 on such CPUs "
                   "when no GPU is used, else fp32")
 
