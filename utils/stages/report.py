@@ -162,18 +162,26 @@ def plot(summaries, path):
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for s, color in zip(summaries, colors):
+    # Past three runs the per-generation lines hide one another: the evaluations only.
+    per_generation = (("charts/best_return", ":", "best of generation"),
+                      ("charts/mean_return", "-", "mean of generation")) if len(summaries) <= 3 else ()
+    # One colour per dynamics model; its runs (seeds) differ by marker and line style.
+    kinds = list(dict.fromkeys(s["dynamics"] for s in summaries))
+    runs_of = {kind: 0 for kind in kinds}
+    for s in summaries:
+        color = colors[kinds.index(s["dynamics"]) % len(colors)]
+        marker = ("o-", "s--", "^:", "d-.")[runs_of[s["dynamics"]] % 4]
+        runs_of[s["dynamics"]] += 1
         ctrl = s["tb", "ctrl"][0]
         label = f"{s['name']} ({NAMES.get(s['dynamics'], '?')})"
-        for tag, style, what in (("charts/best_return", ":", "best of generation"),
-                                 ("charts/mean_return", "-", "mean of generation")):
+        for tag, style, what in per_generation:
             points = ctrl.get(tag, [])
             if points:
                 ax.plot([t / 60 for _, _, t in points], [v for _, v, _ in points], style, color=color, alpha=0.6,
                         linewidth=1, label=f"{label}: {what}")
         evals = ctrl.get("charts/eval_return_mean", [])
         if evals:
-            ax.plot([t / 60 for _, _, t in evals], [v for _, v, _ in evals], "o-", color=color, markersize=3,
+            ax.plot([t / 60 for _, _, t in evals], [v for _, v, _ in evals], marker, color=color, markersize=3,
                     label=f"{label}: evaluation of the best")
     ax.axhline(900, color="gray", linewidth=0.8, linestyle="--")
     ax.set_xlabel("controller training time (minutes)")
