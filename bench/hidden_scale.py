@@ -26,16 +26,13 @@ def main(argv=None):
 
     from data.loaders import load_rollout
     from models.vae import frames_to_input
-    from utils.checkpoint import load_checkpoint
-    from utils.constants import DYNAMICS_DIRS
-    from utils.engine.models_io import load_world_model
+    from utils.engine.models_io import find_dynamics, load_world_model
 
     rollout = load_rollout(args.rollout)
     frames = torch.from_numpy(rollout["observations"][:args.steps])
     actions = torch.from_numpy(rollout["actions"][:args.steps])
     for logdir in args.logdirs:
-        dynamics = next(load_checkpoint(logdir / sub / "best.tar", tuple(DYNAMICS_DIRS))["kind"]
-                        for sub in set(DYNAMICS_DIRS.values()) if (logdir / sub / "best.tar").exists())
+        dynamics = find_dynamics(logdir)
         vae, model = load_world_model(logdir, dynamics)
         with torch.no_grad():
             z = vae.encoder(frames_to_input(frames))[0]

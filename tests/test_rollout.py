@@ -93,15 +93,11 @@ def test_bf16_stays_within_its_bound_on_a_trained_agent(experiment):
 
     from data.carracing import make_env
     from tests.conftest import ROOT
-    from utils.checkpoint import load_checkpoint
-    from utils.constants import DYNAMICS_DIRS
-    from utils.engine.models_io import encode_frames, load_world_model
+    from utils.engine.models_io import encode_frames, find_dynamics, load_world_model
     from utils.engine.rollout import BF16_BOUND, to_bf16
 
     logdir = ROOT / "pretrained" / experiment
-    dynamics = next(load_checkpoint(logdir / sub / "best.tar", tuple(DYNAMICS_DIRS))["kind"]
-                    for sub in set(DYNAMICS_DIRS.values()) if (logdir / sub / "best.tar").exists())
-    vae, model = load_world_model(logdir, dynamics)
+    vae, model = load_world_model(logdir, find_dynamics(logdir))
     vae_bf16, model_bf16 = copy.deepcopy(vae), copy.deepcopy(model)
     to_bf16(vae_bf16, model_bf16)
     env = make_env(renderer="approx")

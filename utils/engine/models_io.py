@@ -15,6 +15,16 @@ def dynamics_path(logdir, dynamics):
     return Path(logdir) / DYNAMICS_DIRS[dynamics] / "best.tar"
 
 
+def find_dynamics(logdir):
+    """The kind of dynamics model (mdrnn | transformer | trade) an experiment holds,
+    read from its checkpoint (the two transformers share a folder); None if none."""
+    for sub in dict.fromkeys(DYNAMICS_DIRS.values()):
+        best = Path(logdir) / sub / "best.tar"
+        if best.exists():
+            return load_checkpoint(best, tuple(DYNAMICS_DIRS))["kind"]
+    return None
+
+
 def recorded_vae(vae_file, logdir):
     """How a dynamics checkpoint names its VAE: relative to the logdir when the
     VAE lies inside it (so a copied or moved experiment uses its own VAE),

@@ -42,6 +42,7 @@ def main(argv=None):
     sub = DYNAMICS_DIRS[dynamics]
     state = load_checkpoint(args.logdir / sub / "best.tar", dynamics)
     from utils.engine.models_io import resolve_recorded_vae
+    from utils.engine.rollout_cli import changed_model
 
     vae_file = resolve_recorded_vae(state, args.logdir)
     vae = load_checkpoint(vae_file, "vae")
@@ -49,12 +50,12 @@ def main(argv=None):
     if any(t.exists() for t in targets):
         raise UserError(f"--out {args.out}: already holds an agent; give an empty folder")
     # Export only a consistent agent: what the stages would refuse in the logdir is refused here too.
-    if state.get("vae_id", weights_id(vae["model"])) != weights_id(vae["model"]):
+    original = {"vae_id": weights_id(vae["model"]), "dynamics_id": weights_id(state["model"])}
+    if state.get("vae_id", original["vae_id"]) != original["vae_id"]:
         raise UserError(f"{args.logdir / sub / 'best.tar'}: was trained on another VAE; retrain it (--noreload)")
-    for key, weights in (("vae_id", vae["model"]), ("dynamics_id", state["model"])):
-        if ctrl.get(key, weights_id(weights)) != weights_id(weights):
-            raise UserError(f"{args.logdir / 'ctrl' / 'best.tar'}: was trained with another world model; "
-                            "retrain it with traincontroller.py --noreload")
+    if changed_model(ctrl, original):
+        raise UserError(f"{args.logdir / 'ctrl' / 'best.tar'}: was trained with another world model; "
+                        "retrain it with traincontroller.py --noreload")
     dtype = getattr(torch, args.vae_dtype)
     vae_weights = {k: v.to(dtype) if v.is_floating_point() else v for k, v in vae["model"].items()}
     # The copy's lineage names the copy's weights (the VAE's are rounded to --vae-dtype): the

@@ -61,14 +61,9 @@ def stage_summary(logdir):
     logdir = Path(logdir)
     out = {"logdir": str(logdir), "name": logdir.name}
     ctrl = logdir / "ctrl" / "best.tar"
-    dynamics = None
-    if ctrl.exists():
-        dynamics = load_checkpoint(ctrl, "controller")["dynamics"]
-    for name, sub in DYNAMICS_DIRS.items():
-        best = logdir / sub / "best.tar"
-        if dynamics is None and best.exists():
-            kind = load_checkpoint(best, tuple(DYNAMICS_DIRS))["kind"]
-            dynamics = kind if kind in DYNAMICS_DIRS else None
+    from utils.engine.models_io import find_dynamics
+
+    dynamics = load_checkpoint(ctrl, "controller")["dynamics"] if ctrl.exists() else find_dynamics(logdir)
     out["dynamics"] = dynamics
     # The VAE is the one the dynamics model was trained on, inside the logdir or not.
     vae_dir = logdir / "vae"
