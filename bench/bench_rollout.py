@@ -94,6 +94,7 @@ def full_loop(logdir, dynamics, renderer, n_envs, steps, time_limit, seed=0, pre
     """(steps/s, {part: share of the wall time}, the episodes played as (seed, [actions]))."""
     import torch
 
+    import data.carracing as carracing
     import utils.engine.models_io as models_io
     from utils.engine.pool import build_generator
 
@@ -107,12 +108,13 @@ def full_loop(logdir, dynamics, renderer, n_envs, steps, time_limit, seed=0, pre
     timers = Timers()
     episodes = []  # (seed, [actions]) in the order they started
     for env in generator.envs:
-        env.step = timers.wrap("env", record_step(env, episodes))
+        env.step = record_step(env, episodes)
         env.reset = record_reset(env, episodes)
     generator.stepper.push = timers.wrap("dynamics step", generator.stepper.push)
     generator.controllers = TimedControllers(generator.controllers, timers)
-    encode = models_io.encode_frames
+    encode, step_envs = models_io.encode_frames, carracing.step_envs
     models_io.encode_frames = timers.wrap("VAE encoder", encode)
+    carracing.step_envs = timers.wrap("env", step_envs)  # the envs' steps and the frames drawn together
     try:
         n_tasks = max(n_envs, -(-steps // time_limit) * n_envs)
         tasks = tasks_for(n_tasks, seed)
@@ -121,7 +123,7 @@ def full_loop(logdir, dynamics, renderer, n_envs, steps, time_limit, seed=0, pre
                       lambda task, ret: None)
         wall = time.perf_counter() - start
     finally:
-        models_io.encode_frames = encode
+        models_io.encode_frames, carracing.step_envs = encode, step_envs
     shares = {k: v / wall for k, v in timers.seconds.items()}
     shares["other (Python loop)"] = 1 - sum(shares.values())
     rate = generator.env_steps / wall
@@ -192,6 +194,8 @@ def record_step(env, episodes):
 def env_only(renderer, n_envs, episodes, time_limit):
     """steps/s of n_envs envs stepped round-robin in one process, replaying
     `episodes` ((seed, [actions]) each) one after another in each env slot."""
+    from data.carracing import step_envs
+
     envs = make_envs(renderer, n_envs, time_limit)
     queue = list(episodes)[::-1]
     playing = [None] * n_envs
@@ -207,10 +211,9 @@ def env_only(renderer, n_envs, episodes, time_limit):
                     playing[k] = (seed, actions[::-1])
         if not any(playing):
             break
-        for k, env in enumerate(envs):
-            if playing[k]:
-                env.step(playing[k][1].pop())
-                done += 1
+        stepping = [k for k in range(n_envs) if playing[k]]
+        step_envs([envs[k] for k in stepping], [playing[k][1].pop() for k in stepping])  # as the rollout loop steps them
+        done += len(stepping)
     wall = time.perf_counter() - start
     for env in envs:
         env.close()

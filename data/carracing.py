@@ -48,3 +48,29 @@ def clip_action(action):
     low, high = action_bounds()
     assert action.shape[-1] == ASIZE
     return np.clip(action, low, high)
+
+
+def step_envs(envs, actions):
+    """Step several envs (made by make_env) with one action each: a list of
+    env.step's (frame, reward, terminated, truncated, info).
+
+    The same results as stepping them one by one; approx-rendered envs draw
+    their frames together afterwards (data/render.py's render_frames), which
+    shares the per-call work of drawing among them."""
+    from data.render import renderer_class
+
+    approx = renderer_class("approx")
+    together = [env.unwrapped for env in envs if isinstance(env.unwrapped, approx)]
+    for env in together:
+        env._defer = True
+    try:
+        results = [list(env.step(action)) for env, action in zip(envs, actions)]
+    finally:
+        for env in together:
+            env._defer = False
+    if together:
+        frames = iter(approx.render_frames(together))
+        for env, result in zip(envs, results):
+            if isinstance(env.unwrapped, approx):
+                result[0] = env.unwrapped.state = next(frames)
+    return [tuple(result) for result in results]

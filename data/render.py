@@ -229,8 +229,10 @@ def _build_exact():
             d2 = np.square(self._centres[:, 0] - x) + np.square(self._centres[:, 1] - y)
             return np.flatnonzero(d2 <= np.square(reach / zoom + self._radii))
 
-        def _score_surface(self):
-            text = f"{self.reward:04.0f}"
+        def _score_surface(self, text=None):
+            """The score's text surface (text: the score string; default: the
+            current reward's), cached per string."""
+            text = f"{self.reward:04.0f}" if text is None else text
             surf = self._texts.get(text)
             if surf is None:
                 if ExactCarRacing._font is None or not pygame.font.get_init():
@@ -350,6 +352,21 @@ def _build_approx():
     car_col, car_row = RED_SIZE // 2, RED_SIZE * 3 // 4
     CAR_ROWS, CAR_COLS = (car_row - 5, car_row + 5), (car_col - 3, car_col + 3)
     CAR_SUPERSAMPLE = 16
+    # gymnasium's indicator bars, in _render_indicators' order: place (in units
+    # of W/40), gain on the value, vertical (or horizontal), colour. Their values
+    # (see _draw_bars): the speed, the four wheels' angular speeds, the steering
+    # angle, the hull's angular speed.
+    BARS = [(5, 0.02, True, (255, 255, 255)), (7, 0.01, True, (0, 0, 255)), (8, 0.01, True, (0, 0, 255)),
+            (9, 0.01, True, (51, 0, 255)), (10, 0.01, True, (51, 0, 255)),
+            (20, -10.0, False, (0, 255, 0)), (30, -0.8, False, (255, 0, 0))]
+    BAR_PLACE, BAR_GAIN, BAR_VERTICAL, BAR_COLORS = (np.array(column, dtype) for column, dtype in
+                                                     zip(zip(*BARS), (np.float64, np.float64, bool, np.float64)))
+    BAR_S, BAR_H = W / 40.0, H / 40.0  # gymnasium's units for the bars
+    BAR_COLS = np.arange(RED_SIZE)
+    # The car's stripe rows in _car_local (rows 8k+4 .. 8k+7 for wheel k) and,
+    # for each, which of the wheel's two stripe ends (c1, c2) gives its y.
+    STRIPE_ROWS = (8 * np.arange(4)[:, None] + np.arange(4, 8)).ravel()
+    STRIPE_ENDS = (2 * np.arange(4)[:, None] + np.array([0, 0, 1, 1])).ravel()
 
     class ApproxCarRacing(ExactCarRacing):
         """CarRacing64 whose state frames are drawn with OpenCV straight at
@@ -386,9 +403,6 @@ def _build_approx():
             self._ss, self._ss_rows = ss, ss * PANEL // H  # the canvas: the road view, above the panel
             self._bg_img = np.empty((self._ss_rows, ss, 3), np.uint8)
             self._bg_img[:] = [int(c) for c in self.bg_color]
-            self._img = np.empty_like(self._bg_img)
-            (r0, r1), (c0, c1) = CAR_ROWS, CAR_COLS
-            self._car_patch = np.empty(((r1 - r0) * CAR_SUPERSAMPLE, (c1 - c0) * CAR_SUPERSAMPLE, 4), np.uint8)
             self._prepare_car()
 
         def _prepare_car(self):
@@ -399,7 +413,9 @@ def _build_approx():
             self._bodies = car.wheels + [car.hull]
             parts = []
             for w in car.wheels:
-                parts += [np.array(w.fixtures[0].shape.vertices, np.float64), np.zeros((4, 2))]
+                stripe = np.zeros((4, 2))  # x: +-WHEEL_W; y moves with the wheel's phase (_car_points)
+                stripe[:, 0] = np.array([-1, 1, 1, -1]) * cd.WHEEL_W * cd.SIZE
+                parts += [np.array(w.fixtures[0].shape.vertices, np.float64), stripe]
             hull = [np.array(f.shape.vertices, np.float64) for f in car.hull.fixtures]
             self._car_local = np.concatenate(parts + hull)
             ends = np.cumsum([len(v) for v in hull]) + 32
@@ -431,31 +447,41 @@ def _build_approx():
             for p, color in zip(pts, self._colors[idx].astype(np.int64).tolist()):
                 cv2.fillConvexPoly(img, p, color, cv2.LINE_8, 4)
 
-        def _car_points(self, m, b):
-            """Fixed-point canvas points of the car's polygons (rows as in
-            _prepare_car), and the first rows of the stripes gymnasium draws."""
-            local, bodies = self._car_local, self._bodies
-            ww, wr = cd.WHEEL_W * cd.SIZE, cd.WHEEL_R * cd.SIZE
-            stripes = []
-            for k, wheel in enumerate(bodies[:4]):  # each wheel's stripe, from its phase, as gymnasium has it
-                s1, s2 = math.sin(wheel.phase), math.sin(wheel.phase + 1.2)
-                c1, c2 = math.cos(wheel.phase), math.cos(wheel.phase + 1.2)
-                c1 = np.sign(c1) if s1 > 0 else c1
-                c2 = np.sign(c2) if s2 > 0 else c2
-                local[8 * k + 4:8 * k + 8] = [(-ww, wr * c1), (ww, wr * c1), (ww, wr * c2), (-ww, wr * c2)]
-                if not (s1 > 0 and s2 > 0):
-                    stripes.append(8 * k + 4)
+        @staticmethod
+        def _car_points(envs, affines):
+            """Fixed-point canvas points of each env's car polygons (rows as in
+            _prepare_car), (N, rows, 2) int32, and for each env the first rows
+            of the stripes gymnasium draws. affines: each env's (m, b)."""
+            wr = cd.WHEEL_R * cd.SIZE
+            angles, places, ends, stripes = [], [], [], []
+            for env in envs:
+                bodies, shown = env._bodies, []
+                for k, wheel in enumerate(bodies[:4]):  # each wheel's stripe, from its phase, as gymnasium has it
+                    s1, s2 = math.sin(wheel.phase), math.sin(wheel.phase + 1.2)
+                    c1, c2 = math.cos(wheel.phase), math.cos(wheel.phase + 1.2)
+                    ends += (float(np.sign(c1)) if s1 > 0 else c1, float(np.sign(c2)) if s2 > 0 else c2)
+                    if not (s1 > 0 and s2 > 0):
+                        shown.append(8 * k + 4)
+                stripes.append(shown)
+                angles += [body.angle for body in bodies]
+                places += [(q.x, q.y) for q in (body.position for body in bodies)]
+            n = len(envs)
+            local = np.stack([env._car_local for env in envs])  # (N, rows, 2)
+            # stripe rows 8k+4 .. 8k+7: (-ww, wr c1), (ww, wr c1), (ww, wr c2), (-ww, wr c2)
+            local[:, STRIPE_ROWS, 1] = wr * np.array(ends).reshape(n, 8)[:, STRIPE_ENDS]
             # body -> world -> canvas: each body's rotation and position, then m, b
-            angle = np.array([body.angle for body in bodies])
-            rot = np.empty((5, 2, 2))
-            rot[:, 0, 0] = rot[:, 1, 1] = np.cos(angle)
-            rot[:, 1, 0] = np.sin(angle)
-            rot[:, 0, 1] = -rot[:, 1, 0]
-            a = (m @ rot).transpose(0, 2, 1)  # (5, 2, 2): row vectors times a
-            o = np.array([tuple(body.position) for body in bodies]) @ m.T + b  # (5, 2)
+            angle = np.array(angles).reshape(n, 5)
+            cos, sin = np.cos(angle), np.sin(angle)
+            rot = np.empty((n, 5, 2, 2))
+            rot[..., 0, 0] = rot[..., 1, 1] = cos
+            rot[..., 1, 0], rot[..., 0, 1] = sin, -sin
+            m = np.array([m for m, _ in affines])  # (N, 2, 2)
+            b = np.array([b for _, b in affines])  # (N, 2)
+            a = (m[:, None] @ rot).swapaxes(-1, -2)  # (N, 5, 2, 2): row vectors times a
+            o = np.array(places).reshape(n, 5, 2) @ m.swapaxes(-1, -2) + b[:, None]  # (N, 5, 2)
             pts = np.empty_like(local)
-            pts[:32] = (local[:32].reshape(4, 8, 2) @ a[:4] + o[:4, None]).reshape(32, 2)  # wheels, stripes
-            pts[32:] = local[32:] @ a[4] + o[4]  # hull
+            pts[:, :32] = (local[:, :32].reshape(n, 4, 8, 2) @ a[:, :4] + o[:, :4, None]).reshape(n, 32, 2)
+            pts[:, 32:] = local[:, 32:] @ a[:, 4] + o[:, 4:]  # hull
             return np.rint(pts).astype(np.int32), stripes
 
         def _draw_car(self, img, pts, stripes):
@@ -478,10 +504,10 @@ def _build_approx():
             size is a whole number of frame pixels (125 x 100 of the 1000 x
             800 canvas), so shrinking it alone gives the same pixels as
             shrinking the whole canvas."""
-            text = f"{self.reward:04.0f}"
+            text = f"{self._score:04.0f}"
             block = _text_blocks.get(text)
             if block is None:
-                surf = self._score_surface()
+                surf = self._score_surface(text)
                 rect = surf.get_rect()
                 rect.center = (60, H - H * 2.5 / 40.0)
                 corner = pygame.Surface((W * TEXT_COLS // RED_SIZE, H - PANEL))  # black, as gymnasium's box
@@ -499,83 +525,139 @@ def _build_approx():
                  (9, 0.01, True, (51, 0, 255)), (10, 0.01, True, (51, 0, 255)),
                  (20, -10.0, False, (0, 255, 0)), (30, -0.8, False, (255, 0, 0))]
 
-        def _draw_bars(self, frame):
-            """Paint the indicator bars, in gymnasium's order (a long gyro bar
-            can cover the steering one), onto the (64, 64, 3) float frame, each
-            by the exact share it covers of each pixel. pygame fills an
-            axis-aligned box from pixel floor(min) to pixel floor(max)."""
-            s, h, kx, ky = W / 40.0, H / 40.0, RED_SIZE / W, RED_SIZE / H
-            car = self.car
-            v, w = car.hull.linearVelocity, car.wheels
-            values = (math.sqrt(v[0] * v[0] + v[1] * v[1]), w[0].omega, w[1].omega, w[2].omega, w[3].omega,
-                      w[0].joint.angle, car.hull.angularVelocity)
-            boxes, colors = [], []  # (x0, x1, y0, y1) in frame pixels
-            for value, (place, gain, vertical, color) in zip(values, self._BARS):
-                if abs(value) > 1e-4:
-                    val = gain * value
-                    if vertical:
-                        xa, xb, ya, yb = place * s, (place + 1) * s, H - (h + h * val), H - h
-                    else:
-                        xa, xb, ya, yb = place * s, (place + val) * s, H - 4 * h, H - 2 * h
-                    boxes.append((math.floor(min(xa, xb)) * kx, (math.floor(max(xa, xb)) + 1) * kx,
-                                  math.floor(min(ya, yb)) * ky, (math.floor(max(ya, yb)) + 1) * ky))
-                    colors.append(color)
-            if not boxes:
+        @staticmethod
+        def _bar_boxes(envs):
+            """Each env's indicator bars, as gymnasium draws them in
+            _render_indicators: (on, x0, x1, y0, y1), each (N, bars): whether
+            the bar is drawn (its value is not ~0) and its box edges in frame
+            pixels. pygame fills an axis-aligned box from pixel floor(min) to
+            pixel floor(max); these are the same float operations."""
+            values = []
+            for env in envs:
+                car = env.car
+                v, w = car.hull.linearVelocity, car.wheels
+                values += (math.sqrt(v[0] * v[0] + v[1] * v[1]), w[0].omega, w[1].omega, w[2].omega, w[3].omega,
+                           w[0].joint.angle, car.hull.angularVelocity)
+            values = np.array(values).reshape(len(envs), len(BARS))
+            val = BAR_GAIN * values
+            xa = np.broadcast_to(BAR_PLACE * BAR_S, val.shape)
+            xb = np.where(BAR_VERTICAL, (BAR_PLACE + 1) * BAR_S, (BAR_PLACE + val) * BAR_S)
+            ya = np.where(BAR_VERTICAL, H - (BAR_H + BAR_H * val), H - 4 * BAR_H)
+            yb = np.broadcast_to(np.where(BAR_VERTICAL, H - BAR_H, H - 2 * BAR_H), val.shape)
+            kx, ky = RED_SIZE / W, RED_SIZE / H
+            return (np.abs(values) > 1e-4,
+                    np.floor(np.minimum(xa, xb)) * kx, (np.floor(np.maximum(xa, xb)) + 1) * kx,
+                    np.floor(np.minimum(ya, yb)) * ky, (np.floor(np.maximum(ya, yb)) + 1) * ky)
+
+        @staticmethod
+        def _draw_bars(boxes, frames, lo):
+            """Paint the bars (boxes: _bar_boxes'), in gymnasium's order (a long
+            gyro bar can cover the steering one), onto frames, (N, 64 - lo, 64, 3)
+            float: the frames' rows from `lo` down; each bar by the exact share
+            it covers of each pixel."""
+            on, x0, x1, y0, y1 = boxes
+            if not on.any():
                 return
-            x0, x1, y0, y1 = np.array(boxes).T
-            r0 = max(0, min(RED_SIZE - TEXT_ROWS, math.floor(y0.min())))  # the rows the bars reach
-            cols, rows = np.arange(RED_SIZE), np.arange(r0, RED_SIZE)
-            cover_x = np.maximum(np.minimum(x1[:, None], cols + 1) - np.maximum(x0[:, None], cols), 0)
-            cover_y = np.maximum(np.minimum(y1[:, None], rows + 1) - np.maximum(y0[:, None], rows), 0)
-            cover = cover_y[:, :, None] * cover_x[:, None, :]  # (bars, rows, cols): share of each pixel
-            # Paint them over one another in order: what shows of bar b is what
+            r0 = max(lo, min(RED_SIZE - TEXT_ROWS, math.floor(y0[on].min())))  # the rows the bars reach
+            cols, rows = BAR_COLS, BAR_COLS[r0:]
+            cover_x = np.maximum(np.minimum(x1[..., None], cols + 1) - np.maximum(x0[..., None], cols), 0) * on[..., None]
+            cover_y = np.maximum(np.minimum(y1[..., None], rows + 1) - np.maximum(y0[..., None], rows), 0)
+            cover = cover_y[..., None] * cover_x[:, :, None, :]  # (N, bars, rows, cols): share of each pixel
+            # Paint them over one another in order: what shows of bar k is what
             # the bars after it leave uncovered; the frame shows through all.
-            shown, through = np.empty_like(cover), np.ones(cover.shape[1:])
-            for k in range(len(cover) - 1, -1, -1):
-                shown[k] = cover[k] * through
-                through *= 1 - cover[k]
-            paint = (np.array(colors, np.float64).T @ shown.reshape(len(shown), -1)).T  # (rows * cols, 3)
-            frame[r0:] = frame[r0:] * through[..., None] + paint.reshape(len(rows), RED_SIZE, 3)
+            shown, through = np.empty_like(cover), np.ones((len(cover), *cover.shape[2:]))
+            for k in range(cover.shape[1] - 1, -1, -1):
+                shown[:, k] = cover[:, k] * through
+                through *= 1 - cover[:, k]
+            paint = BAR_COLORS.T @ shown.reshape(*shown.shape[:2], -1)  # (N, 3, rows * cols)
+            paint = paint.reshape(len(paint), 3, len(rows), RED_SIZE).transpose(0, 2, 3, 1)
+            frames[:, r0 - lo:] = frames[:, r0 - lo:] * through[..., None] + paint
 
         def _render(self, mode):
             if mode != "state_pixels" or "t" not in self.__dict__:
                 return base._render(self, mode)
-            if self.road_poly is not self._track_of:
-                self._prepare_track()
-            _, zoom, trans, cos, sin = self._camera()
-            m, b = self._affine(cos, sin, zoom, trans, self.SUPERSAMPLE)
-            img = self._img
-            if self._field_covers(cos, sin, zoom, trans, 0.0):
-                np.copyto(img, self._bg_img)
+            # gymnasium's step() takes 0.1 off the reward after drawing; the
+            # frame shows the score of now, whenever it is drawn.
+            self._score = self.reward
+            if self._defer:
+                return None  # step_envs renders this frame with the others
+            return render_frames([self])[0]
+
+        _defer = False  # set by step_envs while it steps envs whose frames it renders together
+
+    # Per batch size: the supersampled canvases and car patches of render_frames,
+    # one array each so that each shrinking is one OpenCV call for all envs.
+    _buffers = {}
+
+    def render_frames(envs):
+        """(N, 64, 64, 3) uint8: the state frames of N ApproxCarRacing envs,
+        drawn together: the track and the car of each are filled (OpenCV, one
+        call per polygon), then all canvases are shrunk, the cars composited,
+        the bars painted and the colours mapped in one pass for all. Each
+        frame is the one the env would render alone (tests/test_render.py)."""
+        n = len(envs)
+        if n not in _buffers:
+            ss = RED_SIZE * ApproxCarRacing.SUPERSAMPLE
+            (r0, r1), (c0, c1) = CAR_ROWS, CAR_COLS
+            _buffers[n] = (np.empty((n, ss * PANEL // H, ss, 3), np.uint8),
+                           np.empty((n, (r1 - r0) * CAR_SUPERSAMPLE, (c1 - c0) * CAR_SUPERSAMPLE, 4), np.uint8))
+        canvases, patches = _buffers[n]
+        (r0, r1), (c0, c1) = CAR_ROWS, CAR_COLS
+        cameras, car_affines = [], []
+        for env, img in zip(envs, canvases):
+            if env.road_poly is not env._track_of:
+                env._prepare_track()
+            _, zoom, trans, cos, sin = camera = env._camera()
+            cameras.append(camera)
+            m, b = env._affine(cos, sin, zoom, trans, ApproxCarRacing.SUPERSAMPLE)
+            if env._field_covers(cos, sin, zoom, trans, 0.0):
+                np.copyto(img, env._bg_img)
             else:
                 img[:] = 0
                 p = cr.PLAYFIELD
                 field = np.array([(p, p), (p, -p), (-p, -p), (-p, p)]) @ m.T + b
-                cv2.fillConvexPoly(img, np.rint(field).astype(np.int32), self._bg_img[0, 0].tolist(), cv2.LINE_8, 4)
-            self._draw_track(img, m, b, zoom)
-            # The car is small and always at the same place: it gets a finer
-            # canvas of its own (colour and coverage), unless it does not fit.
-            patch = self._car_patch
-            (r0, r1), (c0, c1) = CAR_ROWS, CAR_COLS
-            pts, stripes = self._car_points(*self._affine(cos, sin, zoom, trans, CAR_SUPERSAMPLE, r0, c0))
-            in_patch = pts.min() >= 0 and pts[:, 0].max() < 16 * patch.shape[1] and pts[:, 1].max() < 16 * patch.shape[0]
-            if in_patch:
-                patch[:] = 0
-                self._draw_car(patch, pts, stripes)
-            else:
-                self._draw_car(img, *self._car_points(m, b))
-            while img.shape[1] > RED_SIZE:  # box filter by halvings: OpenCV's fast 2x path
-                img = cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_AREA)
-            frame = np.zeros((RED_SIZE, RED_SIZE, 3))
-            frame[:len(img)] = img
-            if in_patch:
-                while patch.shape[1] > c1 - c0:
-                    patch = cv2.resize(patch, (patch.shape[1] // 2, patch.shape[0] // 2), interpolation=cv2.INTER_AREA)
-                car = patch.astype(np.float64)  # colour premultiplied by coverage
-                frame[r0:r1, c0:c1] = frame[r0:r1, c0:c1] * (1 - car[..., 3:] / 255) + car[..., :3]
-            self._draw_bars(frame)
-            out = cv2.LUT(np.rint(frame).astype(np.uint8), lut)  # + the reference's rounding loss
-            out[RED_SIZE - TEXT_ROWS:, :TEXT_COLS] = self._text_block()
-            return out
+                cv2.fillConvexPoly(img, np.rint(field).astype(np.int32), env._bg_img[0, 0].tolist(), cv2.LINE_8, 4)
+            env._draw_track(img, m, b, zoom)
+            car_affines.append(env._affine(cos, sin, zoom, trans, CAR_SUPERSAMPLE, r0, c0))
+        # The car is small and always at the same place: it gets a finer canvas
+        # of its own (colour and coverage), unless it does not fit.
+        pts, stripes = ApproxCarRacing._car_points(envs, car_affines)
+        pr, pc = patches.shape[1:3]
+        in_patch = ((pts.min(axis=(1, 2)) >= 0) & (pts[..., 0].max(axis=1) < 16 * pc)
+                    & (pts[..., 1].max(axis=1) < 16 * pr)).tolist()
+        patches[:] = 0
+        for k, env in enumerate(envs):
+            if in_patch[k]:
+                env._draw_car(patches[k], pts[k], stripes[k])
+            else:  # on the road's canvas; its patch stays empty
+                _, zoom, trans, cos, sin = cameras[k]
+                affine = env._affine(cos, sin, zoom, trans, ApproxCarRacing.SUPERSAMPLE)
+                far_pts, far_stripes = ApproxCarRacing._car_points([env], [affine])
+                env._draw_car(canvases[k], far_pts[0], far_stripes[0])
+        # Box filters by halvings (OpenCV's fast 2x path), all envs stacked:
+        # each canvas's height is a multiple of the factor, so none mixes with the next.
+        road = canvases.reshape(-1, *canvases.shape[2:])
+        while road.shape[1] > RED_SIZE:
+            road = cv2.resize(road, (road.shape[1] // 2, road.shape[0] // 2), interpolation=cv2.INTER_AREA)
+        car = patches.reshape(-1, *patches.shape[2:])
+        while car.shape[1] > c1 - c0:
+            car = cv2.resize(car, (car.shape[1] // 2, car.shape[0] // 2), interpolation=cv2.INTER_AREA)
+        # Frame values: the road's as they are (whole numbers); below row `lo`,
+        # where the car and the bars are painted on, in float, rounded once.
+        out = np.zeros((n, RED_SIZE, RED_SIZE, 3), np.uint8)
+        out[:, :road.shape[0] // n] = road.reshape(n, -1, RED_SIZE, 3)
+        bars = ApproxCarRacing._bar_boxes(envs)
+        on, y0 = bars[0], bars[3]
+        lo = min(r0, max(0, math.floor(y0[on].min()))) if on.any() else r0
+        below = out[:, lo:].astype(np.float64)
+        car = car.reshape(n, r1 - r0, c1 - c0, 4).astype(np.float64)  # colour premultiplied by coverage
+        below[:, r0 - lo:r1 - lo, c0:c1] = below[:, r0 - lo:r1 - lo, c0:c1] * (1 - car[..., 3:] / 255) + car[..., :3]
+        ApproxCarRacing._draw_bars(bars, below, lo)
+        out[:, lo:] = np.rint(below)
+        out = cv2.LUT(out.reshape(n * RED_SIZE, RED_SIZE, 3), lut).reshape(n, RED_SIZE, RED_SIZE, 3)  # + the reference's rounding loss
+        for k, env in enumerate(envs):
+            out[k, RED_SIZE - TEXT_ROWS:, :TEXT_COLS] = env._text_block()
+        return out
 
+    ApproxCarRacing.render_frames = staticmethod(render_frames)
     _CLASSES["approx"] = ApproxCarRacing

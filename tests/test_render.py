@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-from data.carracing import make_env
+from data.carracing import make_env, step_envs
 from data.render import APPROX_BOUND, RENDERERS, _to_screen
 
 SEEDS = (0, 1, 2)
@@ -114,6 +114,34 @@ def test_exact_when_an_indicator_leaves_the_panel():
             frames[name] = env.step(action)[0]
         assert np.array_equal(frames["exact"], frames["reference"]), f"step {t}"
     assert not envs["exact"].unwrapped._panel_fits()
+
+
+def test_step_envs_gives_each_env_what_it_gives_alone():
+    """step_envs draws the approx frames of several envs together: each env's
+    frame, reward and ending must be those it gives stepped alone, through the
+    zoom animation, tile visits (the score changes), a wheel spinning (a tall
+    bar) and a reset, with an exact env among them."""
+    renderers = ("approx", "approx", "exact", "approx")
+    together = [make_env(renderer=r) for r in renderers]
+    alone = [make_env(renderer=r) for r in renderers]
+    for k, env in enumerate(together + alone):
+        env.reset(seed=k % len(renderers))
+    rng = np.random.default_rng(0)
+    for t in range(120):
+        actions = [driver(env, t, rng) for env in alone]
+        if t == 60:
+            for env in (together[0], alone[0]):
+                env.reset(seed=7)
+        for env in (together[1], alone[1]):
+            if t >= 90:
+                env.unwrapped.car.wheels[0].omega = 400.0 + 10 * t
+        results = step_envs(together, actions)
+        for k, (env, action) in enumerate(zip(alone, actions)):
+            frame, reward, terminated, truncated, _ = env.step(action)
+            got = results[k]
+            assert np.array_equal(got[0], frame), f"env {k} ({renderers[k]}), step {t}: frames differ"
+            assert (got[1], got[2], got[3]) == (reward, terminated, truncated), f"env {k}, step {t}"
+            assert np.array_equal(together[k].unwrapped.state, frame)
 
 
 def test_approx_within_bound(episodes):

@@ -69,6 +69,7 @@ class RolloutGenerator:
         observe(slot, env), if given, is called after each reset and each step
         (to record a video, for instance).
         """
+        from data.carracing import step_envs
         from utils.engine.models_io import encode_frames
 
         n = self.n_envs
@@ -99,8 +100,8 @@ class RolloutGenerator:
             actions = self.controllers(latents, self.stepper.hidden.float())
             self.stepper.push(actions, latents)
             actions = actions.cpu().numpy()
-            for k in active:
-                frame, reward, terminated, truncated, _ = self.envs[k].step(actions[k])
+            results = step_envs([self.envs[k] for k in active], actions[active])
+            for k, (frame, reward, terminated, truncated, _) in zip(active, results):
                 frames[k] = frame
                 self.env_steps += 1
                 if observe:
