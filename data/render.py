@@ -558,8 +558,10 @@ def _build_approx():
             on, x0, x1, y0, y1 = boxes
             if not on.any():
                 return
-            r0 = max(lo, min(RED_SIZE - TEXT_ROWS, math.floor(y0[on].min())))  # the rows the bars reach
-            cols, rows = BAR_COLS, BAR_COLS[r0:]
+            # The rows and columns the bars reach: elsewhere nothing changes.
+            r0 = max(lo, min(RED_SIZE - TEXT_ROWS, math.floor(y0[on].min())))
+            c0, c1 = max(0, math.floor(x0[on].min())), min(RED_SIZE, math.ceil(x1[on].max()))
+            cols, rows = BAR_COLS[c0:c1], BAR_COLS[r0:]
             cover_x = np.maximum(np.minimum(x1[..., None], cols + 1) - np.maximum(x0[..., None], cols), 0) * on[..., None]
             cover_y = np.maximum(np.minimum(y1[..., None], rows + 1) - np.maximum(y0[..., None], rows), 0)
             cover = cover_y[..., None] * cover_x[:, :, None, :]  # (N, bars, rows, cols): share of each pixel
@@ -570,8 +572,8 @@ def _build_approx():
                 shown[:, k] = cover[:, k] * through
                 through *= 1 - cover[:, k]
             paint = BAR_COLORS.T @ shown.reshape(*shown.shape[:2], -1)  # (N, 3, rows * cols)
-            paint = paint.reshape(len(paint), 3, len(rows), RED_SIZE).transpose(0, 2, 3, 1)
-            frames[:, r0 - lo:] = frames[:, r0 - lo:] * through[..., None] + paint
+            paint = paint.reshape(len(paint), 3, len(rows), len(cols)).transpose(0, 2, 3, 1)
+            frames[:, r0 - lo:, c0:c1] = frames[:, r0 - lo:, c0:c1] * through[..., None] + paint
 
         def _render(self, mode):
             if mode != "state_pixels" or "t" not in self.__dict__:
