@@ -359,8 +359,7 @@ def _build_approx():
     BARS = [(5, 0.02, True, (255, 255, 255)), (7, 0.01, True, (0, 0, 255)), (8, 0.01, True, (0, 0, 255)),
             (9, 0.01, True, (51, 0, 255)), (10, 0.01, True, (51, 0, 255)),
             (20, -10.0, False, (0, 255, 0)), (30, -0.8, False, (255, 0, 0))]
-    BAR_PLACE, BAR_GAIN, BAR_VERTICAL, BAR_COLORS = (np.array(column, dtype) for column, dtype in
-                                                     zip(zip(*BARS), (np.float64, np.float64, bool, np.float64)))
+    BAR_COLORS = np.array([color for *_, color in BARS], np.float64)
     BAR_S, BAR_H = W / 40.0, H / 40.0  # gymnasium's units for the bars
     BAR_COLS = np.arange(RED_SIZE)
     # The car's stripe rows in _car_local (rows 8k+4 .. 8k+7 for wheel k) and,
@@ -527,42 +526,47 @@ def _build_approx():
 
         @staticmethod
         def _bar_boxes(envs):
-            """Each env's indicator bars, as gymnasium draws them in
-            _render_indicators: (on, x0, x1, y0, y1), each (N, bars): whether
-            the bar is drawn (its value is not ~0) and its box edges in frame
-            pixels. pygame fills an axis-aligned box from pixel floor(min) to
-            pixel floor(max); these are the same float operations."""
-            values = []
+            """Each env's indicator bars, as gymnasium's _render_indicators draws
+            them: (N, bars, 4) box edges x0, x1, y0, y1 in frame pixels (an
+            empty box for a bar not drawn: its value is ~0) and (bars, 3)
+            colours, for the bars drawn in some env only. pygame fills an axis-aligned box from pixel floor(min)
+            to pixel floor(max); these are the same float operations, per bar in
+            plain Python (faster than NumPy on a few numbers)."""
+            s, h, kx, ky = BAR_S, BAR_H, RED_SIZE / W, RED_SIZE / H
+            boxes, drawn = [], [False] * len(BARS)
             for env in envs:
                 car = env.car
                 v, w = car.hull.linearVelocity, car.wheels
-                values += (math.sqrt(v[0] * v[0] + v[1] * v[1]), w[0].omega, w[1].omega, w[2].omega, w[3].omega,
-                           w[0].joint.angle, car.hull.angularVelocity)
-            values = np.array(values).reshape(len(envs), len(BARS))
-            val = BAR_GAIN * values
-            xa = np.broadcast_to(BAR_PLACE * BAR_S, val.shape)
-            xb = np.where(BAR_VERTICAL, (BAR_PLACE + 1) * BAR_S, (BAR_PLACE + val) * BAR_S)
-            ya = np.where(BAR_VERTICAL, H - (BAR_H + BAR_H * val), H - 4 * BAR_H)
-            yb = np.broadcast_to(np.where(BAR_VERTICAL, H - BAR_H, H - 2 * BAR_H), val.shape)
-            kx, ky = RED_SIZE / W, RED_SIZE / H
-            return (np.abs(values) > 1e-4,
-                    np.floor(np.minimum(xa, xb)) * kx, (np.floor(np.maximum(xa, xb)) + 1) * kx,
-                    np.floor(np.minimum(ya, yb)) * ky, (np.floor(np.maximum(ya, yb)) + 1) * ky)
+                values = (math.sqrt(v[0] * v[0] + v[1] * v[1]), w[0].omega, w[1].omega, w[2].omega, w[3].omega,
+                          w[0].joint.angle, car.hull.angularVelocity)
+                for k, (value, (place, gain, vertical, _)) in enumerate(zip(values, BARS)):
+                    if abs(value) <= 1e-4:
+                        boxes.append((0.0, 0.0, 0.0, 0.0))
+                        continue
+                    drawn[k], val = True, gain * value
+                    if vertical:
+                        xa, xb, ya, yb = place * s, (place + 1) * s, H - (h + h * val), H - h
+                    else:
+                        xa, xb, ya, yb = place * s, (place + val) * s, H - 4 * h, H - 2 * h
+                    boxes.append((math.floor(min(xa, xb)) * kx, (math.floor(max(xa, xb)) + 1) * kx,
+                                  math.floor(min(ya, yb)) * ky, (math.floor(max(ya, yb)) + 1) * ky))
+            return np.array(boxes).reshape(len(envs), len(BARS), 4)[:, drawn], BAR_COLORS[drawn]
 
         @staticmethod
-        def _draw_bars(boxes, frames, lo):
-            """Paint the bars (boxes: _bar_boxes'), in gymnasium's order (a long
+        def _draw_bars(boxes, colors, frames, lo):
+            """Paint the bars (boxes, colors: _bar_boxes'), in gymnasium's order (a long
             gyro bar can cover the steering one), onto frames, (N, 64 - lo, 64, 3)
             float: the frames' rows from `lo` down; each bar by the exact share
             it covers of each pixel."""
-            on, x0, x1, y0, y1 = boxes
-            if not on.any():
+            if not boxes.shape[1]:
                 return
+            x0, x1, y0, y1 = boxes.transpose(2, 0, 1)
+            drawn = x1 > x0
             # The rows and columns the bars reach: elsewhere nothing changes.
-            r0 = max(lo, min(RED_SIZE - TEXT_ROWS, math.floor(y0[on].min())))
-            c0, c1 = max(0, math.floor(x0[on].min())), min(RED_SIZE, math.ceil(x1[on].max()))
+            r0 = max(lo, min(RED_SIZE - TEXT_ROWS, math.floor(y0[drawn].min())))
+            c0, c1 = max(0, math.floor(x0[drawn].min())), min(RED_SIZE, math.ceil(x1[drawn].max()))
             cols, rows = BAR_COLS[c0:c1], BAR_COLS[r0:]
-            cover_x = np.maximum(np.minimum(x1[..., None], cols + 1) - np.maximum(x0[..., None], cols), 0) * on[..., None]
+            cover_x = np.maximum(np.minimum(x1[..., None], cols + 1) - np.maximum(x0[..., None], cols), 0)
             cover_y = np.maximum(np.minimum(y1[..., None], rows + 1) - np.maximum(y0[..., None], rows), 0)
             cover = cover_y[..., None] * cover_x[:, :, None, :]  # (N, bars, rows, cols): share of each pixel
             # Paint them over one another in order: what shows of bar k is what
@@ -571,7 +575,7 @@ def _build_approx():
             for k in range(cover.shape[1] - 1, -1, -1):
                 shown[:, k] = cover[:, k] * through
                 through *= 1 - cover[:, k]
-            paint = BAR_COLORS.T @ shown.reshape(*shown.shape[:2], -1)  # (N, 3, rows * cols)
+            paint = colors.T @ shown.reshape(*shown.shape[:2], -1)  # (N, 3, rows * cols)
             paint = paint.reshape(len(paint), 3, len(rows), len(cols)).transpose(0, 2, 3, 1)
             frames[:, r0 - lo:, c0:c1] = frames[:, r0 - lo:, c0:c1] * through[..., None] + paint
 
@@ -648,13 +652,13 @@ def _build_approx():
         # where the car and the bars are painted on, in float, rounded once.
         out = np.zeros((n, RED_SIZE, RED_SIZE, 3), np.uint8)
         out[:, :road.shape[0] // n] = road.reshape(n, -1, RED_SIZE, 3)
-        bars = ApproxCarRacing._bar_boxes(envs)
-        on, y0 = bars[0], bars[3]
-        lo = min(r0, max(0, math.floor(y0[on].min()))) if on.any() else r0
+        bars, bar_colors = ApproxCarRacing._bar_boxes(envs)
+        drawn = bars[..., 1] > bars[..., 0]
+        lo = min(r0, max(0, math.floor(bars[..., 2][drawn].min()))) if drawn.any() else r0
         below = out[:, lo:].astype(np.float64)
         car = car.reshape(n, r1 - r0, c1 - c0, 4).astype(np.float64)  # colour premultiplied by coverage
         below[:, r0 - lo:r1 - lo, c0:c1] = below[:, r0 - lo:r1 - lo, c0:c1] * (1 - car[..., 3:] / 255) + car[..., :3]
-        ApproxCarRacing._draw_bars(bars, below, lo)
+        ApproxCarRacing._draw_bars(bars, bar_colors, below, lo)
         out[:, lo:] = np.rint(below)
         out = cv2.LUT(out.reshape(n * RED_SIZE, RED_SIZE, 3), lut).reshape(n, RED_SIZE, RED_SIZE, 3)  # + the reference's rounding loss
         for k, env in enumerate(envs):
