@@ -2,7 +2,9 @@
 frames rendered at 64x64 (the env classes are in data/render.py).
 
 Every stage (data generation, controller training, testing) builds its
-environments with make_env(), so frames are produced in exactly one way.
+environments with make_env(), so frames are produced in exactly one way; the
+rollout loop steps its environments with step_envs(), which gives each env's
+frame as stepping it alone would, only drawn together with the others'.
 Rendering is off-screen (pygame surfaces): no X server is needed, and it still
 works under xvfb-run.
 """
