@@ -59,10 +59,10 @@ make_env(renderer=...); physics are gymnasium's in all three:
              drawn alone (tests/test_render.py); 8 envs step 1.3x as fast.
 
 Speed, env steps/s of the project's 2-core machine (bench/bench_render.py
---steps 3000: Brownian actions, resets included; two runs, the machine shared
-with other jobs): one process: reference 113-115, exact 461-470 (x4.1),
-approx 1966-2000 (x17); two processes: 214-232, 486-755 (x2.1-3.5),
-1821-2793 (x7.9-13), the spread being the other jobs' load.
+--steps 3000: one env per process, Brownian actions, resets included; a quiet
+machine): one process: reference 273, exact 740 (x2.7), approx 3,265 (x12);
+two processes: 538, 1,462 (x2.7), 6,555 (x12). Envs stepped together go
+faster (bench/bench_rollout.py: approx 4,627 steps/s with 16 envs, x18.8).
 """
 import math
 import os
