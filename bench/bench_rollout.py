@@ -212,7 +212,8 @@ def env_only(renderer, n_envs, episodes, time_limit):
         if not any(playing):
             break
         stepping = [k for k in range(n_envs) if playing[k]]
-        step_envs([envs[k] for k in stepping], [playing[k][1].pop() for k in stepping])  # as the rollout loop steps them
+        # as the rollout loop steps them (the approx frames drawn together)
+        step_envs([envs[k] for k in stepping], [playing[k][1].pop() for k in stepping])
         done += len(stepping)
     wall = time.perf_counter() - start
     for env in envs:

@@ -361,7 +361,7 @@ def _build_approx():
     CAR_SUPERSAMPLE = 16
     # gymnasium's indicator bars, in _render_indicators' order: place (in units
     # of W/40), gain on the value, vertical (or horizontal), colour. Their values
-    # (see _draw_bars): the speed, the four wheels' angular speeds, the steering
+    # (see _bar_boxes): the speed, the four wheels' angular speeds, the steering
     # angle, the hull's angular speed.
     BARS = [(5, 0.02, True, (255, 255, 255)), (7, 0.01, True, (0, 0, 255)), (8, 0.01, True, (0, 0, 255)),
             (9, 0.01, True, (51, 0, 255)), (10, 0.01, True, (51, 0, 255)),
@@ -527,12 +527,6 @@ def _build_approx():
                 _text_blocks[text] = block
             return block
 
-        # gymnasium's indicator bars, in _render_indicators' order: place (in
-        # units of W/40), gain on the value, vertical (or horizontal), colour.
-        _BARS = [(5, 0.02, True, (255, 255, 255)), (7, 0.01, True, (0, 0, 255)), (8, 0.01, True, (0, 0, 255)),
-                 (9, 0.01, True, (51, 0, 255)), (10, 0.01, True, (51, 0, 255)),
-                 (20, -10.0, False, (0, 255, 0)), (30, -0.8, False, (255, 0, 0))]
-
         @staticmethod
         def _bar_boxes(envs):
             """The indicator bars of each env, as gymnasium's _render_indicators
@@ -681,7 +675,8 @@ def _build_approx():
         if bars is not None:
             ApproxCarRacing._draw_bars(bars, below, lo)
         out[:, lo:] = np.rint(below)
-        out = cv2.LUT(out.reshape(n * RED_SIZE, RED_SIZE, 3), lut).reshape(n, RED_SIZE, RED_SIZE, 3)  # + the reference's rounding loss
+        # the reference's rounding loss, by lookup table
+        out = cv2.LUT(out.reshape(n * RED_SIZE, RED_SIZE, 3), lut).reshape(n, RED_SIZE, RED_SIZE, 3)
         for k, env in enumerate(envs):
             out[k, RED_SIZE - TEXT_ROWS:, :TEXT_COLS] = env._text_block()
         return out
