@@ -7,8 +7,8 @@ dynamics model, the share of a step each part takes, and all cores together.
     python bench/bench_rollout.py --logdir runs/agent/world-models --steps 4000
     python bench/bench_rollout.py --precisions fp32 bf16             # --precision's effect, in one run
 
-One process, one torch thread, --envs environments stepped together, as one
-worker of utils/engine/pool.py. The full loop plays random linear controllers and
+One process with one torch and one OpenCV thread, --envs environments stepped
+together, as one worker of utils/engine/pool.py. The full loop plays random linear controllers and
 records their actions; the env-only measures replay those very actions on the
 same tracks (the physics are deterministic), so both do the same drawing work.
 Ratios are printed against the reference renderer's env-only rate and against
@@ -92,13 +92,12 @@ def tasks_for(n_tasks, seed):
 
 def full_loop(logdir, dynamics, renderer, n_envs, steps, time_limit, seed=0, precision="fp32"):
     """(steps/s, {part: share of the wall time}, the episodes played as (seed, [actions]))."""
-    import torch
-
     import data.carracing as carracing
     import utils.engine.models_io as models_io
+    from utils.devices import one_thread_per_worker
     from utils.engine.pool import build_generator
 
-    torch.set_num_threads(1)
+    one_thread_per_worker()  # as a worker of the pool
     kwargs = {"logdir": logdir, "dynamics": dynamics, "device": "cpu", "n_envs": n_envs, "time_limit": time_limit,
               "env_kwargs": {"renderer": "exact" if renderer == "physics" else renderer}, "precision": precision}
     generator = build_generator(**kwargs)
@@ -195,7 +194,9 @@ def env_only(renderer, n_envs, episodes, time_limit):
     """steps/s of n_envs envs stepped round-robin in one process, replaying
     `episodes` ((seed, [actions]) each) one after another in each env slot."""
     from data.carracing import step_envs
+    from utils.devices import one_thread_per_worker
 
+    one_thread_per_worker()  # as a worker of the pool
     envs = make_envs(renderer, n_envs, time_limit)
     queue = list(episodes)[::-1]
     playing = [None] * n_envs
@@ -223,9 +224,9 @@ def env_only(renderer, n_envs, episodes, time_limit):
 
 def _parallel_job(args):
     kind, payload = args
-    import torch
+    from utils.devices import one_thread_per_worker
 
-    torch.set_num_threads(1)
+    one_thread_per_worker()
     if kind == "env":
         renderer, n_envs, steps, time_limit, logdir, dynamics = payload
         episodes = full_loop(logdir, dynamics, "physics", n_envs, steps, time_limit)[2]  # the actions to replay
@@ -265,7 +266,7 @@ def main(argv=None):
             logdirs[dyn] = args.logdir
         else:
             logdirs[dyn] = str(tiny_experiment(dynamics=dyn))
-    print(f"{args.steps} steps per measure, {args.envs} envs in one process, 1 torch thread, "
+    print(f"{args.steps} steps per measure, {args.envs} envs in one process, 1 torch and 1 OpenCV thread, "
           f"{os.cpu_count()} CPUs", flush=True)
     env_rate, loop_rate, replays = {}, {}, {}
     for renderer in [r for r in ("exact", "approx") if r in args.renderers]:

@@ -18,10 +18,9 @@ import traceback
 from collections import deque
 from multiprocessing.connection import wait
 
-import torch
 import torch.multiprocessing as mp
 
-from utils.devices import worker_devices
+from utils.devices import one_thread_per_worker, worker_devices
 from utils.errors import WorkerError
 
 
@@ -54,7 +53,7 @@ def _worker_main(conn, device, build_kwargs):
     Messages in: ("task", Task) or ("stop",). Out: ("ready",), ("result", id, return), ("error", text).
     """
     try:
-        torch.set_num_threads(1)  # one core per worker: the env, not torch, needs it
+        one_thread_per_worker()  # one core per worker: the env, not torch, needs it
         generator = build_generator(device=device, **build_kwargs)
         conn.send(("ready",))
         stopping = False

@@ -40,9 +40,10 @@ class RolloutActor:
         import ray
         import torch
 
+        from utils.devices import one_thread_per_worker
         from utils.engine.pool import build_generator
 
-        torch.set_num_threads(1)  # one core per actor: the env, not torch, needs it
+        one_thread_per_worker()  # one core per actor: the env, not torch, needs it
         device = "cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu"
         self.generator = build_generator(device=device, **build_kwargs)
 
