@@ -62,7 +62,7 @@ Speed, env steps/s of the project's 2-core machine (bench/bench_render.py
 --steps 3000: one env per process, Brownian actions, resets included; a quiet
 machine): one process: reference 273, exact 740 (x2.7), approx 3,265 (x12);
 two processes: 538, 1,462 (x2.7), 6,555 (x12). Envs stepped together go
-faster (bench/bench_rollout.py: approx 4,627 steps/s with 16 envs, x18.8).
+faster (bench/bench_rollout.py: approx 4,593 steps/s with 16 envs, x18.7).
 """
 import math
 import os
