@@ -25,7 +25,7 @@ def make_env(max_steps=MAX_STEPS, render_mode=None, renderer="exact"):
     render_mode: None (frames only), "human" (a window: needs a display, e.g.
     under xvfb-run) or "rgb_array" (env.render() returns the 600x400 view).
     renderer: how the observations are drawn (see data/render.py):
-    "exact" (frames byte-identical to gymnasium's, 3-4x faster), "reference"
+    "exact" (frames byte-identical to gymnasium's, ~3x faster), "reference"
     (gymnasium's own drawing) or "approx" (OpenCV, 10-20x faster, within a
     documented bound of the exact frames). Physics are the same in all three.
     """
@@ -56,23 +56,20 @@ def step_envs(envs, actions):
     """Step several envs (made by make_env) with one action each: a list of
     env.step's (frame, reward, terminated, truncated, info).
 
-    The same results as stepping them one by one; approx-rendered envs draw
-    their frames together afterwards (data/render.py's render_frames), which
-    shares the per-call work of drawing among them."""
-    from data.render import renderer_class
-
-    approx = renderer_class("approx")
-    together = [env.unwrapped for env in envs if isinstance(env.unwrapped, approx)]
+    The same results as stepping them one by one; approx-rendered envs (those
+    with a render_frames) draw their frames together afterwards (data/render.py),
+    which shares the per-call work of drawing among them."""
+    together = [env.unwrapped for env in envs if hasattr(env.unwrapped, "render_frames")]
     for env in together:
         env._defer = True
     try:
-        results = [list(env.step(action)) for env, action in zip(envs, actions)]
+        results = [list(env.step(action)) for env, action in zip(envs, actions, strict=True)]
     finally:
         for env in together:
             env._defer = False
     if together:
-        frames = iter(approx.render_frames(together))
+        frames = iter(together[0].render_frames(together))
         for env, result in zip(envs, results):
-            if isinstance(env.unwrapped, approx):
+            if hasattr(env.unwrapped, "render_frames"):
                 result[0] = env.unwrapped.state = next(frames)
     return [tuple(result) for result in results]

@@ -10,7 +10,7 @@ make_env(renderer=...); physics are gymnasium's in all three:
 "reference"  gymnasium's own drawing (CarRacing64 below: gymnasium's class with
              64x64 frames).
 
-"exact"      frames byte-identical to "reference" at every step, 3-4x faster
+"exact"      frames byte-identical to "reference" at every step, ~3x faster
              (tests/test_render.py compares whole episodes frame by frame). It
              makes the same pygame drawing calls with the same float
              coordinates, and cuts the work around them:
@@ -56,13 +56,15 @@ make_env(renderer=...); physics are gymnasium's in all three:
              shrinking, the car's compositing, the bars and the colour mapping
              are one NumPy/OpenCV call for all, whose fixed cost per call is
              most of a frame's at this size. The bytes are those of each env
-             drawn alone (tests/test_render.py); 8 envs step 1.3x as fast.
+             drawn alone (tests/test_render.py); 8 envs together step 1.3x as
+             fast as 8 envs one at a time.
 
 Speed, env steps/s of the project's 2-core machine (bench/bench_render.py
 --steps 3000: one env per process, Brownian actions, resets included; a quiet
 machine): one process: reference 273, exact 740 (x2.7), approx 3,265 (x12);
 two processes: 538, 1,462 (x2.7), 6,555 (x12). Envs stepped together go
-faster (bench/bench_rollout.py: approx 4,593 steps/s with 16 envs, x18.7).
+faster (bench/bench_rollout.py: approx 4,593 steps/s with 16 envs, x18.7
+that bench's reference rate of 245 on its own episodes).
 """
 import math
 import os
@@ -358,7 +360,7 @@ def _build_approx():
     # margin, drawn CAR_SUPERSAMPLE times finer than the rest.
     car_col, car_row = RED_SIZE // 2, RED_SIZE * 3 // 4
     CAR_ROWS, CAR_COLS = (car_row - 5, car_row + 5), (car_col - 3, car_col + 3)
-    CAR_SUPERSAMPLE = 16
+    SUPERSAMPLE, CAR_SUPERSAMPLE = 4, 16  # samples per frame pixel and axis: road, car
     # gymnasium's indicator bars, in _render_indicators' order: place (in units
     # of W/40), gain on the value, vertical (or horizontal), colour. Their values
     # (see _bar_boxes): the speed, the four wheels' angular speeds, the steering
@@ -368,7 +370,7 @@ def _build_approx():
             (20, -10.0, False, (0, 255, 0)), (30, -0.8, False, (255, 0, 0))]
     BAR_COLORS = np.array([color for *_, color in BARS], np.float64)
     BAR_S, BAR_H = W / 40.0, H / 40.0  # gymnasium's units for the bars
-    BAR_COLS = np.arange(RED_SIZE)
+    PIXELS = np.arange(RED_SIZE)  # frame rows or columns
     # The car's stripe rows in _car_local (rows 8k+4 .. 8k+7 for wheel k) and,
     # for each, which of the wheel's two stripe ends (c1, c2) gives its y.
     STRIPE_ROWS = (8 * np.arange(4)[:, None] + np.arange(4, 8)).ravel()
@@ -383,8 +385,6 @@ def _build_approx():
         then a box filter), without the 1000x800 canvas. It inherits
         ExactCarRacing for its per-track arrays, camera, culling and score text.
         """
-
-        SUPERSAMPLE = 4
 
         # --- per-track data ---------------------------------------------------
         def _prepare_track(self):
@@ -405,7 +405,7 @@ def _build_approx():
                     self.road_poly[k] = (poly, tile.color)
             self._road_colors = [color for _, color in self.road_poly]
             self._colors = colors
-            ss = RED_SIZE * self.SUPERSAMPLE
+            ss = RED_SIZE * SUPERSAMPLE
             self._ss, self._ss_rows = ss, ss * PANEL // H  # the canvas: the road view, above the panel
             self._bg_img = np.empty((self._ss_rows, ss, 3), np.uint8)
             self._bg_img[:] = [int(c) for c in self.bg_color]
@@ -472,9 +472,9 @@ def _build_approx():
                 angles += [body.angle for body in bodies]
                 places += [(q.x, q.y) for q in (body.position for body in bodies)]
             n = len(envs)
-            if n not in _car_locals:  # every car has gymnasium's shape: one copy per env, kept
-                _car_locals[n] = np.stack([env._car_local for env in envs])
-            local = _car_locals[n]  # (N, rows, 2)
+            if len(_buffers.get("car", ())) < n:  # every car has gymnasium's shape: one copy per env, kept
+                _buffers["car"] = np.repeat(envs[0]._car_local[None], n, axis=0)
+            local = _buffers["car"][:n]  # (N, rows, 2)
             # stripe rows 8k+4 .. 8k+7: (-ww, wr c1), (ww, wr c1), (ww, wr c2), (-ww, wr c2)
             local[:, STRIPE_ROWS, 1] = wr * np.array(ends).reshape(n, 8)[:, STRIPE_ENDS]
             # body -> world -> canvas: each body's rotation and position, then m, b
@@ -530,56 +530,51 @@ def _build_approx():
         @staticmethod
         def _bar_boxes(envs):
             """The indicator bars of each env, as gymnasium's _render_indicators
-            draws them, for the bars that some env draws (a bar whose value is
-            ~0 is not drawn): (N, bars, 4) box edges x0, x1, y0, y1 in frame
-            pixels (an empty box where an env does not draw the bar), their
-            (bars, 3) colours, and the (top row, left column, right column) they
-            reach; None when no env draws any. pygame fills an axis-aligned box
-            from pixel floor(min) to pixel floor(max); these are the same float
-            operations, in plain Python (faster than NumPy on a few numbers)."""
+            draws them: (N, bars, 4) box edges x0, x1, y0, y1 in frame pixels
+            (an empty box for a bar not drawn: its value is ~0), and the (top
+            row, left column, right column) the drawn ones reach; None when no
+            env draws any. pygame fills an axis-aligned box from pixel
+            floor(min) to pixel floor(max); these are the same float operations,
+            in plain Python (faster than NumPy on a few numbers)."""
             s, h, kx, ky = BAR_S, BAR_H, RED_SIZE / W, RED_SIZE / H
-            rows, drawn = [], [False] * len(BARS)
+            boxes = []
             top, left, right = math.inf, math.inf, -math.inf
             for env in envs:
                 car = env.car
                 v, w = car.hull.linearVelocity, car.wheels
                 values = (math.sqrt(v[0] * v[0] + v[1] * v[1]), w[0].omega, w[1].omega, w[2].omega, w[3].omega,
                           w[0].joint.angle, car.hull.angularVelocity)
-                row = []
-                for k, (value, (place, gain, vertical, _)) in enumerate(zip(values, BARS)):
+                for value, (place, gain, vertical, _) in zip(values, BARS):
                     if abs(value) <= 1e-4:
-                        row.append(None)
+                        boxes.append((0.0, 0.0, 0.0, 0.0))
                         continue
-                    drawn[k], val = True, gain * value
+                    val = gain * value
                     if vertical:
                         xa, xb, ya, yb = place * s, (place + 1) * s, H - (h + h * val), H - h
                     else:
                         xa, xb, ya, yb = place * s, (place + val) * s, H - 4 * h, H - 2 * h
                     box = (math.floor(min(xa, xb)) * kx, (math.floor(max(xa, xb)) + 1) * kx,
                            math.floor(min(ya, yb)) * ky, (math.floor(max(ya, yb)) + 1) * ky)
-                    row.append(box)
+                    boxes.append(box)
                     top, left, right = min(top, box[2]), min(left, box[0]), max(right, box[1])
-                rows.append(row)
-            keep = tuple(k for k in range(len(BARS)) if drawn[k])
-            if not keep:
+            if top == math.inf:
                 return None
-            if keep not in _bar_colors:
-                _bar_colors[keep] = BAR_COLORS[list(keep)]
-            boxes = np.array([[row[k] or (0.0, 0.0, 0.0, 0.0) for k in keep] for row in rows])
-            return boxes, _bar_colors[keep], (math.floor(top), math.floor(left), math.ceil(right))
+            reach = (math.floor(top), math.floor(left), math.ceil(right))
+            return np.array(boxes).reshape(len(envs), len(BARS), 4), reach
 
         @staticmethod
         def _draw_bars(bars, frames, lo):
             """Paint the bars (_bar_boxes'), in gymnasium's order (a long gyro bar
             can cover the steering one), onto frames, (N, 64 - lo, 64, 3) float:
             the frames' rows from `lo` down; each bar by the exact share it
-            covers of each pixel."""
-            boxes, colors, (top, left, right) = bars
+            covers of each pixel. All bars, drawn or not (an empty box covers
+            nothing), so that an env's sums are the same alone and in a batch."""
+            boxes, (top, left, right) = bars
             x0, x1, y0, y1 = boxes.transpose(2, 0, 1)
             # The rows and columns the bars reach: elsewhere nothing changes.
             r0 = max(lo, min(RED_SIZE - TEXT_ROWS, top))
             c0, c1 = max(0, left), min(RED_SIZE, right)
-            cols, rows = BAR_COLS[c0:c1], BAR_COLS[r0:]
+            cols, rows = PIXELS[c0:c1], PIXELS[r0:]
             cover_x = np.maximum(np.minimum(x1[..., None], cols + 1) - np.maximum(x0[..., None], cols), 0)
             cover_y = np.maximum(np.minimum(y1[..., None], rows + 1) - np.maximum(y0[..., None], rows), 0)
             cover = cover_y[..., None] * cover_x[:, :, None, :]  # (N, bars, rows, cols): share of each pixel
@@ -589,15 +584,15 @@ def _build_approx():
             for k in range(cover.shape[1] - 1, -1, -1):
                 shown[:, k] = cover[:, k] * through
                 through *= 1 - cover[:, k]
-            paint = colors.T @ shown.reshape(*shown.shape[:2], -1)  # (N, 3, rows * cols)
+            paint = BAR_COLORS.T @ shown.reshape(*shown.shape[:2], -1)  # (N, 3, rows * cols)
             paint = paint.reshape(len(paint), 3, len(rows), len(cols)).transpose(0, 2, 3, 1)
             frames[:, r0 - lo:, c0:c1] = frames[:, r0 - lo:, c0:c1] * through[..., None] + paint
 
         def _render(self, mode):
             if mode != "state_pixels" or "t" not in self.__dict__:
                 return base._render(self, mode)
-            # gymnasium's step() takes 0.1 off the reward after drawing; the
-            # frame shows the score of now, whenever it is drawn.
+            # The score shown is the reward now, before step() takes the step's
+            # 0.1 off it, even when the frame is drawn later (step_envs).
             self._score = self.reward
             if self._defer:
                 return None  # step_envs renders this frame with the others
@@ -605,10 +600,11 @@ def _build_approx():
 
         _defer = False  # set by step_envs while it steps envs whose frames it renders together
 
-    # Per batch size: the supersampled canvases and car patches of render_frames,
-    # one array each so that each shrinking is one OpenCV call for all envs; the
-    # car polygons of _car_points. Per set of bars drawn: their colours.
-    _buffers, _car_locals, _bar_colors = {}, {}, {}
+    # The supersampled canvases and car patches of render_frames, one array each
+    # so that each shrinking is one OpenCV call for all envs, and the car
+    # polygons of _car_points: for the largest batch so far; a batch of n uses
+    # the first n.
+    _buffers = {}
 
     def render_frames(envs):
         """(N, 64, 64, 3) uint8: the state frames of N ApproxCarRacing envs,
@@ -617,12 +613,12 @@ def _build_approx():
         the bars painted and the colours mapped in one pass for all. Each
         frame is the one the env would render alone (tests/test_render.py)."""
         n = len(envs)
-        if n not in _buffers:
-            ss = RED_SIZE * ApproxCarRacing.SUPERSAMPLE
+        if len(_buffers.get("canvases", ())) < n:
+            ss = RED_SIZE * SUPERSAMPLE
             (r0, r1), (c0, c1) = CAR_ROWS, CAR_COLS
-            _buffers[n] = (np.empty((n, ss * PANEL // H, ss, 3), np.uint8),
-                           np.empty((n, (r1 - r0) * CAR_SUPERSAMPLE, (c1 - c0) * CAR_SUPERSAMPLE, 4), np.uint8))
-        canvases, patches = _buffers[n]
+            _buffers["canvases"] = np.empty((n, ss * PANEL // H, ss, 3), np.uint8)
+            _buffers["patches"] = np.empty((n, (r1 - r0) * CAR_SUPERSAMPLE, (c1 - c0) * CAR_SUPERSAMPLE, 4), np.uint8)
+        canvases, patches = _buffers["canvases"][:n], _buffers["patches"][:n]
         (r0, r1), (c0, c1) = CAR_ROWS, CAR_COLS
         cameras, car_affines = [], []
         for env, img in zip(envs, canvases):
@@ -630,7 +626,7 @@ def _build_approx():
                 env._prepare_track()
             _, zoom, trans, cos, sin = camera = env._camera()
             cameras.append(camera)
-            m, b = env._affine(cos, sin, zoom, trans, ApproxCarRacing.SUPERSAMPLE)
+            m, b = env._affine(cos, sin, zoom, trans, SUPERSAMPLE)
             if env._field_covers(cos, sin, zoom, trans, 0.0):
                 np.copyto(img, env._bg_img)
             else:
@@ -652,7 +648,7 @@ def _build_approx():
                 env._draw_car(patches[k], pts[k], stripes[k])
             else:  # on the road's canvas; its patch stays empty
                 _, zoom, trans, cos, sin = cameras[k]
-                affine = env._affine(cos, sin, zoom, trans, ApproxCarRacing.SUPERSAMPLE)
+                affine = env._affine(cos, sin, zoom, trans, SUPERSAMPLE)
                 far_pts, far_stripes = ApproxCarRacing._car_points([env], [affine])
                 env._draw_car(canvases[k], far_pts[0], far_stripes[0])
         # Box filters by halvings (OpenCV's fast 2x path), all envs stacked:
@@ -668,7 +664,7 @@ def _build_approx():
         out = np.zeros((n, RED_SIZE, RED_SIZE, 3), np.uint8)
         out[:, :road.shape[0] // n] = road.reshape(n, -1, RED_SIZE, 3)
         bars = ApproxCarRacing._bar_boxes(envs)
-        lo = r0 if bars is None else min(r0, max(0, bars[2][0]))
+        lo = r0 if bars is None else min(r0, max(0, bars[1][0]))  # the car's rows, or the top bar's
         below = out[:, lo:].astype(np.float64)
         car = car.reshape(n, r1 - r0, c1 - c0, 4).astype(np.float64)  # colour premultiplied by coverage
         below[:, r0 - lo:r1 - lo, c0:c1] = below[:, r0 - lo:r1 - lo, c0:c1] * (1 - car[..., 3:] / 255) + car[..., :3]

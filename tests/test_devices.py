@@ -1,6 +1,9 @@
 """utils/devices.py: the thread pools of a worker process."""
 import subprocess
 import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_one_thread_per_worker_sets_torch_and_opencv():
@@ -13,5 +16,6 @@ def test_one_thread_per_worker_sets_torch_and_opencv():
             "from utils.devices import one_thread_per_worker\n"
             "one_thread_per_worker()\n"
             "print(before, (torch.get_num_threads(), cv2.getNumThreads()))\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=ROOT).stdout
     assert out.strip() == "(2, 2) (1, 1)"

@@ -69,6 +69,8 @@ class RolloutGenerator:
         observe(slot, env), if given, is called after each reset and each step
         (to record a video, for instance).
         """
+        # Imported at call time (bench/bench_rollout.py times these two by
+        # replacing them in their modules).
         from data.carracing import step_envs
         from utils.engine.models_io import encode_frames
 
