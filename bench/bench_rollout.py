@@ -8,8 +8,8 @@ dynamics model, the share of a step each part takes, and all cores together.
     python bench/bench_rollout.py --precisions fp32 bf16             # --precision's effect, in one run
 
 One process with one torch and one OpenCV thread, --envs environments stepped
-together, as one worker of utils/engine/pool.py. The full loop plays random linear controllers and
-records their actions; the env-only measures replay those very actions on the
+together, as one worker of utils/engine/pool.py. The full loop plays random
+linear controllers and records their actions; the env-only measures replay those very actions on the
 same tracks (the physics are deterministic), so both do the same drawing work.
 Ratios are printed against the reference renderer's env-only rate and against
 each renderer's own env-only rate.
@@ -94,10 +94,8 @@ def full_loop(logdir, dynamics, renderer, n_envs, steps, time_limit, seed=0, pre
     """(steps/s, {part: share of the wall time}, the episodes played as (seed, [actions]))."""
     import data.carracing as carracing
     import utils.engine.models_io as models_io
-    from utils.devices import one_thread_per_worker
     from utils.engine.pool import build_generator
 
-    one_thread_per_worker()  # as a worker of the pool
     kwargs = {"logdir": logdir, "dynamics": dynamics, "device": "cpu", "n_envs": n_envs, "time_limit": time_limit,
               "env_kwargs": {"renderer": "exact" if renderer == "physics" else renderer}, "precision": precision}
     generator = build_generator(**kwargs)
@@ -194,9 +192,7 @@ def env_only(renderer, n_envs, episodes, time_limit):
     """steps/s of n_envs envs stepped round-robin in one process, replaying
     `episodes` ((seed, [actions]) each) one after another in each env slot."""
     from data.carracing import step_envs
-    from utils.devices import one_thread_per_worker
 
-    one_thread_per_worker()  # as a worker of the pool
     envs = make_envs(renderer, n_envs, time_limit)
     queue = list(episodes)[::-1]
     playing = [None] * n_envs
@@ -266,6 +262,9 @@ def main(argv=None):
             logdirs[dyn] = args.logdir
         else:
             logdirs[dyn] = str(tiny_experiment(dynamics=dyn))
+    from utils.devices import one_thread_per_worker
+
+    one_thread_per_worker()  # this process measures as a worker of the pool does
     print(f"{args.steps} steps per measure, {args.envs} envs in one process, 1 torch and 1 OpenCV thread, "
           f"{os.cpu_count()} CPUs", flush=True)
     env_rate, loop_rate, replays = {}, {}, {}

@@ -59,7 +59,8 @@ def step_envs(envs, actions):
     The same results as stepping them one by one; approx-rendered envs (those
     with a render_frames) draw their frames together afterwards (data/render.py),
     which shares the per-call work of drawing among them."""
-    together = [env.unwrapped for env in envs if hasattr(env.unwrapped, "render_frames")]
+    batched = [k for k, env in enumerate(envs) if hasattr(env.unwrapped, "render_frames")]
+    together = [envs[k].unwrapped for k in batched]
     for env in together:
         env._defer = True
     try:
@@ -68,8 +69,6 @@ def step_envs(envs, actions):
         for env in together:
             env._defer = False
     if together:
-        frames = iter(together[0].render_frames(together))
-        for env, result in zip(envs, results):
-            if hasattr(env.unwrapped, "render_frames"):
-                result[0] = env.unwrapped.state = next(frames)
+        for k, env, frame in zip(batched, together, together[0].render_frames(together)):
+            results[k][0] = env.state = frame
     return [tuple(result) for result in results]
