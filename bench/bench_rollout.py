@@ -101,7 +101,7 @@ def full_loop(logdir, dynamics, renderer, n_envs, steps, time_limit, seed=0, pre
     generator = build_generator(**kwargs)
     if renderer == "physics":
         generator.close()
-        generator.envs = make_envs("physics", n_envs, time_limit)
+        generator.world.envs = make_envs("physics", n_envs, time_limit)
     timers = Timers()
     episodes = []  # (seed, [actions]) in the order they started
     for env in generator.envs:

@@ -55,25 +55,31 @@ def generate_rollout(index, rootdir, threads, policy, max_steps, seed, renderer=
     actions = brownian_actions(rng, max_steps) if policy == "brown" else white_actions(rng, max_steps)
     env = make_env(max_steps=max_steps, renderer=renderer)
     env.reset(seed=seed + index)
-    obs, rewards, terminals = [], [], []
+    obs, rewards, ends = [], [], []
     for t in range(max_steps):
         o, r, terminated, truncated, _ = env.step(actions[t])
         obs.append(o)
         rewards.append(r)
-        terminals.append(terminated or truncated)
+        ends.append((terminated, truncated))
         if terminated or truncated:
             break
     env.close()
-    T = len(obs)
-    data = dict(observations=np.stack(obs), actions=actions[:T], rewards=np.array(rewards, np.float32),
-                terminals=np.array(terminals, bool))
+    save_rollout(rollout_path(rootdir, index, threads), obs, actions[:len(obs)], rewards, ends)
+    return len(obs)
+
+
+def save_rollout(path, observations, actions, rewards, ends):
+    """Write one rollout file atomically: observations[t] is the frame after actions[t];
+    ends[t] = (terminated, truncated) of that step."""
+    ends = np.array(ends, bool).reshape(-1, 2)
+    data = dict(observations=np.stack(observations), actions=np.asarray(actions, np.float32),
+                rewards=np.array(rewards, np.float32), terminals=ends.any(1), terminated=ends[:, 0])
 
     def write(tmp):
         with open(tmp, "wb") as f:
             np.savez_compressed(f, **data)
 
-    atomic_write(rollout_path(rootdir, index, threads), write)
-    return T
+    atomic_write(path, write)
 
 
 def generate_job(job):

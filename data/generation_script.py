@@ -24,7 +24,7 @@ from utils.errors import Parser, UserError, WorkerError, check_flags, run_main  
 from utils.ray_cluster import init_ray  # noqa: E402
 
 STALE_SECONDS = 600  # a rollout file takes seconds to write: an older temporary file is a dead run's
-SETTINGS_FILE = "generation.json"  # how the rollouts of a rootdir were made
+from data.loaders import SETTINGS_FILE  # noqa: E402  how the rollouts of a rootdir were made
 
 
 def check_settings(args):

@@ -17,10 +17,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from utils.constants import ASIZE, RED_SIZE
+from utils.constants import ASIZE, MAX_STEPS, RED_SIZE
 from utils.errors import UserError
 
-KEYS = ("observations", "actions", "rewards", "terminals")
+KEYS = ("observations", "actions", "rewards", "terminals")  # the seed's format; every file has them
+SETTINGS_FILE = "generation.json"  # how a dataset's rollouts were made (data/generation_script.py)
 REGENERATE = "delete it and rerun data/generation_script.py with the same flags to regenerate it"
 
 
@@ -64,15 +65,43 @@ def split_files(files, test_fraction=0.1):
     return ([f for f, t in zip(files, is_test) if not t], [f for f, t in zip(files, is_test) if t])
 
 
+def recorded_max_steps(path):
+    """--max-steps of the dataset holding rollout file `path` (its generation.json, one or two
+    folders up), or MAX_STEPS when none is recorded."""
+    import json
+
+    for folder in (Path(path).parent, Path(path).parent.parent):
+        settings = folder / SETTINGS_FILE
+        if settings.is_file():
+            try:
+                return int(json.loads(settings.read_text()).get("max_steps", MAX_STEPS))
+            except (ValueError, TypeError):
+                break
+    return MAX_STEPS
+
+
+def legacy_terminated(terminals, max_steps):
+    """`terminated` of a file that records only `terminals` (terminated or truncated, the seed's
+    format): the same, except that an end on the last step of a full-length rollout is the time
+    limit's truncation, not a termination."""
+    terminated = terminals.astype(bool).copy()
+    if len(terminated) >= max_steps:
+        terminated[-1] = False
+    return terminated
+
+
 def load_rollout(path):
     """One rollout as a dict of arrays, checked: observations (T, 64, 64, 3) uint8,
-    actions (T, 3) float32, rewards (T,) float32, terminals (T,) bool."""
+    actions (T, 3) float32, rewards (T,) float32, terminals (T,) bool (the episode ended:
+    terminated or truncated) and terminated (T,) bool (it ended by itself: off the
+    playfield or the lap complete; not the time limit)."""
     try:
         with np.load(path) as data:
             missing = [k for k in KEYS if k not in data.files]
             if missing:
                 raise UserError(f"{path}: missing keys {missing} (has {data.files}); {REGENERATE}")
             out = {k: data[k] for k in KEYS}
+            terminated = data["terminated"] if "terminated" in data.files else None
     except UserError:
         raise
     except Exception as err:  # truncated zip, bad CRC, not a npz, ...
@@ -86,7 +115,11 @@ def load_rollout(path):
         # The seed's generation script can store more actions than frames when an
         # episode ends early (actions drawn ahead); frame t follows action t, so keep the first T.
         out["actions"] = out["actions"][:T]
-    shapes = {"observations": (T, RED_SIZE, RED_SIZE, 3), "actions": (T, ASIZE), "rewards": (T,), "terminals": (T,)}
+    if terminated is None:
+        terminated = legacy_terminated(out["terminals"], recorded_max_steps(path))
+    out["terminated"] = terminated
+    shapes = {"observations": (T, RED_SIZE, RED_SIZE, 3), "actions": (T, ASIZE), "rewards": (T,), "terminals": (T,),
+              "terminated": (T,)}
     for k, shape in shapes.items():
         if out[k].shape != shape:
             raise UserError(f"{path}: {k} has shape {out[k].shape}, expected {shape}; {REGENERATE}")
@@ -100,7 +133,8 @@ def load_rollout(path):
             step = int(np.argwhere(bad)[0][0])
             raise UserError(f"{path}: {k} holds a NaN or infinite value (step {step}); {REGENERATE}")
     return {"observations": out["observations"], "actions": out["actions"].astype(np.float32),
-            "rewards": out["rewards"].astype(np.float32), "terminals": out["terminals"].astype(bool)}
+            "rewards": out["rewards"].astype(np.float32), "terminals": out["terminals"].astype(bool),
+            "terminated": out["terminated"].astype(bool)}
 
 
 def load_concatenated(files, threads=8):
@@ -190,7 +224,7 @@ class RolloutSequenceDataset(Dataset):
 
     item i: (obs, action, reward, terminal, next_obs) with obs and next_obs of
     shape (seq_len, *obs_shape), action (seq_len, 3), reward and terminal
-    (seq_len,). As in the seed's format observations[t] follows actions[t], so
+    (seq_len,); terminal is the rollout's `terminated` (not the time limit). As in the seed's format observations[t] follows actions[t], so
     the window starting at t pairs obs[t:t+L] with actions, rewards and
     terminals [t+1:t+L+1] and next_obs [t+1:t+L+1].
 
@@ -206,7 +240,9 @@ class RolloutSequenceDataset(Dataset):
                             "use longer rollouts or a smaller --seq-len")
         self.obs = data["observations"]  # frames; encode() turns them into latent statistics
         self.actions, self.rewards = data["actions"], data["rewards"]
-        self.terminals = data["terminals"].astype(np.float32)
+        # The done head learns terminations only: the time limit is not in the frames
+        # (the dream caps its episodes at the same limit itself).
+        self.terminals = data["terminated"].astype(np.float32)
         offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         # A window starting at t needs steps t .. t + seq_len inside the rollout.
         self.starts = np.concatenate([off + np.arange(max(0, n - seq_len)) for off, n in zip(offsets, lengths)])

@@ -45,17 +45,20 @@ class MixtureHead(nn.Module):
         return mus, sigmas, logpi, out[..., -2], out[..., -1]
 
 
-def dynamics_loss(outputs, next_latents, rewards, terminals, include_reward):
+def dynamics_loss(outputs, next_latents, rewards, terminals, include_reward, done_weight=1.0):
     """The world-model loss shared by every dynamics model.
 
     outputs: what a dynamics model returns (mus, sigmas, logpi, rewards, terminal logits, hiddens);
     next_latents (SEQ_LEN, BSIZE, LSIZE); rewards, terminals (SEQ_LEN, BSIZE).
+    done_weight: weight of the terminal steps in the BCE (its pos_weight): terminations
+    are one step in hundreds or none, so at 1 the done head learns to say "never".
     Returns dict of scalar tensors: loss, gmm, bce, mse. The loss is scaled by
     the number of predicted quantities (LSIZE + 1 [+ 1]), as in the original recipe.
     """
     mus, sigmas, logpi, rs, ds = outputs[:5]
     gmm = gmm_loss(next_latents, mus, sigmas, logpi)
-    bce = F.binary_cross_entropy_with_logits(ds, terminals.float())
+    pos_weight = torch.tensor(float(done_weight), device=ds.device, dtype=ds.dtype)
+    bce = F.binary_cross_entropy_with_logits(ds, terminals.float(), pos_weight=pos_weight)
     mse = F.mse_loss(rs, rewards)
     if include_reward:
         loss = (gmm + bce + mse) / (next_latents.shape[-1] + 2)

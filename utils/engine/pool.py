@@ -50,7 +50,7 @@ def count_failure(pool, what, slot, reason, requeued):
 def _worker_main(conn, device, build_kwargs):
     """Worker process: build a RolloutGenerator, then play the episodes sent on conn.
 
-    Messages in: ("task", Task) or ("stop",). Out: ("ready",), ("result", id, return), ("error", text).
+    Messages in: ("task", Task) or ("stop",). Out: ("ready",), ("result", id, return, steps), ("error", text).
     """
     try:
         one_thread_per_worker()  # one core per worker: the env, not torch, needs it
@@ -69,7 +69,7 @@ def _worker_main(conn, device, build_kwargs):
             return None
 
         while not stopping:
-            generator.run(next_task, lambda task, ret: conn.send(("result", task.id, ret)))
+            generator.run(next_task, lambda task, ret: conn.send(("result", task.id, ret, task.steps)))
         generator.close()
     except (EOFError, KeyboardInterrupt, BrokenPipeError):
         pass  # the main process went away
@@ -82,13 +82,14 @@ def _worker_main(conn, device, build_kwargs):
 
 
 def build_generator(logdir, dynamics, device, n_envs, time_limit, context=None, vae=None, env_kwargs=None,
-                    precision="fp32"):
-    """Load the experiment's world model and wrap it in a RolloutGenerator."""
+                    precision="fp32", dream=None, action_noise=0.0):
+    """Load the experiment's world model and wrap it in a RolloutGenerator (real, or dream: see its arguments)."""
     from utils.engine.models_io import load_world_model
     from utils.engine.rollout import RolloutGenerator
 
     vae_model, model = load_world_model(logdir, dynamics, device, vae=vae)
-    return RolloutGenerator(vae_model, model, n_envs, device, time_limit, context, env_kwargs, precision)
+    return RolloutGenerator(vae_model, model, n_envs, device, time_limit, context, env_kwargs, precision, dream,
+                            action_noise)
 
 
 class WorkerPool:
@@ -101,6 +102,7 @@ class WorkerPool:
         self.n_envs, self.build_kwargs = n_envs, dict(build_kwargs, n_envs=n_envs)
         self.max_failures, self.timeout = max_failures, timeout
         self.failures, self.last_error = 0, None
+        self.steps_played = 0  # steps of the episodes whose returns evaluate() gave back (each counted once)
         self.ctx = mp.get_context("spawn")  # CUDA cannot be used in forked children
         self.devices = worker_devices(n_workers)
         self.workers = {}  # slot -> dict(process, conn, tasks, last_seen)
@@ -164,6 +166,7 @@ class WorkerPool:
                     task = w["tasks"].pop(msg[1], None)
                     if task is not None and msg[1] not in results:
                         results[msg[1]] = msg[2]
+                        self.steps_played += msg[3]
                         if progress is not None:
                             progress.update()
                 elif msg[0] == "error":

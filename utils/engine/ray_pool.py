@@ -48,14 +48,15 @@ class RolloutActor:
         self.generator = build_generator(device=device, **build_kwargs)
 
     def play(self, tasks):
-        """Play a list of Tasks (up to n_envs at a time); returns {task.id: return}."""
+        """Play a list of Tasks (up to n_envs at a time); returns {task.id: (return, steps)}."""
         import numpy as np
 
         from utils.engine.rollout import play
 
         for task in tasks:  # Ray hands over read-only arrays; torch wants writable ones
             task.params = np.array(task.params)
-        return play(self.generator, tasks)
+        returns = play(self.generator, tasks)
+        return {task.id: (returns[task.id], task.steps) for task in tasks}
 
     def pid(self):
         return os.getpid()
@@ -81,6 +82,7 @@ class RayPool:
         self.n_envs, self.build_kwargs = n_envs, dict(absolute_paths(build_kwargs), n_envs=n_envs)
         self.max_failures, self.timeout = max_failures, timeout
         self.failures, self.last_error = 0, None
+        self.steps_played = 0  # as WorkerPool's
         local_cpus = len(os.sched_getaffinity(0))
         self.ray, self.owns_ray = init_ray(address, num_cpus=max(local_cpus, n_workers or 1))
         self.actors = {}  # slot -> dict(actor, calls: {ObjectRef: [Task]}, last_seen)
@@ -168,7 +170,8 @@ class RayPool:
                 w["last_seen"] = time.monotonic()
                 for task in batch:
                     if task.id not in results:
-                        results[task.id] = returns[task.id]
+                        results[task.id], steps = returns[task.id]
+                        self.steps_played += steps
                         if progress is not None:
                             progress.update()
             now = time.monotonic()

@@ -1,14 +1,21 @@
-"""The rollout generator: plays CarRacing episodes with a world model and
-controllers, many environments at once.
+"""The rollout generator: plays episodes with a world model and controllers,
+many at once, in reality (CarRacing) or in the dynamics model's dream.
 
-One RolloutGenerator owns `n_envs` environments and one copy of the VAE and the
-dynamics model on its device. Each environment step makes ONE batched forward
-pass for all its environments (VAE encoder, controller, dynamics step), so the
-device is called once per step, not once per environment. Every environment
-slot can run a different candidate controller (models.controller.BatchedControllers).
+One RolloutGenerator owns a *world* of `n_envs` slots and one copy of the VAE
+and the dynamics model on its device. Each step makes ONE batched forward pass
+for all its slots (controller, dynamics step, and the VAE encoder or the
+dream's sampling), so the device is called once per step, not once per slot.
+Every slot can run a different candidate controller
+(models.controller.BatchedControllers).
 
-The order inside a step follows the paper: z_t = VAE(frame_t);
-a_t = C(z_t, h_t); h_{t+1} = M(a_t, z_t, h_t); the env then steps with a_t.
+The order inside a step follows the paper: z_t = world's latent;
+a_t = C(z_t, h_t); h_{t+1} = M(a_t, z_t, h_t); the world then steps with a_t.
+A world answers three things, so that the pools, CMA-ES, resume and the
+progress bars serve both kinds unchanged:
+
+- RealWorld (below): CarRacing envs; z_t = VAE(frame_t); rewards and ends are the env's.
+- utils.engine.dream.DreamWorld: z_{t+1} sampled from M's mixture given h_{t+1},
+  rewards and ends from M's heads; episodes start from encoded real first frames.
 """
 from dataclasses import dataclass
 
@@ -26,15 +33,62 @@ class Task:
     params: np.ndarray
     seed: int
     early_stop: int = 0
+    steps: int = 0  # filled in when the episode ends: the steps it played
+
+
+class RealWorld:
+    """CarRacing envs seen through the VAE: the world of every real episode.
+
+    latents() (BSIZE, LSIZE) are the VAE's means of the current frames; step()
+    steps the envs of the active slots with step_envs (the approx frames drawn
+    together). real_steps counts the env steps played.
+    """
+    real = True
+
+    def __init__(self, vae, n_envs, device, time_limit, env_kwargs=None):
+        from data.carracing import make_env
+
+        self.vae, self.device = vae, device
+        self.envs = [make_env(max_steps=time_limit, **(env_kwargs or {})) for _ in range(n_envs)]
+        self.frames = np.zeros((n_envs, *self.envs[0].observation_space.shape), np.uint8)
+        self.real_steps = 0
+
+    def reset(self, slot, task):
+        self.frames[slot] = self.envs[slot].reset(seed=int(task.seed))[0]
+
+    def latents(self):
+        # Imported at call time (bench/bench_rollout.py times it by replacing it in its module).
+        from utils.engine.models_io import encode_frames
+
+        return encode_frames(self.vae, torch.from_numpy(self.frames).to(self.device)).float()
+
+    def step(self, active, actions, stepper):
+        """Step the active slots with actions (BSIZE, ASIZE) numpy; returns [(reward, terminated, truncated)]."""
+        from data.carracing import step_envs  # at call time, as latents()
+
+        results = step_envs([self.envs[k] for k in active], actions[active])
+        out = []
+        for k, (frame, reward, terminated, truncated, _) in zip(active, results):
+            self.frames[k] = frame
+            out.append((reward, terminated, truncated))
+        self.real_steps += len(active)
+        return out
+
+    def close(self):
+        for env in self.envs:
+            env.close()
 
 
 class RolloutGenerator:
     def __init__(self, vae, model, n_envs, device, time_limit=MAX_STEPS, context=None, env_kwargs=None,
-                 precision="fp32"):
+                 precision="fp32", dream=None, action_noise=0.0):
         """vae, model: trained models.vae.VAE and dynamics model (moved to device here).
         context: the transformers' window (default: their training length); ignored by the MDN-RNN.
-        precision: "fp32", or "bf16" for the VAE encoder and a transformer (see to_bf16)."""
-        from data.carracing import make_env
+        precision: "fp32", or "bf16" for the VAE encoder and a transformer (see to_bf16).
+        dream: None (real episodes), or the keyword arguments of utils.engine.dream.DreamWorld
+        (starts, temperature, ...): the episodes are then played in the dynamics model's dream.
+        action_noise: std of Gaussian noise added to every action (then clipped into the box),
+        drawn from the task's seed (data collection with a controller)."""
         from models.controller import BatchedControllers
 
         self.device = torch.device(device)
@@ -48,15 +102,29 @@ class RolloutGenerator:
         elif precision != "fp32":
             raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
         self.precision = precision
-        self.n_envs, self.time_limit = n_envs, time_limit
-        self.envs = [make_env(max_steps=time_limit, **(env_kwargs or {})) for _ in range(n_envs)]
+        self.n_envs, self.time_limit, self.action_noise = n_envs, time_limit, action_noise
+        if dream is None:
+            self.world = RealWorld(self.vae, n_envs, self.device, time_limit, env_kwargs)
+        else:
+            from utils.engine.dream import DreamWorld
+
+            self.world = DreamWorld(self.model, n_envs, self.device, **dream)
         self.stepper = model.stepper(n_envs, context) if context else model.stepper(n_envs)
         self.controllers = BatchedControllers(n_envs, self.device)
-        self.env_steps = 0  # environment steps played so far, for benchmarks and tests
+        self.noise = [None] * n_envs  # per slot: the task's action-noise generator
+
+    @property
+    def envs(self):
+        """The real envs (a RealWorld's)."""
+        return self.world.envs
+
+    @property
+    def env_steps(self):
+        """Steps played so far in this generator's world (real env steps for a RealWorld)."""
+        return self.world.real_steps if self.world.real else self.world.dream_steps
 
     def close(self):
-        for env in self.envs:
-            env.close()
+        self.world.close()
 
     @torch.no_grad()
     def run(self, next_task, report, observe=None):
@@ -65,18 +133,13 @@ class RolloutGenerator:
         next_task(block) -> Task or None, asked for each free slot at every
         step; it may block only when block is True (no episode is running), and
         run returns when it gives None then. report(task, total_reward) is called when an
-        episode ends (terminated, truncated at time_limit, or stopped early).
-        observe(slot, env), if given, is called after each reset and each step
-        (to record a video, for instance).
+        episode ends (terminated, truncated at time_limit, or stopped early),
+        with task.steps set to the steps it played.
+        observe(slot, world, action), if given, is called after each reset
+        (action None) and each step (to record a video or a rollout, for instance).
         """
-        # Imported at call time (bench/bench_rollout.py times these two by
-        # replacing them in their modules).
-        from data.carracing import step_envs
-        from utils.engine.models_io import encode_frames
-
-        n = self.n_envs
+        n, world = self.n_envs, self.world
         tasks = [None] * n
-        frames = np.zeros((n, *self.envs[0].observation_space.shape), np.uint8)
         returns = np.zeros(n)
         steps = np.zeros(n, int)
         no_progress = np.zeros(n, int)
@@ -88,26 +151,27 @@ class RolloutGenerator:
                     if task is None:
                         continue
                     tasks[k], returns[k], steps[k], no_progress[k] = task, 0.0, 0, 0
-                    frames[k] = self.envs[k].reset(seed=int(task.seed))[0]
+                    world.reset(k, task)
                     if observe:
-                        observe(k, self.envs[k])
+                        observe(k, world, None)
                     self.controllers.set(k, task.params)
+                    if self.action_noise:
+                        self.noise[k] = np.random.default_rng([int(task.seed), 1])
                     fresh[k] = True
             active = [k for k in range(n) if tasks[k] is not None]
             if not active:
                 return
             if fresh.any():
                 self.stepper.reset(torch.from_numpy(fresh).to(self.device))
-            latents = encode_frames(self.vae, torch.from_numpy(frames).to(self.device)).float()
+            latents = world.latents()
             actions = self.controllers(latents, self.stepper.hidden.float())
+            if self.action_noise:
+                actions = self.noisy(actions, active)
             self.stepper.push(actions, latents)
             actions = actions.cpu().numpy()
-            results = step_envs([self.envs[k] for k in active], actions[active])
-            for k, (frame, reward, terminated, truncated, _) in zip(active, results):
-                frames[k] = frame
-                self.env_steps += 1
+            for k, (reward, terminated, truncated) in zip(active, world.step(active, actions, self.stepper)):
                 if observe:
-                    observe(k, self.envs[k])
+                    observe(k, world, actions[k])
                 returns[k] += reward
                 steps[k] += 1
                 no_progress[k] = 0 if reward > 0 else no_progress[k] + 1
@@ -115,9 +179,19 @@ class RolloutGenerator:
                 if hopeless and not (terminated or truncated):
                     returns[k] -= 0.1 * (self.time_limit - steps[k])
                 if terminated or truncated or steps[k] >= self.time_limit or hopeless:
+                    tasks[k].steps = int(steps[k])
                     report(tasks[k], float(returns[k]))
                     tasks[k] = None
 
+    def noisy(self, actions, active):
+        """actions (BSIZE, ASIZE) plus N(0, action_noise^2) from each slot's task, clipped into the box."""
+        from data.carracing import clip_action
+
+        noise = np.zeros(tuple(actions.shape), np.float32)
+        for k in active:
+            noise[k] = self.noise[k].normal(0.0, self.action_noise, actions.shape[-1])
+        noisy = clip_action(actions.cpu().numpy() + noise)
+        return torch.from_numpy(noisy).to(actions.device)
 
 # How far --precision bf16 may move what a trained agent's controller reads from
 # the fp32 values: the worst step's |x_bf16 - x_fp32| / |x_fp32| over whole
@@ -153,7 +227,8 @@ def early_stop(steps, no_progress, patience, grace=EARLY_STOP_GRACE):
 
 
 def play(generator, tasks, observe=None):
-    """Run a list of Tasks in one generator and return {task.id: total reward}."""
+    """Run a list of Tasks in one generator and return {task.id: total reward}
+    (each task's .steps then holds the steps it played)."""
     queue = list(tasks)[::-1]
     results = {}
     generator.run(lambda block: queue.pop() if queue else None, lambda t, r: results.__setitem__(t.id, r), observe)

@@ -72,14 +72,16 @@ class EarlyStopping:
 
 
 # What a checkpoint made before a setting was recorded was made with.
-RECORDED_SINCE = {"optimizer_name": "rmsprop", "flip": False}
+RECORDED_SINCE = {"optimizer_name": "rmsprop", "flip": False, "done_weight": 1.0}
+# Recorded for the record, not an input a resume must share (a dataset grows between rounds of collection).
+NOT_COMPARED = ("vae_path", "datadir", "data_steps")
 
 
 def check_same_inputs(state, extra, path):
     """A resumed stage must have the inputs and settings (extra) its checkpoint was made with.
     The VAE is compared by its weights (vae_id), not by its path, which may move."""
     for key, value in (extra or {}).items():
-        if key == "vae_path":
+        if key in NOT_COMPARED:
             continue
         if key in RECORDED_SINCE and key not in state:
             state = {**state, key: RECORDED_SINCE[key]}

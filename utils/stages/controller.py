@@ -11,10 +11,19 @@ Every --eval-every generations the generation's best candidate is played on
 saved to <logdir>/ctrl/best.tar with its mean and std. The search state is
 saved every generation to <logdir>/ctrl/checkpoint.tar, so a rerun resumes the
 same search. Training stops at --target-return or --max-generations.
+
+`--world dream` plays every episode of the search, and its evaluations, in the
+dynamics model's dream instead (utils/engine/dream.py, at --temperature), so
+the controller is chosen by its dream score alone. `--real-eval-every N` then
+plays the best dream controller so far on --real-eval-rollouts real tracks of
+their own, for the learning curve only: it never chooses a controller. Every
+run counts the real env steps it rests on: the rollouts the dynamics model
+was trained on, and every real episode it plays.
 """
 import math
 import secrets
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,8 +32,9 @@ from tqdm import tqdm
 from utils.checkpoint import load_checkpoint, save_checkpoint
 from utils.devices import use_gpus
 from utils.errors import Parser, UserError, check_flags
-from utils.engine.rollout_cli import (TRAIN_SEED_STREAM, EVAL_SEED_STREAM, add_rollout_flags, build_kwargs,
-                                      changed_model, check_rollout_flags, episode_seeds, make_pool,
+from utils.constants import DREAM_TEMPERATURE
+from utils.engine.rollout_cli import (TRAIN_SEED_STREAM, EVAL_SEED_STREAM, REAL_EVAL_SEED_STREAM, add_rollout_flags,
+                                      build_kwargs, changed_model, check_rollout_flags, episode_seeds, make_pool,
                                       n_workers)
 
 def parse_args(argv=None):
@@ -42,16 +52,53 @@ def parse_args(argv=None):
                         help="end a training episode after this many steps without a new road tile "
                              "(0: off; evaluations never stop early)")
     parser.add_argument("--display", action="store_true", help="show a progress bar over each generation's episodes")
+    parser.add_argument("--world", choices=["real", "dream"], default="real",
+                        help="where the search's episodes and evaluations are played: real CarRacing, or the "
+                             "dynamics model's dream (needs its reward head: train it with --include-reward)")
+    parser.add_argument("--temperature", type=float, default=DREAM_TEMPERATURE,
+                        help="dream only: the mixture's temperature (logits / tau, sigma * sqrt(tau))")
+    parser.add_argument("--dream-datadir", type=Path, default=None,
+                        help="dream only: rollouts whose encoded first frames start the dreams "
+                             "(default: the dataset the dynamics model was trained on; its training files)")
+    parser.add_argument("--real-eval-every", type=int, default=0,
+                        help="dream only: every N generations, play the best dream controller so far in reality, "
+                             "for the learning curve only (never used to choose; its steps are counted); 0: never")
+    parser.add_argument("--real-eval-rollouts", type=int, default=8, help="episodes of each real evaluation")
     args = parser.parse_args(argv)
     check_rollout_flags(parser, args)
-    check_flags(parser, args, positive=("n_samples", "eval_every", "eval_rollouts", "sigma0", "max_generations"),
-                non_negative=("early_stop",), minimum={"pop_size": 2})
+    check_flags(parser, args, positive=("n_samples", "eval_every", "eval_rollouts", "sigma0", "max_generations",
+                                        "temperature", "real_eval_rollouts"),
+                non_negative=("early_stop", "real_eval_every"), minimum={"pop_size": 2})
+    if args.world == "real" and (args.real_eval_every or args.dream_datadir):
+        parser.error("--real-eval-every and --dream-datadir are for --world dream")
+    if args.world == "dream" and args.early_stop:
+        parser.error("--early-stop reads the real road tiles: it has no meaning in --world dream")
     return args
+
+
+def dream_starts(args, state, vae_file):
+    """The latents (N, LSIZE) that dream episodes start from: the VAE's means of the first
+    frame of each training rollout of the dynamics model's dataset (or --dream-datadir)."""
+    from data.loaders import rollout_files, split_files
+    from utils.engine.models_io import encode_frames, load_vae
+
+    datadir = args.dream_datadir or state.get("datadir")
+    if datadir is None:
+        raise UserError("the dynamics model does not record its dataset (trained before this was recorded); "
+                        "give the rollouts to start dreams from with --dream-datadir")
+    train_files, _ = split_files(rollout_files(datadir))  # its test rollouts stay unseen
+    frames = []
+    for f in train_files:
+        with np.load(f) as data:
+            frames.append(data["observations"][0])
+    vae, _ = load_vae(vae_file)
+    return encode_frames(vae, torch.from_numpy(np.stack(frames))).float().numpy(), Path(datadir)
 
 
 def main(dynamics, argv=None):
     from models.controller import Controller, flatten_params, n_params, unflatten_params
     from utils.engine.cmaes import es_state, make_es, restore_es
+    from utils.engine.models_io import dynamics_path, load_dynamics
     from utils.engine.rollout import Task
     from utils.engine.training import seed_everything, summary_writer
 
@@ -59,6 +106,16 @@ def main(dynamics, argv=None):
     if not args.logdir.is_dir():
         raise UserError(f"--logdir {args.logdir}: no such experiment folder; train the VAE and dynamics model first")
     kwargs, lineage = build_kwargs(args, dynamics)
+    _, dyn_state = load_dynamics(dynamics_path(args.logdir, dynamics), dynamics)
+    world = {"world": args.world, "temperature": args.temperature if args.world == "dream" else None}
+    search_kwargs = kwargs
+    if args.world == "dream":
+        if not dyn_state.get("include_reward"):
+            raise UserError(f"{dynamics_path(args.logdir, dynamics)}: its reward head was not trained; retrain it "
+                            "with --include-reward --noreload to train a controller in its dream")
+        starts, start_dir = dream_starts(args, dyn_state, kwargs["vae"])
+        search_kwargs = dict(kwargs, dream={"starts": starts, "temperature": args.temperature,
+                                            "time_limit": args.time_limit})
     use_gpus(args.device)
     seed_everything(args.seed)
     ctrl_dir = args.logdir / "ctrl"
@@ -66,6 +123,9 @@ def main(dynamics, argv=None):
     last, best_file = ctrl_dir / "checkpoint.tar", ctrl_dir / "best.tar"
 
     best_eval = {"mean": -math.inf, "std": 0.0}
+    # Real env steps this search rests on: the dynamics model's data (None: not recorded), and
+    # the real episodes it plays (training and evaluations in reality, real evaluations of a dream).
+    real_steps = {"data": dyn_state.get("data_steps"), "played": 0}
     if last.exists() and not args.noreload:
         state = load_checkpoint(last, "cmaes", hint="rerun with --noreload to start afresh")
         if state["dynamics"] != dynamics:
@@ -73,6 +133,11 @@ def main(dynamics, argv=None):
         if state["cma"]["popsize"] != args.pop_size:
             raise UserError(f"{last}: was made with --pop-size {state['cma']['popsize']}; "
                             f"resume with that, or --noreload")
+        recorded = {"world": state.get("world", "real"), "temperature": state.get("temperature")}
+        if recorded != world:
+            where = "in reality" if recorded["world"] == "real" else f"in the dream at temperature {recorded['temperature']}"
+            raise UserError(f"{last}: this search was played {where}; resume it with the same --world and "
+                            "--temperature, or start afresh with --noreload (or another --logdir)")
         changed = changed_model(state, lineage)
         if changed:
             raise UserError(f"{last}: this search began with another {changed} (retrained since?); "
@@ -80,6 +145,7 @@ def main(dynamics, argv=None):
         es = restore_es(state["cma"], args.seed)
         best_eval = state["best_eval"]
         search_id = state.get("search_id")
+        real_steps["played"] = state.get("real_steps_played", 0)
         if best_file.exists():  # a kill between the two writes must not lose the best
             saved = load_checkpoint(best_file, "controller")
             # (only this search's best: one left by an earlier search, before --noreload, does not count)
@@ -95,67 +161,106 @@ def main(dynamics, argv=None):
 
     writer = summary_writer(ctrl_dir)
     workers = n_workers(args)
+    dream = args.world == "dream"
     where = "Ray actors (one per cluster CPU unless --max-workers)" if args.backend == "ray" else f"{workers} workers"
-    print(f"{where} x {args.envs_per_worker} environments, {args.renderer} renderer, {kwargs['precision']}; "
-          f"each generation plays "
-          f"{args.pop_size} x {args.n_samples} episodes of up to {args.time_limit} steps", flush=True)
-    with make_pool(args, kwargs, workers) as pool:
-        generations = tqdm(desc="generations", unit="gen", initial=es.countiter, total=args.max_generations)
-        while True:
-            gen = es.countiter
-            if args.max_generations is not None and gen >= args.max_generations:
-                print(f"reached --max-generations {args.max_generations}")
-                break
-            if best_eval["mean"] >= args.target_return:
-                print(f"reached --target-return {args.target_return}: {best_eval['mean']:.1f}")
-                break
-            start = time.time()
-            solutions = es.ask()
-            seeds = episode_seeds(args.seed, TRAIN_SEED_STREAM, gen, args.n_samples)
-            tasks = [Task(c * args.n_samples + r, solutions[c], seeds[r], args.early_stop)
-                     for c in range(len(solutions)) for r in range(args.n_samples)]
-            bar = tqdm(total=len(tasks), desc=f"generation {gen}", leave=False) if args.display else None
-            results = pool.evaluate(tasks, bar)
-            if bar:
-                bar.close()
-            returns = np.array([[results[c * args.n_samples + r] for r in range(args.n_samples)]
-                                for c in range(len(solutions))])
-            fitness = returns.mean(1)
-            es.tell(solutions, (-fitness).tolist())  # pycma minimises
-            writer.add_scalar("charts/best_return", fitness.max(), gen)
-            writer.add_scalar("charts/mean_return", fitness.mean(), gen)
-            writer.add_scalar("charts/worst_return", fitness.min(), gen)
-            writer.add_scalar("charts/sigma", es.sigma, gen)
-            writer.add_scalar("charts/generation_seconds", time.time() - start, gen)
-            tqdm.write(f"generation {gen}: best {fitness.max():.1f}, mean {fitness.mean():.1f}, "
-                       f"sigma {es.sigma:.4f} ({time.time() - start:.0f} s)")
+    played_in = (f"the dream (temperature {args.temperature}, starts: {len(starts)} first frames of {start_dir})"
+                 if dream else f"reality, {args.renderer} renderer")
+    print(f"{where} x {args.envs_per_worker} environments, {kwargs['precision']}; each generation plays "
+          f"{args.pop_size} x {args.n_samples} episodes of up to {args.time_limit} steps in {played_in}", flush=True)
+    real_pool = None  # a dream search's pool of real envs, made at its first real evaluation
 
-            if (gen + 1) % args.eval_every == 0:
-                champion = solutions[int(fitness.argmax())]
-                eval_seeds = episode_seeds(args.seed, EVAL_SEED_STREAM, 0, args.eval_rollouts)
-                eval_tasks = [Task(i, champion, s) for i, s in enumerate(eval_seeds)]  # never stopped early
-                scores = np.array(list(pool.evaluate(eval_tasks).values()))
-                mean, std = float(scores.mean()), float(scores.std())
-                writer.add_scalar("charts/eval_return_mean", mean, gen)
-                writer.add_scalar("charts/eval_return_std", std, gen)
-                tqdm.write(f"evaluation of generation {gen}'s best over {len(scores)} episodes: "
-                           f"{mean:.1f} +- {std:.1f}")
-                if mean > best_eval["mean"]:
-                    best_eval = {"mean": mean, "std": std, "generation": gen}
-                    save_checkpoint(best_file, "controller", params=torch.from_numpy(np.asarray(champion)),
-                                    model=unflatten_params(champion, Controller()).state_dict(),
-                                    dynamics=dynamics, reward=mean, std=std, generation=gen,
-                                    eval_rollouts=args.eval_rollouts, search_id=search_id,
-                                    renderer=args.renderer, precision=kwargs["precision"], **lineage)
-                    tqdm.write(f"new best controller saved to {best_file}")
-            save_checkpoint(last, "cmaes", cma=es_state(es), dynamics=dynamics, best_eval=best_eval,
-                            n_samples=args.n_samples, search_id=search_id, **lineage)
-            writer.flush()
-            generations.update()
-        generations.close()
+    def count_real(pool, before):
+        real_steps["played"] += pool.steps_played - before
+
+    with make_pool(args, search_kwargs, workers) as pool:
+        try:
+            generations = tqdm(desc="generations", unit="gen", initial=es.countiter, total=args.max_generations)
+            while True:
+                gen = es.countiter
+                if args.max_generations is not None and gen >= args.max_generations:
+                    print(f"reached --max-generations {args.max_generations}")
+                    break
+                if best_eval["mean"] >= args.target_return:
+                    print(f"reached --target-return {args.target_return}: {best_eval['mean']:.1f}")
+                    break
+                start = time.time()
+                solutions = es.ask()
+                seeds = episode_seeds(args.seed, TRAIN_SEED_STREAM, gen, args.n_samples)
+                tasks = [Task(c * args.n_samples + r, solutions[c], seeds[r], args.early_stop)
+                         for c in range(len(solutions)) for r in range(args.n_samples)]
+                bar = tqdm(total=len(tasks), desc=f"generation {gen}", leave=False) if args.display else None
+                before = pool.steps_played
+                results = pool.evaluate(tasks, bar)
+                if not dream:
+                    count_real(pool, before)
+                if bar:
+                    bar.close()
+                returns = np.array([[results[c * args.n_samples + r] for r in range(args.n_samples)]
+                                    for c in range(len(solutions))])
+                fitness = returns.mean(1)
+                es.tell(solutions, (-fitness).tolist())  # pycma minimises
+                prefix = "dream/" if dream else ""
+                writer.add_scalar(f"charts/{prefix}best_return", fitness.max(), gen)
+                writer.add_scalar(f"charts/{prefix}mean_return", fitness.mean(), gen)
+                writer.add_scalar(f"charts/{prefix}worst_return", fitness.min(), gen)
+                writer.add_scalar("charts/sigma", es.sigma, gen)
+                writer.add_scalar("charts/generation_seconds", time.time() - start, gen)
+                tqdm.write(f"generation {gen}{' (dream)' if dream else ''}: best {fitness.max():.1f}, "
+                           f"mean {fitness.mean():.1f}, sigma {es.sigma:.4f} ({time.time() - start:.0f} s)")
+
+                if (gen + 1) % args.eval_every == 0:
+                    champion = solutions[int(fitness.argmax())]
+                    eval_seeds = episode_seeds(args.seed, EVAL_SEED_STREAM, 0, args.eval_rollouts)
+                    eval_tasks = [Task(i, champion, s) for i, s in enumerate(eval_seeds)]  # never stopped early
+                    before = pool.steps_played
+                    scores = np.array(list(pool.evaluate(eval_tasks).values()))
+                    if not dream:
+                        count_real(pool, before)
+                    mean, std = float(scores.mean()), float(scores.std())
+                    writer.add_scalar(f"charts/{prefix}eval_return_mean", mean, gen)
+                    writer.add_scalar(f"charts/{prefix}eval_return_std", std, gen)
+                    tqdm.write(f"{'dream ' if dream else ''}evaluation of generation {gen}'s best over "
+                               f"{len(scores)} episodes: {mean:.1f} +- {std:.1f}")
+                    if mean > best_eval["mean"]:
+                        best_eval = {"mean": mean, "std": std, "generation": gen}
+                        save_checkpoint(best_file, "controller", params=torch.from_numpy(np.asarray(champion)),
+                                        model=unflatten_params(champion, Controller()).state_dict(),
+                                        dynamics=dynamics, reward=mean, std=std, generation=gen,
+                                        eval_rollouts=args.eval_rollouts, search_id=search_id,
+                                        renderer=args.renderer, precision=kwargs["precision"], **world, **lineage)
+                        tqdm.write(f"new best controller saved to {best_file}")
+                if dream and args.real_eval_every and (gen + 1) % args.real_eval_every == 0 and best_file.exists():
+                    # For the plot: the controller the dream chose so far, in reality. Chooses nothing.
+                    if real_pool is None:
+                        real_pool = make_pool(args, kwargs, workers)
+                    chosen = load_checkpoint(best_file, "controller")["params"].numpy()
+                    real_seeds = episode_seeds(args.seed, REAL_EVAL_SEED_STREAM, 0, args.real_eval_rollouts)
+                    before = real_pool.steps_played
+                    real = np.array(list(real_pool.evaluate([Task(i, chosen, s)
+                                                              for i, s in enumerate(real_seeds)]).values()))
+                    count_real(real_pool, before)
+                    writer.add_scalar("charts/real_eval_return_mean", real.mean(), gen)
+                    writer.add_scalar("charts/real_eval_return_std", real.std(), gen)
+                    tqdm.write(f"real evaluation of the dream's choice (plot only, chooses nothing) over "
+                               f"{len(real)} episodes: {real.mean():.1f} +- {real.std():.1f}")
+                total_real = (real_steps["data"] or 0) + real_steps["played"]
+                writer.add_scalar("charts/real_env_steps", total_real, gen)
+                save_checkpoint(last, "cmaes", cma=es_state(es), dynamics=dynamics, best_eval=best_eval,
+                                n_samples=args.n_samples, search_id=search_id, real_steps_played=real_steps["played"],
+                                **world, **lineage)
+                writer.flush()
+                generations.update()
+            generations.close()
+        finally:
+            if real_pool is not None:
+                real_pool.close()
     writer.close()
+    data = real_steps["data"]
+    print(f"real env steps: {(data or 0) + real_steps['played']:,} "
+          f"({'not recorded' if data is None else f'{data:,}'} in the dynamics model's data, "
+          f"{real_steps['played']:,} played by this search)")
     if best_file.exists():
         print(f"best controller: {best_eval['mean']:.1f} +- {best_eval['std']:.1f} over "
-              f"{args.eval_rollouts} episodes, in {best_file}")
+              f"{args.eval_rollouts} {'dream ' if dream else ''}episodes, in {best_file}")
     else:
         print(f"no evaluation yet (every {args.eval_every} generations), so no {best_file}")

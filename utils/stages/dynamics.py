@@ -41,14 +41,30 @@ def parse_args(dynamics, argv=None):
                              "(the seed's transformers)")
     parser.add_argument("--seq-len", type=int, default=SEQ_LEN, help="training sequence length")
     parser.add_argument("--include-reward", "--include_reward", action="store_true",
-                        help="add the reward prediction (MSE) to the loss")
+                        help="add the reward prediction (MSE) to the loss (needed to train in the dream)")
+    parser.add_argument("--done-weight", type=float, default=1.0,
+                        help="weight of the terminal steps in the done head's BCE (rare: lap complete or off "
+                             "the playfield; the time limit is not a termination)")
     parser.add_argument("--vae", type=Path, default=None,
                         help="VAE checkpoint to encode frames with (default: <logdir>/vae/best.tar)")
     args = parser.parse_args(argv)
     check_common_flags(parser, args)
     if args.seq_len <= 0:
         parser.error(f"--seq-len must be > 0, got {args.seq_len}")
+    if not args.done_weight > 0:
+        parser.error(f"--done-weight must be > 0, got {args.done_weight}")
     return args
+
+
+def dataset_steps(files):
+    """Env steps in these rollout files (their lengths, read without loading the frames)."""
+    import numpy as np
+
+    total = 0
+    for f in files:
+        with np.load(f) as data:
+            total += len(data["rewards"])
+    return total
 
 
 def make_optimizer(name, parameters, lr):
@@ -63,12 +79,16 @@ def main(dynamics, argv=None):
     from models.mdrnn import dynamics_loss
 
     args = parse_args(dynamics, argv)
-    train_files, test_files = split_files(rollout_files(args.datadir), args.test_fraction)
+    files = rollout_files(args.datadir)
+    train_files, test_files = split_files(files, args.test_fraction)
     vae_file = (args.vae or vae_path(args.logdir)).resolve()
     device = args.device  # checked and resolved by check_common_flags
     vae, vae_state = load_vae(vae_file, device)
     extra = {"vae_path": recorded_vae(vae_file, args.logdir), "vae_id": weights_id(vae_state["model"]),
-             "seq_len": args.seq_len, "include_reward": args.include_reward, "optimizer_name": args.optimizer}
+             "seq_len": args.seq_len, "include_reward": args.include_reward, "optimizer_name": args.optimizer,
+             "done_weight": args.done_weight,
+             # the real env steps behind this model, counted by every controller trained on it
+             "datadir": str(Path(args.datadir).resolve()), "data_steps": dataset_steps(files)}
     if finished(Path(args.logdir) / DYNAMICS_DIRS[dynamics], dynamics, args, extra):
         return
     seed_everything(args.seed)
@@ -99,7 +119,8 @@ def main(dynamics, argv=None):
                                                            for x in batch)
                 latent, next_latent = (o[..., :LSIZE] + o[..., LSIZE:].exp() * torch.randn_like(o[..., :LSIZE])
                                        for o in (obs, next_obs))
-                losses = dynamics_loss(model(action, latent), next_latent, reward, terminal, args.include_reward)
+                losses = dynamics_loss(model(action, latent), next_latent, reward, terminal, args.include_reward,
+                                       args.done_weight)
                 if train:
                     optimizer.zero_grad(set_to_none=True)
                     losses["loss"].backward()

@@ -19,10 +19,8 @@ from utils.checkpoint import atomic_path, atomic_write, load_checkpoint
 from utils.devices import use_gpus
 from utils.errors import Parser, UserError, check_flags
 from utils.engine.models_io import dynamics_path
-from utils.engine.rollout_cli import (EVAL_SEED_STREAM, add_rollout_flags, build_kwargs, changed_model,
+from utils.engine.rollout_cli import (TEST_SEED_STREAM, add_rollout_flags, build_kwargs, changed_model,
                                       check_rollout_flags, episode_seeds, make_pool, n_workers)
-
-TEST_SEED_STREAM = EVAL_SEED_STREAM + 1  # tracks unseen by training and by its evaluations
 VIDEO_FPS = 50
 
 
@@ -73,8 +71,8 @@ def record(generator, task, folder):
     count = [0]
     with atomic_path(folder.with_suffix(".mp4")) as tmp:
         with iio2.get_writer(tmp, fps=VIDEO_FPS, codec="libx264", macro_block_size=8) as video:
-            def observe(slot, env):
-                frame = env.render()
+            def observe(slot, world, action):
+                frame = world.envs[slot].render()
                 atomic_write(folder / f"{count[0]:04d}.png", lambda t: iio.imwrite(t, frame, extension=".png"))
                 video.append_data(frame)
                 count[0] += 1
