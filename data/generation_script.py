@@ -1,10 +1,19 @@
-"""Generate random-policy rollouts of CarRacing for training the VAE and the dynamics model.
+"""Generate rollouts of CarRacing for training the VAE and the dynamics model.
 
     python data/generation_script.py --rollouts 1000 --rootdir datasets/carracing --threads 8
+    python data/generation_script.py --rollouts 100 --rootdir datasets/round1 --controller runs/world-models \
+        --action-noise 0.1 --seed 100000
+
+A random policy (--policy) by default; with --controller, a trained agent
+(its world model and ctrl/best.tar) plus Gaussian action noise drives, as in
+the paper's iterative training (random rollouts, train, collect with the
+controller, retrain). The --seed of each dataset gives its tracks: give each
+round its own.
 
 One file per rollout, <rootdir>/thread_<k>/rollout_<i>.npz, with the keys
-observations (T, 64, 64, 3) uint8, actions (T, 3) float32, rewards (T,) float32
-and terminals (T,) bool, where observations[t] is the frame seen after
+observations (T, 64, 64, 3) uint8, actions (T, 3) float32, rewards (T,) float32,
+terminals (T,) bool (the episode ended) and terminated (T,) bool (it ended by
+itself, not by --max-steps), where observations[t] is the frame seen after
 actions[t]. Rollout i always uses seed --seed + i, so a rerun regenerates
 nothing: it adds the missing rollouts and keeps the existing ones.
 """
@@ -15,6 +24,8 @@ from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
 
 from data.generation import existing_rollouts, generate_job  # noqa: E402
 from utils.checkpoint import atomic_write  # noqa: E402
@@ -33,6 +44,13 @@ def check_settings(args):
     import json
 
     settings = {"policy": args.policy, "max_steps": args.max_steps, "seed": args.seed, "renderer": args.renderer}
+    if args.controller is not None:
+        from utils.checkpoint import weights_id
+        from utils.engine.collect import agent
+
+        _, state = agent(args.controller)  # a wrong --controller is one line, before anything is written
+        settings.update(policy="controller", controller=str(args.controller.resolve()),
+                        controller_id=weights_id(state["model"]), action_noise=args.action_noise)
     path = args.rootdir / SETTINGS_FILE
     if path.exists():
         try:
@@ -49,15 +67,15 @@ def check_settings(args):
     atomic_write(path, lambda tmp: open(tmp, "w").write(json.dumps(settings, indent=1)))
 
 
-def generate_with_ray(address, jobs, bar, max_retries=3, timeout=3600.0):
-    """Run data.generation.generate_job(job) for every job as Ray tasks, updating bar as each finishes.
+def generate_with_ray(address, job_fn, jobs, bar, max_retries=3, timeout=3600.0):
+    """Run job_fn(job) for every job as Ray tasks, updating bar as each finishes.
 
     A task lost with its worker or node is retried up to max_retries times by
     Ray; a rollout that raises, or no rollout finishing for `timeout` seconds,
     stops the run with utils.errors.WorkerError (the files written so far are kept).
     """
     ray, owned = init_ray(address)
-    remote = ray.remote(num_cpus=1, max_retries=max_retries)(generate_job)
+    remote = ray.remote(num_cpus=1, max_retries=max_retries)(job_fn)
     # (index, rootdir, threads, ...): rootdir as an absolute path, a worker's working folder is not ours
     pending = [remote.remote((job[0], Path(job[1]).resolve(), *job[2:])) for job in jobs]
     try:
@@ -94,13 +112,18 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=0, help="rollout i uses seed + i")
     parser.add_argument("--renderer", choices=["exact", "approx", "reference"], default="exact",
                         help="how frames are drawn (data/render.py); approx is 10-20x faster, not byte-identical")
+    parser.add_argument("--controller", type=Path, default=None,
+                        help="an experiment folder with a trained controller (ctrl/best.tar): it drives instead of "
+                             "--policy, with its world model")
+    parser.add_argument("--action-noise", type=float, default=0.1,
+                        help="with --controller: std of the Gaussian noise added to each action (then clipped)")
     parser.add_argument("--backend", choices=["local", "ray"], default="local",
                         help="local: --threads processes here; ray: Ray tasks across a cluster (rootdir must be "
                              "a folder every node can write, e.g. a shared filesystem)")
     parser.add_argument("--ray-address", default=None,
                         help="with --backend ray: the cluster to join (default: start a local Ray)")
     args = parser.parse_args(argv)
-    check_flags(parser, args, positive=("rollouts", "threads", "max_steps"), non_negative=("seed",))
+    check_flags(parser, args, positive=("rollouts", "threads", "max_steps"), non_negative=("seed", "action_noise"))
     return args
 
 
@@ -118,21 +141,30 @@ def main(argv=None):
     done = existing_rollouts(args.rootdir)
     todo = [i for i in range(args.rollouts) if i not in done]
     print(f"{len(done & set(range(args.rollouts)))} rollouts already in {args.rootdir}, generating {len(todo)}")
-    jobs = [(i, args.rootdir, args.threads, args.policy, args.max_steps, args.seed, args.renderer) for i in todo]
+    if args.controller is None:
+        job_fn = generate_job
+        jobs = [(i, args.rootdir, args.threads, args.policy, args.max_steps, args.seed, args.renderer) for i in todo]
+    else:
+        from utils.engine.collect import collect_job as job_fn
+
+        jobs = [(i, args.rootdir, args.threads, args.max_steps, args.seed, args.renderer,
+                 args.controller.resolve(), args.action_noise) for i in todo]
     if not jobs:
         return
     bar = tqdm(total=len(jobs), desc="rollouts", unit="rollout")
     if args.backend == "ray":
-        generate_with_ray(args.ray_address, jobs, bar)
+        generate_with_ray(args.ray_address, job_fn, jobs, bar)
     elif args.threads == 1:
         for job in jobs:
-            generate_job(job)
+            job_fn(job)
             bar.update()
     else:
         with mp.get_context("spawn").Pool(min(args.threads, len(jobs))) as pool:
-            for _ in pool.imap_unordered(generate_job, jobs):
+            for _ in pool.imap_unordered(job_fn, jobs):
                 bar.update()
     bar.close()
+    steps = sum(len(np.load(f)["rewards"]) for f in sorted(args.rootdir.glob("thread_*/rollout_*.npz")))
+    print(f"{args.rootdir}: {steps:,} real env steps in its rollouts")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,9 @@ LAYERS = {
     "trade": 4,
     "bench": 4,
     "tests": 4,
+    # A script of the user's layout that lives in data/ but is an entry point: with --controller
+    # it drives a trained agent (utils/engine/collect.py).
+    "data/generation_script.py": 4,
 }
 LAYER_NAMES = ("ground (utils/*.py)", "models and data", "engine (utils/engine)", "stages (utils/stages)",
                "entry points (experiment scripts, bench, tests)")
@@ -43,8 +46,9 @@ def module_name(path):
 
 
 def layer_of(path):
-    """The layer of a file (or folder) path, None where no folder of LAYERS holds it."""
-    folders = [p.as_posix() for p in Path(path).parents if p.as_posix() in LAYERS]
+    """The layer of a file (or folder) path: the file's own entry in LAYERS, else that of the deepest
+    folder of LAYERS that holds it; None where none does."""
+    folders = [p.as_posix() for p in (Path(path), *Path(path).parents) if p.as_posix() in LAYERS]
     return LAYERS[folders[0]] if folders else None
 
 

@@ -135,8 +135,9 @@ class RolloutGenerator:
         run returns when it gives None then. report(task, total_reward) is called when an
         episode ends (terminated, truncated at time_limit, or stopped early),
         with task.steps set to the steps it played.
-        observe(slot, world, action), if given, is called after each reset
-        (action None) and each step (to record a video or a rollout, for instance).
+        observe(slot, world, step), if given, is called after each reset (step
+        None) and each step, with step = (action, reward, terminated, truncated)
+        (to record a video or a rollout, for instance).
         """
         n, world = self.n_envs, self.world
         tasks = [None] * n
@@ -171,7 +172,7 @@ class RolloutGenerator:
             actions = actions.cpu().numpy()
             for k, (reward, terminated, truncated) in zip(active, world.step(active, actions, self.stepper)):
                 if observe:
-                    observe(k, world, actions[k])
+                    observe(k, world, (actions[k], reward, terminated, truncated))
                 returns[k] += reward
                 steps[k] += 1
                 no_progress[k] = 0 if reward > 0 else no_progress[k] + 1

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from utils.checkpoint import weights_id
 from utils.constants import DYNAMICS_DIRS, LSIZE, SEQ_LEN
-from utils.errors import Parser
+from utils.errors import Parser, UserError
 from utils.engine.models_io import load_vae, recorded_vae, vae_path
 from utils.engine.training import (add_common_flags, check_common_flags, check_logdir, finished, fit,
                                    seed_everything)
@@ -47,6 +47,9 @@ def parse_args(dynamics, argv=None):
                              "the playfield; the time limit is not a termination)")
     parser.add_argument("--vae", type=Path, default=None,
                         help="VAE checkpoint to encode frames with (default: <logdir>/vae/best.tar)")
+    parser.add_argument("--init", type=Path, default=None,
+                        help="start a new training from this dynamics checkpoint's weights (e.g. the previous "
+                             "round's model, when the dataset has grown); ignored when resuming")
     args = parser.parse_args(argv)
     check_common_flags(parser, args)
     if args.seq_len <= 0:
@@ -91,6 +94,13 @@ def main(dynamics, argv=None):
              "datadir": str(Path(args.datadir).resolve()), "data_steps": dataset_steps(files)}
     if finished(Path(args.logdir) / DYNAMICS_DIRS[dynamics], dynamics, args, extra):
         return
+    init = None
+    if args.init is not None:
+        from utils.engine.models_io import load_dynamics
+
+        init, init_state = load_dynamics(args.init, dynamics)
+        if init_state.get("vae_id") != extra["vae_id"]:
+            raise UserError(f"--init {args.init}: was trained on the latents of another VAE than {vae_file}")
     seed_everything(args.seed)
     datasets = {}
     for name, fs in (("train", train_files), ("test", test_files)):
@@ -104,6 +114,8 @@ def main(dynamics, argv=None):
     stage_dir.mkdir(parents=True, exist_ok=True)
 
     model = build_dynamics(dynamics).to(device)
+    if init is not None:
+        model.load_state_dict(init.state_dict())  # a resumed run loads its own checkpoint over it in fit()
     optimizer = make_optimizer(args.optimizer, model.parameters(), args.lr)
 
     def run_epoch(name, train, epoch):

@@ -71,7 +71,7 @@ def record(generator, task, folder):
     count = [0]
     with atomic_path(folder.with_suffix(".mp4")) as tmp:
         with iio2.get_writer(tmp, fps=VIDEO_FPS, codec="libx264", macro_block_size=8) as video:
-            def observe(slot, world, action):
+            def observe(slot, world, step):
                 frame = world.envs[slot].render()
                 atomic_write(folder / f"{count[0]:04d}.png", lambda t: iio.imwrite(t, frame, extension=".png"))
                 video.append_data(frame)
