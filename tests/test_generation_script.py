@@ -18,11 +18,12 @@ def test_files_in_the_seeds_format(tiny_data):
     files = sorted(tiny_data.glob("thread_*/rollout_*.npz"))
     assert len(files) == TINY["rollouts"]
     d = np.load(files[0])
-    assert sorted(d.files) == ["actions", "observations", "rewards", "terminals"]
+    assert sorted(d.files) == ["actions", "observations", "rewards", "terminals", "terminated"]
     T = len(d["observations"])
     assert d["observations"].shape == (T, 64, 64, 3) and d["observations"].dtype == np.uint8
     assert d["actions"].shape == (T, 3) and d["rewards"].shape == (T,) and d["terminals"].dtype == bool
-    assert T == TINY["steps"] and d["terminals"][-1]  # truncated at --max-steps
+    assert T == TINY["steps"] and d["terminals"][-1]  # truncated at --max-steps,
+    assert not d["terminated"].any()  # which is no termination
     assert d["observations"].std() > 10  # real frames, not blanks
 
 

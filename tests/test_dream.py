@@ -1,0 +1,182 @@
+"""Learning inside the dream: the dream world, its gymnasium interface, the data it needs, and
+controller training in it through the real command lines."""
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import TINY, run_script
+from tests.test_bad_input import refused, snapshot
+
+
+@pytest.fixture(scope="module")
+def dream_logdir(tmp_path_factory, mdrnn_logdir, tiny_data):
+    """A copy of mdrnn_logdir whose MDN-RNN also learned the reward (--include-reward)."""
+    logdir = tmp_path_factory.mktemp("dream") / "exp"
+    shutil.copytree(mdrnn_logdir, logdir, ignore=shutil.ignore_patterns("mdrnn", "ctrl"))
+    run_script("world-models/trainmdrnn.py", "--logdir", logdir, "--datadir", tiny_data, "--epochs", 1,
+               "--seq-len", TINY["seq_len"], "--include-reward", "--done-weight", 5)
+    return logdir
+
+
+def starts(n=3):
+    return np.random.default_rng(0).normal(size=(n, 32)).astype(np.float32)
+
+
+def test_sampling_near_zero_temperature_gives_the_likeliest_components_mean():
+    from utils.engine.dream import sample_mixture
+
+    g = torch.Generator().manual_seed(0)
+    mus, sigmas = torch.randn(4, 5, 32, generator=g), torch.rand(4, 5, 32, generator=g) + 0.5
+    logpi = torch.log_softmax(torch.randn(4, 5, generator=g), -1)
+    z = sample_mixture(mus, sigmas, logpi, 1e-6, torch.rand(4, generator=g), torch.randn(4, 32, generator=g))
+    torch.testing.assert_close(z, mus[torch.arange(4), logpi.argmax(-1)], atol=1e-2, rtol=0)
+    # at temperature 1 the component follows the mixture's weights
+    many = 20000
+    pick = torch.zeros(many, 5, 1)
+    pick[:, :, 0] = torch.arange(5.0)
+    weights = torch.softmax(torch.tensor([0.0, 1.0, 2.0, -1.0, 0.5]), -1)
+    z = sample_mixture(pick.expand(many, 5, 1), torch.full((many, 5, 1), 1e-6), weights.log().expand(many, 5), 1.0,
+                       torch.rand(many, generator=g), torch.zeros(many, 1))
+    freq = torch.bincount(z[:, 0].round().long(), minlength=5).float() / many
+    torch.testing.assert_close(freq, weights, atol=0.015, rtol=0)
+
+
+def dream_generator(model, n_envs, time_limit=40, temperature=1.15):
+    from utils.engine.rollout import RolloutGenerator
+    from models.vae import VAE
+
+    return RolloutGenerator(VAE(), model, n_envs, "cpu", time_limit=time_limit,
+                            dream={"starts": starts(), "temperature": temperature, "time_limit": time_limit})
+
+
+def test_a_dream_episode_is_the_same_alone_and_in_a_batch(dream_logdir):
+    from utils.engine.models_io import load_world_model
+    from utils.engine.rollout import Task, play
+
+    _, model = load_world_model(dream_logdir, "mdrnn")
+    params = np.random.default_rng(1).normal(scale=0.3, size=867)
+    alone = play(dream_generator(model, 1), [Task(0, params, 7)])[0]
+    crowd = [Task(i, np.random.default_rng(10 + i).normal(scale=0.3, size=867) if i != 2 else params,
+                  7 if i == 2 else i) for i in range(5)]
+    gen = dream_generator(model, 3)
+    together = play(gen, crowd)
+    assert together[2] == pytest.approx(alone, rel=1e-5, abs=1e-5)
+    assert len(set(round(r, 6) for r in together.values())) > 1  # other seeds, other dreams
+    assert gen.env_steps == 5 * 40 and gen.world.real_steps == 0 and all(t.steps == 40 for t in crowd)
+
+
+def test_the_done_head_ends_dream_episodes():
+    from models.mdrnn import MDRNN
+    from utils.engine.rollout import Task, play
+
+    model = MDRNN()
+    with torch.no_grad():
+        model.head.linear.bias[-1] = 10.0  # the done logit: sure the episode ends
+    tasks = [Task(i, np.zeros(867), i) for i in range(3)]
+    play(dream_generator(model, 2), tasks)
+    assert [t.steps for t in tasks] == [1, 1, 1]
+    with torch.no_grad():
+        model.head.linear.bias[-1] = -10.0
+    play(dream_generator(model, 2), tasks)
+    assert [t.steps for t in tasks] == [40, 40, 40]  # the time limit
+
+
+def test_the_dream_as_a_gymnasium_vector_env():
+    import gymnasium as gym
+
+    from models.mdrnn import MDRNN
+    from utils.engine.dream import DreamVectorEnv
+
+    model = MDRNN()
+    with torch.no_grad():
+        model.head.linear.bias[-1] = -10.0  # no termination: every episode reaches the time limit
+    env = DreamVectorEnv(model, starts(), num_envs=4, time_limit=5)
+    assert isinstance(env, gym.vector.VectorEnv)
+    obs, _ = env.reset(seed=3)
+    assert obs.shape == (4, 32 + 256) and env.observation_space.contains(obs)
+    first = obs.copy()
+    for t in range(5):
+        obs, rewards, terminated, truncated, infos = env.step(env.action_space.sample())
+        assert obs.shape == (4, 288) and rewards.shape == (4,) and rewards.dtype == np.float32
+    assert truncated.all() and "final_obs" in infos  # the time limit, then a new episode in the same step
+    np.testing.assert_array_equal(obs[:, 32:], 0)  # a new episode's hidden state starts at zero
+    again, _ = env.reset(seed=3)
+    np.testing.assert_array_equal(again, first)  # the seed gives the starts
+
+
+def test_traincontroller_in_the_dream_resumes_and_counts_real_steps(dream_logdir, tmp_path):
+    logdir = tmp_path / "exp"
+    shutil.copytree(dream_logdir, logdir)
+    common = ["--logdir", logdir, "--world", "dream", "--pop-size", 4, "--n-samples", 2, "--eval-every", 1,
+              "--eval-rollouts", 2, "--time-limit", 20, "--max-workers", 1, "--envs-per-worker", 4]
+    out = run_script("world-models/traincontroller.py", *common, "--max-generations", 1,
+                     "--real-eval-every", 1, "--real-eval-rollouts", 2).stdout
+    data_steps = TINY["rollouts"] * TINY["steps"]
+    # the data of the dynamics model and the real evaluation's 2 episodes of 20 steps; the dream's are not real
+    assert f"real env steps: {data_steps + 40:,}" in out, out
+    assert "dream evaluation" in out and "real evaluation of the dream's choice" in out
+    state = torch.load(logdir / "ctrl" / "best.tar", weights_only=True)
+    assert state["world"] == "dream" and state["temperature"] == pytest.approx(1.15)
+    out = run_script("world-models/traincontroller.py", *common, "--max-generations", 2).stdout
+    assert "resuming CMA-ES" in out and f"real env steps: {data_steps + 40:,}" in out
+    before = snapshot(logdir)
+    refused("world-models/traincontroller.py", *common[:-10], "--world", "real", "--max-generations", 3,
+            expect="this search was played in the dream at temperature 1.15")
+    refused("world-models/traincontroller.py", *common, "--temperature", 1.3, "--max-generations", 3,
+            expect="resume it with the same --world and --temperature")
+    assert snapshot(logdir) == before
+    # the test is played in reality, as for any controller
+    out = run_script("world-models/test_controller.py", "--logdir", logdir, "--episodes", 2, "--time-limit", 20,
+                     "--no-video", "--max-workers", 1).stdout
+    assert "score over 2 episodes" in out
+
+
+def test_a_dream_needs_a_trained_reward_head(mdrnn_logdir):
+    refused("world-models/traincontroller.py", "--logdir", mdrnn_logdir, "--world", "dream",
+            expect="its reward head was not trained")
+    refused("world-models/traincontroller.py", "--logdir", mdrnn_logdir, "--real-eval-every", 2,
+            expect="--real-eval-every and --dream-datadir are for --world dream")
+
+
+def test_old_rollouts_tell_terminated_from_truncated(tmp_path):
+    from data.loaders import legacy_terminated, load_rollout
+
+    ended_by_limit = np.zeros(1000, bool)
+    ended_by_limit[-1] = True
+    assert not legacy_terminated(ended_by_limit, 1000).any()  # the time limit: a truncation
+    ended_early = np.zeros(300, bool)
+    ended_early[-1] = True
+    assert legacy_terminated(ended_early, 1000)[-1]  # off the playfield or the lap done: a termination
+    # a file of the seed's format, without `terminated`, in a dataset of 50-step rollouts
+    (tmp_path / "generation.json").write_text('{"max_steps": 50}')
+    (tmp_path / "thread_0").mkdir()
+    path = tmp_path / "thread_0" / "rollout_0.npz"
+    np.savez(path, observations=np.zeros((50, 64, 64, 3), np.uint8), actions=np.zeros((50, 3), np.float32),
+             rewards=np.zeros(50, np.float32), terminals=ended_by_limit[-50:])
+    assert not load_rollout(path)["terminated"].any()
+
+
+def test_generation_with_a_controller(controller_logdir, tmp_path):
+    import json
+
+    root = tmp_path / "round1"
+    args = ["--rollouts", 2, "--rootdir", root, "--threads", 2, "--max-steps", 30, "--seed", 500,
+            "--controller", controller_logdir, "--action-noise", 0.2]
+    out = run_script("data/generation_script.py", *args).stdout
+    assert "60 real env steps" in out
+    settings = json.loads((root / "generation.json").read_text())
+    assert settings["policy"] == "controller" and settings["action_noise"] == 0.2
+    files = sorted(root.glob("thread_*/rollout_*.npz"))
+    first = np.load(files[0])
+    assert first["observations"].shape == (30, 64, 64, 3) and first["terminated"].shape == (30,)
+    # the same seed drives the same episode, noise included
+    again = tmp_path / "again"
+    run_script("data/generation_script.py", *[again if a == root else a for a in args][:-4], "--threads", 1,
+               "--controller", controller_logdir, "--action-noise", 0.2)
+    np.testing.assert_array_equal(np.load(next(again.glob("thread_*/rollout_0.npz")))["actions"],
+                                  np.load(next(root.glob("thread_*/rollout_0.npz")))["actions"])
+    refused("data/generation_script.py", *args[:-2], "--action-noise", 0.3, expect="--action-noise 0.2")
+    refused("data/generation_script.py", "--rollouts", 1, "--rootdir", tmp_path / "x", "--controller", tmp_path,
+            expect="no trained dynamics model in it")
