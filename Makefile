@@ -13,7 +13,7 @@ TORCH_PIP ?=
 PY := $(VENV)/bin/python
 QS := quickstart
 
-.PHONY: install test quickstart clean-quickstart agent compare compare-seed
+.PHONY: install test quickstart clean-quickstart agent compare compare-seed dream
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-ray.txt
 	$(PYTHON) -m venv $(VENV)
@@ -118,3 +118,41 @@ compare-seed: $(VENV)/.installed
 	$(PY) utils/stages/report.py --out $(COMPARE_DIR)/report-seeds --logdirs \
 		$(COMPARE_BASE) $(COMPARE_DIR)/transformers-wm $(COMPARE_DIR)/trade \
 		$(COMPARE_DIR)/world-models-seed$(SEED) $(COMPARE_DIR)/transformers-wm-seed$(SEED) $(COMPARE_DIR)/trade-seed$(SEED)
+
+# A controller trained only inside the MDN-RNN's dream (README, "Learning inside the
+# dream"), the paper's iterative procedure: 64 Brownian rollouts (those of make agent, whose
+# VAE, the shipped pretrained/world-models/vae, was trained on exactly them), an MDN-RNN with
+# its reward head, a CMA-ES search in its dream; then DREAM_ROUNDS rounds of: DREAM_COLLECT
+# rollouts driven by the last dream controller with action noise, the MDN-RNN retrained from
+# the last one on all the data so far, a new search in its dream. Selection is by dream score
+# only; real evaluations (last round only) are for the plot. Every stage resumes after a stop.
+DREAM_DIR ?= runs/dream
+DREAM_VAE ?= pretrained/world-models/vae/best.tar
+DREAM_ROUNDS ?= 2
+DREAM_COLLECT ?= 100
+DREAM_NOISE ?= 0.1
+DREAM_EPOCHS0 ?= 6
+DREAM_EPOCHS ?= 2
+DREAM_TEMPERATURE ?= 1.15
+DREAM_POP ?= 32
+DREAM_SAMPLES ?= 8
+DREAM_GENERATIONS ?= 60
+DREAM_SEARCH = --world dream --temperature $(DREAM_TEMPERATURE) --pop-size $(DREAM_POP) --n-samples $(DREAM_SAMPLES) \
+	--max-generations $(DREAM_GENERATIONS) --eval-every 5 --eval-rollouts 32 --envs-per-worker 128 --target-return 2000
+dream: $(VENV)/.installed
+	$(PY) data/generation_script.py --rollouts $(AGENT_ROLLOUTS) --rootdir $(DREAM_DIR)/data/brown
+	mkdir -p $(DREAM_DIR)/r0/vae && cp -n $(DREAM_VAE) $(DREAM_DIR)/r0/vae/best.tar
+	$(PY) world-models/trainmdrnn.py --logdir $(DREAM_DIR)/r0 --datadir $(DREAM_DIR)/data --include-reward \
+		--epochs $(DREAM_EPOCHS0)
+	$(PY) world-models/traincontroller.py --logdir $(DREAM_DIR)/r0 $(DREAM_SEARCH)
+	for r in $$(seq 1 $(DREAM_ROUNDS)); do \
+		prev=$(DREAM_DIR)/r$$((r - 1)); cur=$(DREAM_DIR)/r$$r; \
+		$(PY) data/generation_script.py --rollouts $(DREAM_COLLECT) --rootdir $(DREAM_DIR)/data/round$$r \
+			--controller $$prev --action-noise $(DREAM_NOISE) --seed $$((100000 * r)) || exit 1; \
+		mkdir -p $$cur/vae && cp -n $(DREAM_VAE) $$cur/vae/best.tar; \
+		$(PY) world-models/trainmdrnn.py --logdir $$cur --datadir $(DREAM_DIR)/data --include-reward \
+			--init $$prev/mdrnn/best.tar --epochs $(DREAM_EPOCHS) || exit 1; \
+		eval=""; if [ $$r = $(DREAM_ROUNDS) ]; then eval="--real-eval-every 10 --real-eval-rollouts 8"; fi; \
+		$(PY) world-models/traincontroller.py --logdir $$cur $(DREAM_SEARCH) $$eval || exit 1; \
+	done
+	$(PY) world-models/test_controller.py --logdir $(DREAM_DIR)/r$(DREAM_ROUNDS) --episodes 100

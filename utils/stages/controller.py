@@ -163,10 +163,14 @@ def main(dynamics, argv=None):
     workers = n_workers(args)
     dream = args.world == "dream"
     where = "Ray actors (one per cluster CPU unless --max-workers)" if args.backend == "ray" else f"{workers} workers"
-    played_in = (f"the dream (temperature {args.temperature}, starts: {len(starts)} first frames of {start_dir})"
-                 if dream else f"reality, {args.renderer} renderer")
-    print(f"{where} x {args.envs_per_worker} environments, {kwargs['precision']}; each generation plays "
-          f"{args.pop_size} x {args.n_samples} episodes of up to {args.time_limit} steps in {played_in}", flush=True)
+    if dream:
+        print(f"{where} x {args.envs_per_worker} environments, {kwargs['precision']}; each generation plays "
+              f"{args.pop_size} x {args.n_samples} episodes of up to {args.time_limit} steps in the dream "
+              f"(temperature {args.temperature}; starts: {len(starts)} first frames of {start_dir})", flush=True)
+    else:
+        print(f"{where} x {args.envs_per_worker} environments, {args.renderer} renderer, {kwargs['precision']}; "
+              f"each generation plays {args.pop_size} x {args.n_samples} episodes of up to {args.time_limit} steps",
+              flush=True)
     real_pool = None  # a dream search's pool of real envs, made at its first real evaluation
 
     def count_real(pool, before):

@@ -37,18 +37,27 @@ def parse_args(argv=None):
     return args
 
 
-def play_in_process(kwargs, params, seed, device, render=False, video_dir=None):
+def play_in_process(kwargs, params, seed, device, n_envs, render=False, video_dir=None):
     """Play one episode here (not in the pool), to show it (render) or record it.
 
+    With the numerics of a pool worker, so that its return is the one the pool
+    would give (a score must not depend on whether a video is made): the same
+    n_envs slots (their frames are encoded together, and a batch of another
+    size rounds differently) and one torch thread.
     video_dir: write each 600x400 frame to video_dir/%04d.png and the whole
     episode to video_dir.mp4 as it is played (nothing is held in memory).
     Returns the episode's return.
     """
+    import torch
+
+    from utils.devices import one_thread_per_worker
     from utils.engine.pool import build_generator
     from utils.engine.rollout import Task, play
 
     env_kwargs = dict(kwargs.get("env_kwargs", {}), render_mode="human" if render else "rgb_array")
-    generator = build_generator(**dict(kwargs, env_kwargs=env_kwargs), device=device, n_envs=1)
+    threads = torch.get_num_threads()
+    one_thread_per_worker()
+    generator = build_generator(**dict(kwargs, env_kwargs=env_kwargs), device=device, n_envs=n_envs)
     task = Task(0, params, seed)
     try:
         if video_dir is None:
@@ -56,6 +65,7 @@ def play_in_process(kwargs, params, seed, device, render=False, video_dir=None):
         return record(generator, task, video_dir)
     finally:
         generator.close()
+        torch.set_num_threads(threads)
 
 
 def record(generator, task, folder):
@@ -105,9 +115,10 @@ def main(dynamics, argv=None):
     returns = []
     if args.render:  # every episode in this process, in a window
         for seed in tqdm(seeds, desc="episodes"):
-            returns.append(play_in_process(kwargs, params, seed, device, render=True))
+            returns.append(play_in_process(kwargs, params, seed, device, args.envs_per_worker, render=True))
     elif not args.no_video:  # the first episode in this process, to draw it
-        returns.append(play_in_process(kwargs, params, seeds[0], device, video_dir=args.logdir / "test_sample"))
+        returns.append(play_in_process(kwargs, params, seeds[0], device, args.envs_per_worker,
+                                       video_dir=args.logdir / "test_sample"))
     rest = [Task(i, params, s) for i, s in enumerate(seeds) if i >= len(returns)]
     if rest:
         workers = min(n_workers(args), -(-len(rest) // args.envs_per_worker))
