@@ -25,7 +25,6 @@ import numpy as np
 import torch
 
 from utils.constants import ASIZE, DREAM_TEMPERATURE, LSIZE, MAX_STEPS
-from utils.engine.rollout import Task
 
 DONE_THRESHOLD = 0.5  # probability from the done head above which a dream episode ends
 
@@ -72,8 +71,9 @@ class DreamWorld:
         self.dream_steps, self.real_steps = 0, 0
         self.last = None  # the heads' outputs of the last step: (mus, sigmas, logpi, reward, done probability)
 
-    def reset(self, slot, task):
-        gen = torch.Generator().manual_seed(int(task.seed))
+    def reset(self, slot, seed):
+        """Start slot's episode: its start and its noise follow from seed alone."""
+        gen = torch.Generator().manual_seed(int(seed))
         start = int(torch.randint(len(self.starts), (1,), generator=gen))
         self.uniform[slot] = torch.rand(self.time_limit, generator=gen).to(self.device)
         self.normal[slot] = torch.randn(self.time_limit, LSIZE, generator=gen).to(self.device)
@@ -137,7 +137,7 @@ class DreamVectorEnv(gym.vector.VectorEnv):
         seeds = self._seeds.generate_state(len(slots)).tolist()
         mask = torch.zeros(self.num_envs, dtype=torch.bool, device=self.world.device)
         for slot, seed in zip(slots, seeds):
-            self.world.reset(slot, Task(slot, None, seed))
+            self.world.reset(slot, seed)
             mask[slot] = True
         self.stepper.reset(mask)
 

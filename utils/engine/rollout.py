@@ -53,8 +53,8 @@ class RealWorld:
         self.frames = np.zeros((n_envs, *self.envs[0].observation_space.shape), np.uint8)
         self.real_steps = 0
 
-    def reset(self, slot, task):
-        self.frames[slot] = self.envs[slot].reset(seed=int(task.seed))[0]
+    def reset(self, slot, seed):
+        self.frames[slot] = self.envs[slot].reset(seed=int(seed))[0]
 
     def latents(self):
         # Imported at call time (bench/bench_rollout.py times it by replacing it in its module).
@@ -152,7 +152,7 @@ class RolloutGenerator:
                     if task is None:
                         continue
                     tasks[k], returns[k], steps[k], no_progress[k] = task, 0.0, 0, 0
-                    world.reset(k, task)
+                    world.reset(k, task.seed)
                     if observe:
                         observe(k, world, None)
                     self.controllers.set(k, task.params)
