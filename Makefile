@@ -125,7 +125,8 @@ compare-seed: $(VENV)/.installed
 # its reward head, a CMA-ES search in its dream; then DREAM_ROUNDS rounds of: DREAM_COLLECT
 # rollouts driven by the last dream controller with action noise, the MDN-RNN retrained from
 # the last one on all the data so far, a new search in its dream. Selection is by dream score
-# only; real evaluations (last round only) are for the plot. Every stage resumes after a stop.
+# only; the real evaluations (8 episodes every 20 generations) are for the plot, and counted.
+# Every stage resumes after a stop.
 DREAM_DIR ?= runs/dream
 DREAM_VAE ?= pretrained/world-models/vae/best.tar
 DREAM_ROUNDS ?= 2
@@ -138,7 +139,8 @@ DREAM_POP ?= 32
 DREAM_SAMPLES ?= 8
 DREAM_GENERATIONS ?= 60
 DREAM_SEARCH = --world dream --temperature $(DREAM_TEMPERATURE) --pop-size $(DREAM_POP) --n-samples $(DREAM_SAMPLES) \
-	--max-generations $(DREAM_GENERATIONS) --eval-every 5 --eval-rollouts 32 --envs-per-worker 128 --target-return 2000
+	--max-generations $(DREAM_GENERATIONS) --eval-every 5 --eval-rollouts 32 --envs-per-worker 128 --target-return 2000 \
+	--real-eval-every 20 --real-eval-rollouts 8
 dream: $(VENV)/.installed
 	$(PY) data/generation_script.py --rollouts $(AGENT_ROLLOUTS) --rootdir $(DREAM_DIR)/data/brown
 	mkdir -p $(DREAM_DIR)/r0/vae && cp -n $(DREAM_VAE) $(DREAM_DIR)/r0/vae/best.tar
@@ -152,7 +154,6 @@ dream: $(VENV)/.installed
 		mkdir -p $$cur/vae && cp -n $(DREAM_VAE) $$cur/vae/best.tar; \
 		$(PY) world-models/trainmdrnn.py --logdir $$cur --datadir $(DREAM_DIR)/data --include-reward \
 			--init $$prev/mdrnn/best.tar --epochs $(DREAM_EPOCHS) || exit 1; \
-		eval=""; if [ $$r = $(DREAM_ROUNDS) ]; then eval="--real-eval-every 10 --real-eval-rollouts 8"; fi; \
-		$(PY) world-models/traincontroller.py --logdir $$cur $(DREAM_SEARCH) $$eval || exit 1; \
+		$(PY) world-models/traincontroller.py --logdir $$cur $(DREAM_SEARCH) || exit 1; \
 	done
 	$(PY) world-models/test_controller.py --logdir $(DREAM_DIR)/r$(DREAM_ROUNDS) --episodes 100

@@ -20,7 +20,8 @@ from utils.checkpoint import load_checkpoint, save_checkpoint, weights_id  # noq
 from utils.constants import DYNAMICS_DIRS  # noqa: E402
 from utils.errors import Parser, UserError, run_main  # noqa: E402
 
-KEEP = ("epoch", "test_loss", "seq_len", "include_reward", "flip", "optimizer_name")  # what a shipped model tells
+KEEP = ("epoch", "test_loss", "seq_len", "include_reward", "flip", "optimizer_name", "done_weight",
+        "data_steps")  # what a shipped model tells
 
 
 def parse_args(argv=None):
