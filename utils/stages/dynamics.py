@@ -89,9 +89,7 @@ def main(dynamics, argv=None):
     vae, vae_state = load_vae(vae_file, device)
     extra = {"vae_path": recorded_vae(vae_file, args.logdir), "vae_id": weights_id(vae_state["model"]),
              "seq_len": args.seq_len, "include_reward": args.include_reward, "optimizer_name": args.optimizer,
-             "done_weight": args.done_weight,
-             # the real env steps behind this model, counted by every controller trained on it
-             "datadir": str(Path(args.datadir).resolve()), "data_steps": dataset_steps(files)}
+             "done_weight": args.done_weight}
     if finished(Path(args.logdir) / DYNAMICS_DIRS[dynamics], dynamics, args, extra):
         return
     init = None
@@ -106,6 +104,9 @@ def main(dynamics, argv=None):
     for name, fs in (("train", train_files), ("test", test_files)):
         datasets[name] = RolloutSequenceDataset(fs, args.seq_len)
         datasets[name].encode(vae.encoder, device)  # once per run, not every epoch
+    # The real env steps behind this model, counted by every controller trained on it (the files
+    # are read now that they loaded: a finished stage's rerun reads no data at all).
+    extra.update(datadir=str(Path(args.datadir).resolve()), data_steps=dataset_steps(files))
     print(f"{len(datasets['train'])} training and {len(datasets['test'])} test sequences "
           f"of {args.seq_len} steps, device {device}")
     del vae
