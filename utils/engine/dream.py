@@ -69,7 +69,6 @@ class DreamWorld:
         self.normal = torch.zeros(n_envs, time_limit, LSIZE, device=self.device)
         self.rows = torch.arange(n_envs, device=self.device)
         self.dream_steps, self.real_steps = 0, 0
-        self.last = None  # the heads' outputs of the last step: (mus, sigmas, logpi, reward, done probability)
 
     def reset(self, slot, seed):
         """Start slot's episode: its start and its noise follow from seed alone."""
@@ -92,9 +91,8 @@ class DreamWorld:
         self.z = sample_mixture(mus, sigmas, logpi, self.temperature, self.uniform[self.rows, t],
                                 self.normal[self.rows, t])
         self.t += 1
-        done = torch.sigmoid(done_logit)
-        self.last = (mus, sigmas, logpi, reward, done)
-        reward, ended = reward.cpu().numpy(), (done > self.done_threshold).cpu().numpy()
+        ended = (torch.sigmoid(done_logit) > self.done_threshold).cpu().numpy()
+        reward = reward.cpu().numpy()
         truncated = (self.t >= self.time_limit).cpu().numpy()
         self.dream_steps += len(active)
         return [(float(reward[k]), bool(ended[k]), bool(truncated[k] and not ended[k])) for k in active]

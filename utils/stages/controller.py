@@ -98,7 +98,7 @@ def dream_starts(args, state, vae_file):
 def main(dynamics, argv=None):
     from models.controller import Controller, flatten_params, n_params, unflatten_params
     from utils.engine.cmaes import es_state, make_es, restore_es
-    from utils.engine.models_io import dynamics_path, load_dynamics
+    from utils.engine.models_io import dynamics_path
     from utils.engine.rollout import Task
     from utils.engine.training import seed_everything, summary_writer
 
@@ -106,7 +106,7 @@ def main(dynamics, argv=None):
     if not args.logdir.is_dir():
         raise UserError(f"--logdir {args.logdir}: no such experiment folder; train the VAE and dynamics model first")
     kwargs, lineage = build_kwargs(args, dynamics)
-    _, dyn_state = load_dynamics(dynamics_path(args.logdir, dynamics), dynamics)
+    dyn_state = load_checkpoint(dynamics_path(args.logdir, dynamics), dynamics)  # checked by build_kwargs
     world = {"world": args.world, "temperature": args.temperature if args.world == "dream" else None}
     search_kwargs = kwargs
     if args.world == "dream":

@@ -59,17 +59,6 @@ def parse_args(dynamics, argv=None):
     return args
 
 
-def dataset_steps(files):
-    """Env steps in these rollout files (their lengths, read without loading the frames)."""
-    import numpy as np
-
-    total = 0
-    for f in files:
-        with np.load(f) as data:
-            total += len(data["rewards"])
-    return total
-
-
 def make_optimizer(name, parameters, lr):
     if name == "rmsprop":
         return torch.optim.RMSprop(parameters, lr=lr, alpha=0.9)
@@ -82,8 +71,7 @@ def main(dynamics, argv=None):
     from models.mdrnn import dynamics_loss
 
     args = parse_args(dynamics, argv)
-    files = rollout_files(args.datadir)
-    train_files, test_files = split_files(files, args.test_fraction)
+    train_files, test_files = split_files(rollout_files(args.datadir), args.test_fraction)
     vae_file = (args.vae or vae_path(args.logdir)).resolve()
     device = args.device  # checked and resolved by check_common_flags
     vae, vae_state = load_vae(vae_file, device)
@@ -104,9 +92,10 @@ def main(dynamics, argv=None):
     for name, fs in (("train", train_files), ("test", test_files)):
         datasets[name] = RolloutSequenceDataset(fs, args.seq_len)
         datasets[name].encode(vae.encoder, device)  # once per run, not every epoch
-    # The real env steps behind this model, counted by every controller trained on it (the files
-    # are read now that they loaded: a finished stage's rerun reads no data at all).
-    extra.update(datadir=str(Path(args.datadir).resolve()), data_steps=dataset_steps(files))
+    # The real env steps behind this model (every step of its rollouts, training and test),
+    # counted by every controller trained on it.
+    extra.update(datadir=str(Path(args.datadir).resolve()),
+                 data_steps=sum(len(d.actions) for d in datasets.values()))
     print(f"{len(datasets['train'])} training and {len(datasets['test'])} test sequences "
           f"of {args.seq_len} steps, device {device}")
     del vae
