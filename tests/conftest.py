@@ -70,3 +70,15 @@ def controller_logdir(tmp_path_factory, mdrnn_logdir):
                "--max-generations", 2, "--eval-every", 1, "--eval-rollouts", 2, "--time-limit", 20,
                "--max-workers", 1, "--envs-per-worker", 2)
     return logdir
+
+
+@pytest.fixture(scope="session")
+def dream_logdir(tmp_path_factory, mdrnn_logdir, tiny_data):
+    """A copy of mdrnn_logdir whose MDN-RNN also learned the reward (--include-reward): a dream to train in."""
+    import shutil
+
+    logdir = tmp_path_factory.mktemp("dream") / "exp"
+    shutil.copytree(mdrnn_logdir, logdir, ignore=shutil.ignore_patterns("mdrnn", "ctrl"))
+    run_script("world-models/trainmdrnn.py", "--logdir", logdir, "--datadir", tiny_data, "--epochs", 1,
+               "--seq-len", TINY["seq_len"], "--include-reward", "--done-weight", 5)
+    return logdir

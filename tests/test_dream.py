@@ -10,16 +10,6 @@ from tests.conftest import TINY, run_script
 from tests.test_bad_input import refused, snapshot
 
 
-@pytest.fixture(scope="module")
-def dream_logdir(tmp_path_factory, mdrnn_logdir, tiny_data):
-    """A copy of mdrnn_logdir whose MDN-RNN also learned the reward (--include-reward)."""
-    logdir = tmp_path_factory.mktemp("dream") / "exp"
-    shutil.copytree(mdrnn_logdir, logdir, ignore=shutil.ignore_patterns("mdrnn", "ctrl"))
-    run_script("world-models/trainmdrnn.py", "--logdir", logdir, "--datadir", tiny_data, "--epochs", 1,
-               "--seq-len", TINY["seq_len"], "--include-reward", "--done-weight", 5)
-    return logdir
-
-
 def starts(n=3):
     return np.random.default_rng(0).normal(size=(n, 32)).astype(np.float32)
 

@@ -61,6 +61,12 @@ class RolloutActor:
     def pid(self):
         return os.getpid()
 
+    def node(self):
+        """The id of the Ray node this actor runs on."""
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
+
 
 def absolute_paths(build_kwargs):
     """Model paths as absolute paths: an actor's working folder is not the caller's."""
