@@ -139,3 +139,22 @@ def test_resume_with_other_settings_is_refused(tiny_data, mdrnn_logdir, tmp_path
 def test_seq_len_longer_than_every_rollout(tiny_data, mdrnn_logdir, tmp_path):
     refused("world-models/trainmdrnn.py", "--logdir", tmp_path / "exp", "--datadir", tiny_data,
             "--vae", mdrnn_logdir / "vae" / "best.tar", "--seq-len", TINY["steps"] + 5, expect="--seq-len")
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_in_one_line(mdrnn_logdir, tiny_data, tmp_path):
+    """A plain pickle (as pickle.dump writes it) with code in it: torch's own warnings about it must not
+    reach the user, only the one line; the code never runs and nothing is written."""
+    import pickle
+    import shutil
+
+    class RunsCode:
+        def __reduce__(self):
+            return (print, ("this code ran",))
+    logdir = tmp_path / "exp"
+    shutil.copytree(mdrnn_logdir, logdir, ignore=shutil.ignore_patterns("ctrl", "test_*"))
+    with open(logdir / "vae" / "best.tar", "wb") as f:
+        pickle.dump({"kind": "vae", "model": RunsCode()}, f, protocol=4)
+    before = snapshot(logdir)
+    refused("world-models/trainmdrnn.py", "--logdir", logdir, "--datadir", tiny_data, "--epochs", 1,
+            expect="best.tar: cannot be read as a checkpoint")
+    assert snapshot(logdir) == before

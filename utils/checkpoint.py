@@ -6,6 +6,7 @@ Loading always uses torch.load(weights_only=True): a checkpoint cannot run code.
 """
 import os
 import tempfile
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -90,7 +91,11 @@ def load_checkpoint(path, kind, hint="train that stage first"):
     if not path.is_file():
         raise UserError(f"{path}: no {' or '.join(kinds)} checkpoint here; {hint}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # torch warns about what it is about to refuse (e.g. "Detected pickle protocol 4" for a
+            # plain pickle); the refusal below is the one line the user needs.
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated zip, pickle with code, not a torch file, ...
         raise UserError(
             f"{path}: cannot be read as a checkpoint ({type(err).__name__}); "
