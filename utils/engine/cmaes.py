@@ -10,6 +10,14 @@ import warnings
 import numpy as np
 import torch
 
+from utils.errors import UserError
+
+# pycma has no public way to set a search's state: restore_es uses these attributes of a new
+# CMAEvolutionStrategy (and sets mean_old and timer, which its first tell() would make)
+# (requirements.txt pins the pycma releases tests/test_cmaes.py passed with).
+PYCMA_INTERNALS = ("sm.C", "sm.update_now", "_updateBDfromSM", "pc", "adapt_sigma.initialize", "countiter",
+                   "countevals", "best")
+
 
 def make_es(x0, sigma0, popsize, seed):
     """A CMAEvolutionStrategy that writes no files (pycma logs to ./outcmaes by default) and prints nothing."""
@@ -38,14 +46,23 @@ def restore_es(state, seed):
     """Rebuild a CMAEvolutionStrategy from es_state(...)."""
     from cma.utilities.utils import ElapsedWCTime
 
+    import cma
+
     mean = state["mean"].numpy()
     es = make_es(mean, state["sigma"], state["popsize"], seed + state["countiter"])
+    for name in PYCMA_INTERNALS:
+        owner = es
+        for part in name.split("."):
+            if not hasattr(owner, part):
+                raise UserError(f"pycma {cma.__version__} has no {name}, which resuming a search needs; "
+                                "install a tested release: pip install -r requirements.txt")
+            owner = getattr(owner, part)
     es.sm.C = state["C"].numpy().copy()
-    es.sm.update_now(0)  # eigendecomposition of the restored C
+    es.sm.update_now(-1)  # eigendecomposition of the restored C (-1: now; 0 does nothing before a first tell)
     es._updateBDfromSM()
     es.pc = state["pc"].numpy().copy()
+    es.adapt_sigma.initialize(es)  # its settings (cs, damps) as at the first generation; then the saved path
     es.adapt_sigma.ps = state["ps"].numpy().copy()
-    es.adapt_sigma.is_initialized = True
     es.countiter, es.countevals = state["countiter"], state["countevals"]
     es.mean_old = mean.copy()
     es.timer = ElapsedWCTime()
