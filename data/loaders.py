@@ -5,8 +5,9 @@ serve whole batches by NumPy fancy indexing: no per-frame Python and no PIL.
 Frames stay uint8 until they are on the training device (models.vae.frames_to_input).
 Memory: 12 KiB per frame, so 1000 rollouts of 1000 steps take about 12 GiB.
 
-Train/test split is by file: the last `test_fraction` of the sorted files are the
-test set, so no test frame comes from a training rollout.
+Train/test split is by file (split_files), so no test frame comes from a training
+rollout; the VAE and dynamics stages record it (split_record), and the dynamics
+stage holds out the VAE's test rollouts too (held_out_like).
 """
 import queue
 import threading
@@ -63,6 +64,25 @@ def split_files(files, test_fraction=0.1):
     if all(is_test):
         is_test[0] = False
     return ([f for f, t in zip(files, is_test) if not t], [f for f, t in zip(files, is_test) if t])
+
+
+SPLIT_RULE = "golden-ratio"  # split_files' rule, recorded with the fraction by every stage that splits
+
+
+def split_record(test_fraction, test_files):
+    """What a training stage records of its split (plain values for its checkpoints)."""
+    return {"split_rule": SPLIT_RULE, "test_fraction": float(test_fraction),
+            "test_files": sorted(str(Path(f).resolve()) for f in test_files)}
+
+
+def held_out_like(train_files, test_files, recorded):
+    """(train_files, test_files) with every file another stage recorded as held out (its split_record)
+    moved to the test files, so that no model here trains on the rollouts another tests on."""
+    held = set(recorded.get("test_files", ()))
+    moved = [f for f in train_files if str(Path(f).resolve()) in held]
+    if not moved:
+        return train_files, test_files
+    return [f for f in train_files if f not in moved], sorted(test_files + moved, key=lambda f: str(f))
 
 
 def recorded_max_steps(path):

@@ -67,6 +67,12 @@ def test_one_score_with_or_without_the_video(controller_logdir):
                    "--time-limit", 120, "--max-workers", 1, "--envs-per-worker", 3, *video)
         scores.append(json.loads((controller_logdir / "test_scores.json").read_text())["returns"])
     assert scores[0] == scores[1]
+    # another --seed: other tracks, scored beside the first set, which stays as it was
+    run_script("world-models/test_controller.py", "--logdir", controller_logdir, "--episodes", 3,
+               "--time-limit", 120, "--max-workers", 1, "--envs-per-worker", 3, "--no-video", "--seed", 1)
+    other = json.loads((controller_logdir / "test_scores_seed1.json").read_text())
+    assert other["seed"] == 1 and other["returns"] != scores[0]
+    assert json.loads((controller_logdir / "test_scores.json").read_text())["returns"] == scores[1]
 
 
 def test_an_episode_acts_alike_alone_or_among_others_in_the_same_slots(mdrnn_logdir):

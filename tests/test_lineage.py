@@ -89,3 +89,28 @@ def test_export_refuses_an_inconsistent_agent(controller_logdir, tmp_path):
     refused("utils/stages/export_agent.py", "--logdir", logdir, "--out", tmp_path / "out",
             expect="trained with another world model")
     assert not (tmp_path / "out").exists()
+
+
+def test_one_recorded_split_for_the_vae_and_the_dynamics_model(mdrnn_logdir, tiny_data, tmp_path):
+    """The VAE records its split; the dynamics model keeps it (another fraction is refused, before and on a
+    resume) and holds out every rollout the VAE held out, whatever its own rule would say."""
+    logdir = tmp_path / "exp"
+    shutil.copytree(mdrnn_logdir, logdir, ignore=shutil.ignore_patterns("mdrnn", "ctrl"))
+    vae = torch.load(logdir / "vae" / "best.tar", weights_only=True)
+    assert vae["split_rule"] == "golden-ratio" and vae["test_fraction"] == 0.1 and len(vae["test_files"]) == 1
+    dyn = ["--logdir", logdir, "--datadir", tiny_data, "--seq-len", TINY["seq_len"]]
+    before = digest(logdir)
+    refused("world-models/trainmdrnn.py", *dyn, "--epochs", 1, "--test-fraction", 0.5,
+            expect="--test-fraction 0.5: the VAE")
+    refused("world-models/trainvae.py", "--logdir", logdir, "--datadir", tiny_data, "--epochs", 2,
+            "--test-fraction", 0.5, expect="was trained with test_fraction = 0.1, this run has 0.5")
+    assert digest(logdir) == before
+    # a VAE that held out a rollout this split would train on (another rule, another version, ...)
+    trained_on = sorted(set(map(str, sorted(tiny_data.rglob("rollout_*.npz")))) - set(vae["test_files"]))[0]
+    for name in ("best.tar", "checkpoint.tar"):
+        state = torch.load(logdir / "vae" / name, weights_only=True)
+        torch.save({**state, "test_files": state["test_files"] + [trained_on]}, logdir / "vae" / name)
+    run_script("world-models/trainmdrnn.py", *dyn, "--epochs", 1)
+    dyn_state = torch.load(logdir / "mdrnn" / "checkpoint.tar", weights_only=True)
+    assert trained_on in dyn_state["test_files"] and set(vae["test_files"]) <= set(dyn_state["test_files"])
+    assert dyn_state["test_fraction"] == 0.1 and dyn_state["split_rule"] == "golden-ratio"

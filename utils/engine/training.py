@@ -72,9 +72,10 @@ class EarlyStopping:
 
 
 # What a checkpoint made before a setting was recorded was made with.
-RECORDED_SINCE = {"optimizer_name": "rmsprop", "flip": False, "done_weight": 1.0}
+RECORDED_SINCE = {"optimizer_name": "rmsprop", "flip": False, "done_weight": 1.0, "split_rule": "golden-ratio",
+                  "test_fraction": 0.1}
 # Recorded for the record, not an input a resume must share (a dataset grows between rounds of collection).
-NOT_COMPARED = ("vae_path", "datadir", "data_steps")
+NOT_COMPARED = ("vae_path", "datadir", "data_steps", "test_files")
 
 
 def check_same_inputs(state, extra, path):
@@ -178,7 +179,8 @@ def fit(stage_dir, kind, model, optimizer, args, train_epoch, test_epoch, extra=
     return stopper.best
 
 
-def add_common_flags(parser, epochs, batch_size, lr):
+def add_common_flags(parser, epochs, batch_size, lr, test_fraction=0.1,
+                     test_fraction_help="share of rollout files held out for testing"):
     """Flags every training script shares."""
     parser.add_argument("--logdir", type=Path, required=True, help="experiment folder; each stage writes its sub-folder")
     parser.add_argument("--noreload", action="store_true", help="start this stage afresh instead of resuming")
@@ -188,7 +190,7 @@ def add_common_flags(parser, epochs, batch_size, lr):
     parser.add_argument("--patience", type=int, default=30, help="early stopping: epochs without a better test loss")
     from utils.constants import DEFAULT_DATADIR
     parser.add_argument("--datadir", type=Path, default=DEFAULT_DATADIR, help="rollouts made by data/generation_script.py")
-    parser.add_argument("--test-fraction", type=float, default=0.1, help="share of rollout files held out for testing")
+    parser.add_argument("--test-fraction", type=float, default=test_fraction, help=test_fraction_help)
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
 
@@ -202,5 +204,5 @@ def check_common_flags(parser, args):
     from utils.devices import pick_device
 
     args.device = pick_device(args.device)  # a wrong --device is refused before any work
-    if not 0 < args.test_fraction < 1:
+    if args.test_fraction is not None and not 0 < args.test_fraction < 1:
         parser.error(f"--test-fraction must be in (0, 1), got {args.test_fraction}")

@@ -17,8 +17,8 @@ from utils.checkpoint import weights_id
 from utils.constants import DYNAMICS_DIRS, LSIZE, SEQ_LEN
 from utils.errors import Parser, UserError
 from utils.engine.models_io import load_vae, recorded_vae, vae_path
-from utils.engine.training import (add_common_flags, check_common_flags, check_logdir, finished, fit,
-                                   seed_everything)
+from utils.engine.training import (RECORDED_SINCE, add_common_flags, check_common_flags, check_logdir, finished,
+                                   fit, seed_everything)
 
 # Each model's training recipe, as its original code has it: ctallec/world-models
 # for the MDN-RNN; the seed's transformer code (Adam with the "Attention is all
@@ -35,7 +35,9 @@ TITLES = {"mdrnn": "the MDN-RNN", "transformer": "the Transformer density estima
 def parse_args(dynamics, argv=None):
     parser = Parser(description=f"Train {TITLES[dynamics]} of World Models on VAE latents.")
     recipe = RECIPES[dynamics]
-    add_common_flags(parser, epochs=recipe["epochs"], batch_size=16, lr=recipe["lr"])
+    add_common_flags(parser, epochs=recipe["epochs"], batch_size=16, lr=recipe["lr"], test_fraction=None,
+                     test_fraction_help="share of rollout files held out for testing (default: the VAE's, "
+                                        "which this stage must keep: it holds out the VAE's test rollouts too)")
     parser.add_argument("--optimizer", choices=["rmsprop", "adam"], default=recipe["optimizer"],
                         help="rmsprop: alpha 0.9 (ctallec's MDN-RNN); adam: betas (0.9, 0.98), eps 1e-9 "
                              "(the seed's transformers)")
@@ -66,18 +68,28 @@ def make_optimizer(name, parameters, lr):
 
 
 def main(dynamics, argv=None):
-    from data.loaders import RolloutSequenceDataset, prefetch, rollout_files, split_files
+    from data.loaders import RolloutSequenceDataset, held_out_like, prefetch, rollout_files, split_files, split_record
     from models.dynamics import build_dynamics
     from models.mdrnn import dynamics_loss
 
     args = parse_args(dynamics, argv)
-    train_files, test_files = split_files(rollout_files(args.datadir), args.test_fraction)
+    files = rollout_files(args.datadir)
     vae_file = (args.vae or vae_path(args.logdir)).resolve()
     device = args.device  # checked and resolved by check_common_flags
     vae, vae_state = load_vae(vae_file, device)
+    # One split for both models: the VAE's fraction and rule, and the VAE's test rollouts held out here too,
+    # so that neither model is tested on rollouts the other trained on.
+    vae_fraction = vae_state.get("test_fraction", RECORDED_SINCE["test_fraction"])
+    if args.test_fraction is None:
+        args.test_fraction = vae_fraction
+    elif args.test_fraction != vae_fraction:
+        raise UserError(f"--test-fraction {args.test_fraction}: the VAE {vae_file} held out {vae_fraction} of its "
+                        "rollouts and the dynamics model must hold out the same ones; drop the flag, or retrain "
+                        f"the VAE with --test-fraction {args.test_fraction}")
+    train_files, test_files = held_out_like(*split_files(files, args.test_fraction), vae_state)
     extra = {"vae_path": recorded_vae(vae_file, args.logdir), "vae_id": weights_id(vae_state["model"]),
              "seq_len": args.seq_len, "include_reward": args.include_reward, "optimizer_name": args.optimizer,
-             "done_weight": args.done_weight}
+             "done_weight": args.done_weight, **split_record(args.test_fraction, test_files)}
     if finished(Path(args.logdir) / DYNAMICS_DIRS[dynamics], dynamics, args, extra):
         return
     init = None

@@ -34,7 +34,6 @@ def parse_args(argv=None):
     parser.add_argument("--logdir", type=Path, required=True, help="experiment folder with a trained dynamics model")
     parser.add_argument("--datadir", type=Path, default=None,
                         help="rollouts (default: the dataset the dynamics model was trained on); its test split is used")
-    parser.add_argument("--test-fraction", type=float, default=0.1, help="the split's test share, as in training")
     return parser.parse_args(argv)
 
 
@@ -105,7 +104,12 @@ def main(argv=None):
         raise UserError("the dynamics model does not record its dataset; give it with --datadir")
     if not state.get("include_reward"):
         print("note: this model's reward head was not trained (--include-reward): its rewards mean nothing")
-    _, test_files = split_files(rollout_files(datadir), args.test_fraction)
+    # the model's own held-out rollouts (recorded), else the split's rule on its dataset
+    recorded = [Path(f) for f in state.get("test_files", ())]
+    if recorded and all(f.is_file() for f in recorded) and args.datadir is None:
+        test_files = recorded
+    else:
+        _, test_files = split_files(rollout_files(datadir), state.get("test_fraction", 0.1))
     result = {"dynamics": dynamics, "datadir": str(Path(datadir).resolve()), **measure(vae, model, test_files)}
     print(f"{dynamics}, {len(test_files)} held-out rollouts of {datadir}:")
     print("  true return -> predicted return: " + ", ".join(

@@ -134,6 +134,8 @@ def main(dynamics, argv=None):
                "controller_generation": state["generation"], "vae": kwargs["vae"],
                "dynamics_model": str(dynamics_path(args.logdir, dynamics).resolve()), **lineage,
                "seconds": time.time() - start}
-    atomic_write(args.logdir / "test_scores.json", lambda tmp: open(tmp, "w").write(json.dumps(summary, indent=1)))
-    print(f"score over {len(returns)} episodes: {returns.mean():.1f} +- {returns.std():.1f}")
+    # another --seed is another set of tracks: its scores go beside the first set's, not over them
+    out = args.logdir / ("test_scores.json" if args.seed == 0 else f"test_scores_seed{args.seed}.json")
+    atomic_write(out, lambda tmp: open(tmp, "w").write(json.dumps(summary, indent=1)))
+    print(f"score over {len(returns)} episodes: {returns.mean():.1f} +- {returns.std():.1f} (in {out})")
     return summary

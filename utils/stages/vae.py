@@ -46,13 +46,15 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    from data.loaders import RolloutObservationDataset, prefetch, rollout_files, split_files
+    from data.loaders import RolloutObservationDataset, prefetch, rollout_files, split_files, split_record
     from models.vae import VAE, frames_to_input, vae_loss
 
     args = parse_args(argv)
     train_files, test_files = split_files(rollout_files(args.datadir), args.test_fraction)
     device = args.device  # checked and resolved by check_common_flags
-    if finished(Path(args.logdir) / "vae", "vae", args, {"flip": args.flip}):
+    # the split is recorded: the dynamics stage holds out the same rollouts, a resume must keep it
+    extra = {"flip": args.flip, **split_record(args.test_fraction, test_files)}
+    if finished(Path(args.logdir) / "vae", "vae", args, extra):
         return
     print(f"loading {len(train_files)} training and {len(test_files)} test rollouts from {args.datadir}")
     train_set, test_set = RolloutObservationDataset(train_files), RolloutObservationDataset(test_files)
@@ -111,7 +113,7 @@ def main(argv=None):
     best = fit(stage_dir, "vae", model, optimizer, args,
                train_epoch=lambda e: run_epoch(train_set, True, e),
                test_epoch=lambda e: run_epoch(test_set, False, e),
-               extra={"flip": args.flip}, end_of_epoch=save_samples)
+               extra=extra, end_of_epoch=save_samples)
     print(f"vae: best test loss {best:.4f}; checkpoints in {stage_dir}")
 
 
