@@ -28,6 +28,8 @@ def refused(script, *args, expect):
     ("world-models/traincontroller.py", ["--time-limit", -5], "--time-limit must be > 0"),
     ("world-models/traincontroller.py", ["--max-workers", 0], "--max-workers must be > 0"),
     ("world-models/test_controller.py", ["--episodes", 0], "--episodes must be > 0"),
+    ("world-models/test_controller.py", ["--episodes", 3, "--video-episode", 3],
+     "--video-episode 3: there are only --episodes 3"),
     ("world-models/trainvae.py", ["--batch-size", -1], "--batch-size must be > 0"),
     ("world-models/trainvae.py", ["--epochs", 0], "--epochs must be > 0"),
     ("world-models/trainmdrnn.py", ["--seq-len", 0], "--seq-len must be > 0"),

@@ -73,6 +73,13 @@ def test_one_score_with_or_without_the_video(controller_logdir):
     other = json.loads((controller_logdir / "test_scores_seed1.json").read_text())
     assert other["seed"] == 1 and other["returns"] != scores[0]
     assert json.loads((controller_logdir / "test_scores.json").read_text())["returns"] == scores[1]
+    # the worst episode recorded instead of the first: the same returns
+    worst = int(np.argmin(scores[0]))
+    out = run_script("world-models/test_controller.py", "--logdir", controller_logdir, "--episodes", 3,
+                     "--time-limit", 120, "--max-workers", 1, "--envs-per-worker", 3,
+                     "--video-episode", worst).stdout
+    assert f"recorded episode: return {scores[0][worst]:.1f}" in out
+    assert json.loads((controller_logdir / "test_scores.json").read_text())["returns"] == scores[0]
 
 
 def test_an_episode_acts_alike_alone_or_among_others_in_the_same_slots(mdrnn_logdir):

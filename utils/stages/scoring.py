@@ -3,7 +3,8 @@
     python world-models/test_controller.py --logdir exp_dir --episodes 100
 
 Plays --episodes full episodes (never stopped early) with <logdir>/ctrl/best.tar
-and prints the mean +- std of their returns. The first episode is also drawn at
+and prints the mean +- std of their returns. The first episode (or
+--video-episode) is also drawn at
 600x400 and written to <logdir>/test_sample/%04d.png and test_sample.mp4
 (ffmpeg -i exp_dir/test_sample/%04d.png ... works too). --render shows every
 episode in a window instead, recording nothing (needs a display: run under
@@ -30,10 +31,16 @@ def parse_args(argv=None):
     add_rollout_flags(parser, precision="fp32")
     parser.add_argument("--episodes", type=int, default=100, help="episodes to average over")
     parser.add_argument("--render", action="store_true", help="show the episodes in a window (needs a display)")
-    parser.add_argument("--no-video", action="store_true", help="do not save the first episode's frames and mp4")
+    parser.add_argument("--no-video", action="store_true", help="do not save the recorded episode's frames and mp4")
+    parser.add_argument("--video-episode", type=int, default=0,
+                        help="which episode to record (0 = the first; e.g. the worst of an earlier test, "
+                             "from test_scores.json's returns): the scores are the same whichever is recorded")
     args = parser.parse_args(argv)
     check_rollout_flags(parser, args)
-    check_flags(parser, args, positive=("episodes",))
+    check_flags(parser, args, positive=("episodes",), non_negative=("video_episode",))
+    if args.video_episode >= args.episodes:
+        parser.error(f"--video-episode {args.video_episode}: there are only --episodes {args.episodes} "
+                     f"(0 to {args.episodes - 1})")
     return args
 
 
@@ -87,7 +94,7 @@ def record(generator, task, folder):
                 video.append_data(frame)
                 count[0] += 1
             ret = play(generator, [task], observe)[task.id]
-    print(f"first episode: return {ret:.1f}, {count[0]} frames in {folder}, video {folder.with_suffix('.mp4')}")
+    print(f"recorded episode: return {ret:.1f}, {count[0]} frames in {folder}, video {folder.with_suffix('.mp4')}")
     return ret
 
 
@@ -112,21 +119,21 @@ def main(dynamics, argv=None):
     print(f"scoring {ctrl_file} (generation {state['generation']}) with the VAE {kwargs['vae']} and "
           f"{dynamics_path(args.logdir, dynamics)}, {args.renderer} renderer, {kwargs['precision']}", flush=True)
     start = time.time()
-    returns = []
+    results = {}
     if args.render:  # every episode in this process, in a window
-        for seed in tqdm(seeds, desc="episodes"):
-            returns.append(play_in_process(kwargs, params, seed, device, args.envs_per_worker, render=True))
-    elif not args.no_video:  # the first episode in this process, to draw it
-        returns.append(play_in_process(kwargs, params, seeds[0], device, args.envs_per_worker,
-                                       video_dir=args.logdir / "test_sample"))
-    rest = [Task(i, params, s) for i, s in enumerate(seeds) if i >= len(returns)]
+        for i, seed in enumerate(tqdm(seeds, desc="episodes")):
+            results[i] = play_in_process(kwargs, params, seed, device, args.envs_per_worker, render=True)
+    elif not args.no_video:  # one episode in this process, to draw it
+        k = args.video_episode
+        results[k] = play_in_process(kwargs, params, seeds[k], device, args.envs_per_worker,
+                                     video_dir=args.logdir / "test_sample")
+    rest = [Task(i, params, s) for i, s in enumerate(seeds) if i not in results]
     if rest:
         workers = min(n_workers(args), -(-len(rest) // args.envs_per_worker))
         with make_pool(args, kwargs, workers) as pool, \
                 tqdm(total=len(rest), desc="episodes") as bar:
-            results = pool.evaluate(rest, bar)
-        returns += [results[t.id] for t in rest]
-    returns = np.array(returns)
+            results.update(pool.evaluate(rest, bar))
+    returns = np.array([results[i] for i in range(len(seeds))])
     summary = {"mean": float(returns.mean()), "std": float(returns.std()), "episodes": len(returns),
                "returns": returns.tolist(), "dynamics": dynamics, "renderer": args.renderer, "seed": args.seed,
                "precision": kwargs["precision"],
