@@ -1,9 +1,10 @@
-"""The controller (the "C" of World Models): one linear layer on [z, h] -> action."""
+"""The controller (the "C" of World Models): one linear layer on [z, h] -> action, or one of the
+paper's ablations (utils.constants.CONTROLLER_INPUTS): z alone, or z through a hidden layer."""
 import numpy as np
 import torch
 import torch.nn as nn
 
-from utils.constants import ASIZE, LSIZE, RSIZE
+from utils.constants import ASIZE, CONTROLLER_INPUTS, LSIZE, RSIZE, Z_HIDDEN
 
 
 def squash(raw):
@@ -19,20 +20,49 @@ def squash(raw):
     return torch.cat([t[..., :1], (t[..., 1:2] + 1) / 2, t[..., 2:].clamp(min=0.0)], dim=-1)
 
 
-class Controller(nn.Module):
-    """(LSIZE + RSIZE) * ASIZE + ASIZE = 867 parameters."""
+def reads_text(reads):
+    """reads: {"controller_inputs", "untrained_dynamics"} -> e.g. "[z, h] of the trained dynamics model"."""
+    if reads["controller_inputs"] == "z":
+        return "z alone"
+    if reads["controller_inputs"] == "z-hidden":
+        return f"z through a hidden layer of {Z_HIDDEN} units"
+    return "[z, h] of the " + ("untrained" if reads["untrained_dynamics"] else "trained") + " dynamics model"
 
-    def __init__(self, latents=LSIZE, hiddens=RSIZE, actions=ASIZE):
+
+def layer_shapes(inputs="zh"):
+    """[(weight shape, bias shape)] of each layer, first to last, for a controller reading `inputs`."""
+    if inputs == "zh":
+        return [((ASIZE, LSIZE + RSIZE), (ASIZE,))]
+    if inputs == "z":
+        return [((ASIZE, LSIZE), (ASIZE,))]
+    if inputs == "z-hidden":
+        return [((Z_HIDDEN, LSIZE), (Z_HIDDEN,)), ((ASIZE, Z_HIDDEN), (ASIZE,))]
+    raise ValueError(f"controller inputs must be one of {CONTROLLER_INPUTS}, got {inputs!r}")
+
+
+def n_params(inputs="zh"):
+    """867 for [z, h]; 99 for z; 1443 for z with the hidden layer."""
+    return sum(int(np.prod(w)) + int(np.prod(b)) for w, b in layer_shapes(inputs))
+
+
+class Controller(nn.Module):
+    """The layers of layer_shapes(inputs) (`hidden`, then `fc`), tanh between them; n_params(inputs) parameters."""
+
+    def __init__(self, inputs="zh"):
         super().__init__()
-        self.fc = nn.Linear(latents + hiddens, actions)
+        self.inputs = inputs
+        shapes = layer_shapes(inputs)
+        if len(shapes) == 2:
+            self.hidden = nn.Linear(LSIZE, Z_HIDDEN)
+        self.fc = nn.Linear(shapes[-1][0][1], ASIZE)
 
     def forward(self, latents, hiddens):
-        """latents (BSIZE, LSIZE), hiddens (BSIZE, RSIZE) -> actions (BSIZE, ASIZE) within the action box."""
-        return squash(self.fc(torch.cat([latents, hiddens], dim=-1)))
-
-
-def n_params(latents=LSIZE, hiddens=RSIZE, actions=ASIZE):
-    return (latents + hiddens) * actions + actions
+        """latents (BSIZE, LSIZE), hiddens (BSIZE, RSIZE; read by "zh" only) -> actions (BSIZE, ASIZE)
+        within the action box."""
+        x = torch.cat([latents, hiddens], dim=-1) if self.inputs == "zh" else latents
+        if self.inputs == "z-hidden":
+            x = torch.tanh(self.hidden(x))
+        return squash(self.fc(x))
 
 
 def flatten_params(controller):
@@ -43,8 +73,8 @@ def flatten_params(controller):
 def unflatten_params(vector, controller):
     """Write a flat vector (n_params,) into controller's parameters, in place."""
     vector = torch.as_tensor(np.asarray(vector), dtype=torch.float32)
-    if vector.numel() != n_params():
-        raise ValueError(f"expected {n_params()} controller parameters, got {vector.numel()}")
+    if vector.numel() != n_params(controller.inputs):
+        raise ValueError(f"expected {n_params(controller.inputs)} controller parameters, got {vector.numel()}")
     offset = 0
     with torch.no_grad():
         for p in controller.parameters():
@@ -56,22 +86,29 @@ def unflatten_params(vector, controller):
 class BatchedControllers:
     """Many controllers at once, one per environment slot, for population evaluation.
 
-    weights: (BSIZE, ASIZE, LSIZE + RSIZE) and biases (BSIZE, ASIZE) on one device;
-    set(i, vector) loads one candidate's flat parameters into slot i.
+    Each layer: weights (BSIZE, OUT, IN) and biases (BSIZE, OUT) on one device (layer_shapes(inputs));
+    set(i, vector) loads one candidate's flat parameters (Controller's order) into slot i.
     """
 
-    def __init__(self, batch_size, device, latents=LSIZE, hiddens=RSIZE, actions=ASIZE):
-        self.inputs = latents + hiddens
-        self.weights = torch.zeros(batch_size, actions, self.inputs, device=device)
-        self.biases = torch.zeros(batch_size, actions, device=device)
+    def __init__(self, batch_size, device, inputs="zh"):
+        self.inputs = inputs
+        self.layers = [(torch.zeros(batch_size, *w, device=device), torch.zeros(batch_size, *b, device=device))
+                       for w, b in layer_shapes(inputs)]
 
     def set(self, slot, vector):
-        v = torch.as_tensor(np.asarray(vector), dtype=torch.float32, device=self.weights.device)
-        n = self.weights.shape[1] * self.inputs
-        self.weights[slot] = v[:n].view(-1, self.inputs)
-        self.biases[slot] = v[n:]
+        v = torch.as_tensor(np.asarray(vector), dtype=torch.float32, device=self.layers[0][0].device)
+        offset = 0
+        for weights, biases in self.layers:
+            for t in (weights, biases):
+                n = t[slot].numel()
+                t[slot] = v[offset: offset + n].view_as(t[slot])
+                offset += n
 
     def __call__(self, latents, hiddens):
         """latents (BSIZE, LSIZE), hiddens (BSIZE, RSIZE) -> actions (BSIZE, ASIZE)."""
-        x = torch.cat([latents, hiddens], dim=-1)
-        return squash(torch.bmm(self.weights, x[:, :, None])[..., 0] + self.biases)
+        x = torch.cat([latents, hiddens], dim=-1) if self.inputs == "zh" else latents
+        for i, (weights, biases) in enumerate(self.layers):
+            if i:
+                x = torch.tanh(x)
+            x = torch.bmm(weights, x[:, :, None])[..., 0] + biases
+        return squash(x)

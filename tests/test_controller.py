@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from models.controller import BatchedControllers, Controller, flatten_params, n_params, unflatten_params
@@ -29,15 +30,20 @@ def test_flatten_unflatten_round_trip():
     np.testing.assert_allclose(flatten_params(other), v, rtol=1e-7)
 
 
-def test_batched_controllers_match_single_ones():
+@pytest.mark.parametrize("inputs,size", [("zh", 867), ("z", 99), ("z-hidden", 1443)])
+def test_batched_controllers_match_single_ones(inputs, size):
     torch.manual_seed(0)
-    vectors = [np.random.default_rng(i).normal(size=867) for i in range(4)]
-    batched = BatchedControllers(4, "cpu")
+    assert n_params(inputs) == size == sum(p.numel() for p in Controller(inputs).parameters())
+    vectors = [np.random.default_rng(i).normal(size=size) for i in range(4)]
+    batched = BatchedControllers(4, "cpu", inputs)
     for i, v in enumerate(vectors):
         batched.set(i, v)
     z, h = torch.randn(4, 32), torch.randn(4, 256)
-    expected = torch.cat([unflatten_params(v, Controller())(z[i:i + 1], h[i:i + 1]) for i, v in enumerate(vectors)])
+    expected = torch.cat([unflatten_params(v, Controller(inputs))(z[i:i + 1], h[i:i + 1])
+                          for i, v in enumerate(vectors)])
     torch.testing.assert_close(batched(z, h), expected, rtol=1e-5, atol=1e-6)
+    if inputs != "zh":  # these read no h
+        torch.testing.assert_close(batched(z, torch.randn(4, 256)), batched(z, h), rtol=0, atol=0)
 
 
 def test_action_mapping_is_the_papers():
@@ -101,3 +107,47 @@ def test_an_episode_acts_alike_alone_or_among_others_in_the_same_slots(mdrnn_log
         gen.close()
         runs.append(np.stack(actions))
     np.testing.assert_array_equal(runs[0], runs[1])
+
+
+@pytest.mark.parametrize("inputs,untrained", [("z", False), ("z-hidden", False), ("zh", True)])
+def test_the_papers_ablations_train_resume_and_test(controller_logdir, tmp_path, inputs, untrained):
+    """--controller-inputs z | z-hidden and --untrained-dynamics through the real command lines: the
+    search, its checkpoints, a resume that must keep them, and the test, which reads them from the
+    checkpoint."""
+    import json
+    import shutil
+
+    from tests.conftest import run_script
+    from tests.test_bad_input import refused
+
+    logdir = tmp_path / "exp"
+    shutil.copytree(controller_logdir, logdir, ignore=shutil.ignore_patterns("ctrl", "test_*"))
+    flags = ["--logdir", logdir, "--n-samples", 1, "--pop-size", 4, "--eval-every", 1, "--eval-rollouts", 2,
+             "--time-limit", 30, "--max-workers", 1, "--envs-per-worker", 4, "--controller-inputs", inputs,
+             *(["--untrained-dynamics"] if untrained else [])]
+    out = run_script("world-models/traincontroller.py", *flags, "--max-generations", 1).stdout
+    assert f"over {n_params(inputs)} controller parameters" in out
+    state = torch.load(logdir / "ctrl" / "best.tar", weights_only=True)
+    assert state["controller_inputs"] == inputs and state["untrained_dynamics"] == untrained
+    assert state["params"].numel() == n_params(inputs)
+    assert "resuming CMA-ES" in run_script("world-models/traincontroller.py", *flags, "--max-generations", 2).stdout
+    other = "zh" if inputs != "zh" else "z"
+    refused("world-models/traincontroller.py", *flags[:-1 if untrained else None], "--controller-inputs", other,
+            "--max-generations", 3, expect="resume it with the same --controller-inputs and --untrained-dynamics")
+    out = run_script("world-models/test_controller.py", "--logdir", logdir, "--episodes", 2, "--time-limit", 30,
+                     "--max-workers", 1, "--no-video").stdout
+    scores = json.loads((logdir / "test_scores.json").read_text())
+    assert scores["controller_inputs"] == inputs and scores["untrained_dynamics"] == untrained
+    assert ("untrained dynamics model" in out) == untrained
+
+
+def test_an_untrained_dynamics_model_is_one_model_everywhere():
+    """--untrained-dynamics: every process builds the same weights, and the caller's random state is untouched."""
+    from utils.engine.models_io import untrained_dynamics
+
+    torch.manual_seed(5)
+    before = torch.get_rng_state()
+    a, b = untrained_dynamics("mdrnn"), untrained_dynamics("mdrnn")
+    assert torch.equal(torch.get_rng_state(), before)
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(x, y), name

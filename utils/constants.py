@@ -9,6 +9,10 @@ from pathlib import Path
 ASIZE = 3  # action: steer in [-1, 1], gas in [0, 1], brake in [0, 1] (mapping: models/controller.squash)
 LSIZE = 32  # VAE latent size
 RSIZE = 256  # hidden size of the dynamics model, read by the controller
+# What the controller reads (--controller-inputs; the paper's Table 1 ablation): "zh" [z, h] (the paper's
+# agent), "z" the latent alone (linear), "z-hidden" the latent through one tanh layer of Z_HIDDEN units.
+CONTROLLER_INPUTS = ("zh", "z", "z-hidden")
+Z_HIDDEN = 40  # the paper's code, its MODE_Z_HIDDEN
 RED_SIZE = 64  # frames are RED_SIZE x RED_SIZE x 3 uint8
 NGAUSS = 5  # components of the mixture density over the next latent
 SEQ_LEN = 32  # training sequence length of the dynamics models

@@ -42,7 +42,9 @@ def collect_rollout(index, rootdir, threads, max_steps, seed, renderer, logdir, 
         one_thread_per_worker()  # one core per process, as the pool's workers
         dynamics, state = agent(logdir)
         generator = build_generator(str(logdir), dynamics, "cpu", n_envs=1, time_limit=max_steps,
-                                    env_kwargs={"renderer": renderer}, action_noise=action_noise)
+                                    env_kwargs={"renderer": renderer}, action_noise=action_noise,
+                                    controller_inputs=state.get("controller_inputs", "zh"),
+                                    untrained_dynamics=state.get("untrained_dynamics", False))
         _generators[key] = (generator, state["params"].numpy())
     generator, params = _generators[key]
     frames, actions, rewards, ends = [], [], [], []

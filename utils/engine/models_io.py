@@ -60,6 +60,19 @@ def load_dynamics(path, dynamics, device="cpu"):
     return model.to(device).eval(), state
 
 
+UNTRAINED_SEED = 0  # the initialisation of every untrained dynamics model (--untrained-dynamics): one model
+
+
+def untrained_dynamics(dynamics):
+    """The dynamics model (mdrnn | transformer | trade) as initialised before training, the same in every
+    process (its weights drawn from UNTRAINED_SEED, the caller's random state untouched), in eval mode."""
+    from models.dynamics import build_dynamics
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(UNTRAINED_SEED)
+        return build_dynamics(dynamics).eval()
+
+
 def load_world_model(logdir, dynamics, device="cpu", vae=None):
     """(vae, dynamics_model) of an experiment. The VAE is the one the dynamics
     model was trained on (recorded in its checkpoint) unless `vae` names another file."""

@@ -27,7 +27,7 @@ from utils.constants import MAX_STEPS
 
 @dataclass
 class Task:
-    """One episode to play: controller parameters (867,), env seed, an id to
+    """One episode to play: controller parameters (n_params,), env seed, an id to
     report back, and early_stop: 0 (play it out) or the patience of early_stop()."""
     id: int
     params: np.ndarray
@@ -81,14 +81,15 @@ class RealWorld:
 
 class RolloutGenerator:
     def __init__(self, vae, model, n_envs, device, time_limit=MAX_STEPS, context=None, env_kwargs=None,
-                 precision="fp32", dream=None, action_noise=0.0):
+                 precision="fp32", dream=None, action_noise=0.0, controller_inputs="zh"):
         """vae, model: trained models.vae.VAE and dynamics model (moved to device here).
         context: the transformers' window (default: their training length); ignored by the MDN-RNN.
         precision: "fp32", or "bf16" for the VAE encoder and a transformer (see to_bf16).
         dream: None (real episodes), or the keyword arguments of utils.engine.dream.DreamWorld
         (starts, temperature, ...): the episodes are then played in the dynamics model's dream.
         action_noise: std of Gaussian noise added to every action (then clipped into the box),
-        drawn from the task's seed (data collection with a controller)."""
+        drawn from the task's seed (data collection with a controller).
+        controller_inputs: what the controllers read (utils.constants.CONTROLLER_INPUTS)."""
         from models.controller import BatchedControllers
 
         self.device = torch.device(device)
@@ -110,7 +111,7 @@ class RolloutGenerator:
 
             self.world = DreamWorld(self.model, n_envs, self.device, **dream)
         self.stepper = model.stepper(n_envs, context) if context else model.stepper(n_envs)
-        self.controllers = BatchedControllers(n_envs, self.device)
+        self.controllers = BatchedControllers(n_envs, self.device, controller_inputs)
         self.noise = [None] * n_envs  # per slot: the task's action-noise generator
 
     @property

@@ -32,7 +32,8 @@ from tqdm import tqdm
 from utils.checkpoint import load_checkpoint, save_checkpoint
 from utils.devices import use_gpus
 from utils.errors import Parser, UserError, check_flags
-from utils.constants import DREAM_TEMPERATURE
+from models.controller import reads_text
+from utils.constants import CONTROLLER_INPUTS, DREAM_TEMPERATURE, Z_HIDDEN
 from utils.engine.rollout_cli import (TRAIN_SEED_STREAM, EVAL_SEED_STREAM, REAL_EVAL_SEED_STREAM, add_rollout_flags,
                                       build_kwargs, changed_model, check_rollout_flags, episode_seeds, make_pool,
                                       n_workers)
@@ -64,6 +65,13 @@ def parse_args(argv=None):
                         help="dream only: every N generations, play the best dream controller so far in reality, "
                              "for the learning curve only (never used to choose; its steps are counted); 0: never")
     parser.add_argument("--real-eval-rollouts", type=int, default=8, help="episodes of each real evaluation")
+    parser.add_argument("--controller-inputs", choices=CONTROLLER_INPUTS, default="zh",
+                        help="what the controller reads (the paper's ablation): zh = [z, h], one linear layer (the "
+                             "paper's agent); z = the latent alone, linear; z-hidden = the latent through a hidden "
+                             f"layer of {Z_HIDDEN} tanh units")
+    parser.add_argument("--untrained-dynamics", action="store_true",
+                        help="the dynamics model at its initialisation (fixed seed) instead of its trained weights: "
+                             "what training it adds to h (ablation; real world only)")
     args = parser.parse_args(argv)
     check_rollout_flags(parser, args)
     check_flags(parser, args, positive=("n_samples", "eval_every", "eval_rollouts", "sigma0", "max_generations",
@@ -71,22 +79,31 @@ def parse_args(argv=None):
                 non_negative=("early_stop", "real_eval_every"), minimum={"pop_size": 2})
     if args.world == "real" and (args.real_eval_every or args.dream_datadir):
         parser.error("--real-eval-every and --dream-datadir are for --world dream")
+    if args.world == "dream" and args.untrained_dynamics:
+        parser.error("--untrained-dynamics: an untrained model has no dream to learn in; it is for --world real")
+    if args.untrained_dynamics and args.controller_inputs != "zh":
+        parser.error(f"--untrained-dynamics changes h, which --controller-inputs {args.controller_inputs} does not read")
     if args.world == "dream" and args.early_stop:
         parser.error("--early-stop reads the real road tiles: it has no meaning in --world dream")
     return args
 
 
+# What a controller read before this was recorded.
+READS_BEFORE = {"controller_inputs": "zh", "untrained_dynamics": False}
+
+
 def dream_starts(args, state, vae_file):
     """The latents (N, LSIZE) that dream episodes start from: the VAE's means of the first
     frame of each training rollout of the dynamics model's dataset (or --dream-datadir)."""
-    from data.loaders import rollout_files, split_files
+    from data.loaders import held_out_like, rollout_files, split_files
     from utils.engine.models_io import encode_frames, load_vae
 
     datadir = args.dream_datadir or state.get("datadir")
     if datadir is None:
         raise UserError("the dynamics model does not record its dataset (trained before this was recorded); "
                         "give the rollouts to start dreams from with --dream-datadir")
-    train_files, _ = split_files(rollout_files(datadir))  # its test rollouts stay unseen
+    # its test rollouts stay unseen
+    train_files, _ = held_out_like(*split_files(rollout_files(datadir), state.get("test_fraction", 0.1)), state)
     frames = []
     for f in train_files:
         with np.load(f) as data:
@@ -108,6 +125,8 @@ def main(dynamics, argv=None):
     kwargs, lineage = build_kwargs(args, dynamics)
     dyn_state = load_checkpoint(dynamics_path(args.logdir, dynamics), dynamics)  # checked by build_kwargs
     world = {"world": args.world, "temperature": args.temperature if args.world == "dream" else None}
+    reads = {"controller_inputs": args.controller_inputs, "untrained_dynamics": args.untrained_dynamics}
+    kwargs.update(reads)
     search_kwargs = kwargs
     if args.world == "dream":
         if not dyn_state.get("include_reward"):
@@ -138,6 +157,10 @@ def main(dynamics, argv=None):
             where = "in reality" if recorded["world"] == "real" else f"in the dream at temperature {recorded['temperature']}"
             raise UserError(f"{last}: this search was played {where}; resume it with the same --world and "
                             "--temperature, or start afresh with --noreload (or another --logdir)")
+        recorded = {key: state.get(key, default) for key, default in READS_BEFORE.items()}
+        if recorded != reads:
+            raise UserError(f"{last}: this search's controller reads {reads_text(recorded)}; resume it with "
+                            "the same --controller-inputs and --untrained-dynamics, or start afresh with --noreload")
         changed = changed_model(state, lineage)
         if changed:
             raise UserError(f"{last}: this search began with another {changed} (retrained since?); "
@@ -155,9 +178,10 @@ def main(dynamics, argv=None):
               f"best evaluation {best_eval['mean']:.1f})")
     else:
         search_id = secrets.token_hex(8)  # tells this search's files from an earlier search's
-        x0 = flatten_params(Controller())
+        x0 = flatten_params(Controller(args.controller_inputs))
         es = make_es(x0, args.sigma0, args.pop_size, args.seed)
-        print(f"new CMA-ES search over {n_params()} controller parameters, population {args.pop_size}")
+        print(f"new CMA-ES search over {n_params(args.controller_inputs)} controller parameters "
+              f"(reading {reads_text(reads)}), population {args.pop_size}")
 
     writer = summary_writer(ctrl_dir)
     workers = n_workers(args)
@@ -228,10 +252,11 @@ def main(dynamics, argv=None):
                     if mean > best_eval["mean"]:
                         best_eval = {"mean": mean, "std": std, "generation": gen}
                         save_checkpoint(best_file, "controller", params=torch.from_numpy(np.asarray(champion)),
-                                        model=unflatten_params(champion, Controller()).state_dict(),
+                                        model=unflatten_params(champion, Controller(args.controller_inputs)).state_dict(),
                                         dynamics=dynamics, reward=mean, std=std, generation=gen,
                                         eval_rollouts=args.eval_rollouts, search_id=search_id,
-                                        renderer=args.renderer, precision=kwargs["precision"], **world, **lineage)
+                                        renderer=args.renderer, precision=kwargs["precision"], **world, **reads,
+                                        **lineage)
                         tqdm.write(f"new best controller saved to {best_file}")
                 if dream and args.real_eval_every and (gen + 1) % args.real_eval_every == 0 and best_file.exists():
                     # For the plot: the controller the dream chose so far, in reality. Chooses nothing.
@@ -251,7 +276,7 @@ def main(dynamics, argv=None):
                 writer.add_scalar("charts/real_env_steps", total_real, gen)
                 save_checkpoint(last, "cmaes", cma=es_state(es), dynamics=dynamics, best_eval=best_eval,
                                 n_samples=args.n_samples, search_id=search_id, real_steps_played=real_steps["played"],
-                                **world, **lineage)
+                                **world, **reads, **lineage)
                 writer.flush()
                 generations.update()
             generations.close()

@@ -16,6 +16,7 @@ import time
 import numpy as np
 from tqdm import tqdm
 
+from models.controller import reads_text
 from utils.checkpoint import atomic_path, atomic_write, load_checkpoint
 from utils.devices import use_gpus
 from utils.errors import Parser, UserError, check_flags
@@ -113,11 +114,15 @@ def main(dynamics, argv=None):
         raise UserError(f"{ctrl_file}: this controller was trained with another {changed} (retrained since?); "
                         "retrain it with traincontroller.py --noreload")
     params = state["params"].numpy()
+    # what it was trained to read (the paper's ablations), as it was trained
+    kwargs.update(controller_inputs=state.get("controller_inputs", "zh"),
+                  untrained_dynamics=state.get("untrained_dynamics", False))
     seeds = episode_seeds(args.seed, TEST_SEED_STREAM, 0, args.episodes)
     device = "cuda" if use_gpus(args.device) else "cpu"
 
-    print(f"scoring {ctrl_file} (generation {state['generation']}) with the VAE {kwargs['vae']} and "
-          f"{dynamics_path(args.logdir, dynamics)}, {args.renderer} renderer, {kwargs['precision']}", flush=True)
+    print(f"scoring {ctrl_file} (generation {state['generation']}, reading {reads_text(kwargs)}) with the VAE "
+          f"{kwargs['vae']} and {dynamics_path(args.logdir, dynamics)}, {args.renderer} renderer, "
+          f"{kwargs['precision']}", flush=True)
     start = time.time()
     results = {}
     if args.render:  # every episode in this process, in a window
@@ -136,7 +141,8 @@ def main(dynamics, argv=None):
     returns = np.array([results[i] for i in range(len(seeds))])
     summary = {"mean": float(returns.mean()), "std": float(returns.std()), "episodes": len(returns),
                "returns": returns.tolist(), "dynamics": dynamics, "renderer": args.renderer, "seed": args.seed,
-               "precision": kwargs["precision"],
+               "precision": kwargs["precision"], "controller_inputs": kwargs["controller_inputs"],
+               "untrained_dynamics": kwargs["untrained_dynamics"],
                "time_limit": args.time_limit, "controller": str(ctrl_file.resolve()),
                "controller_generation": state["generation"], "vae": kwargs["vae"],
                "dynamics_model": str(dynamics_path(args.logdir, dynamics).resolve()), **lineage,
