@@ -13,7 +13,7 @@ TORCH_PIP ?=
 PY := $(VENV)/bin/python
 QS := quickstart
 
-.PHONY: install test quickstart clean-quickstart agent compare compare-seed dream
+.PHONY: install test quickstart clean-quickstart agent compare compare-seed dream ablation
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-ray.txt
 	$(PYTHON) -m venv $(VENV)
@@ -157,3 +157,24 @@ dream: $(VENV)/.installed
 		$(PY) world-models/traincontroller.py --logdir $$cur $(DREAM_SEARCH) || exit 1; \
 	done
 	$(PY) world-models/test_controller.py --logdir $(DREAM_DIR)/r$(DREAM_ROUNDS) --episodes 100
+
+# The paper's ablation (its Table 1) on the shipped agent's world model (pretrained/world-models: its VAE
+# and MDN-RNN, copied into each run): the controller reading z alone (linear), [z, h] of the MDN-RNN at
+# its initialisation, z through a hidden layer of 40 tanh units, and [z, h] of the trained MDN-RNN (the
+# agent), each with ABLATION_SEEDS CMA-ES seeds and make agent's search budget, each tested over the same
+# 100 tracks. Every run resumes after a stop; a test is rerun only when its controller changed.
+ABLATION_DIR ?= runs/ablation
+ABLATION_ROWS ?= z zh-untrained z-hidden zh
+ABLATION_SEEDS ?= 0 1 2
+ablation: $(VENV)/.installed
+	for seed in $(ABLATION_SEEDS); do for row in $(ABLATION_ROWS); do \
+		dst=$(ABLATION_DIR)/$$row-seed$$seed; mkdir -p $$dst; \
+		for m in vae mdrnn; do [ -d $$dst/$$m ] || cp -r pretrained/world-models/$$m $$dst/ || exit 1; done; \
+		reads="--controller-inputs $$row"; [ $$row = zh-untrained ] && reads="--untrained-dynamics"; \
+		$(PY) world-models/traincontroller.py --logdir $$dst $$reads --renderer approx --seed $$seed \
+			--pop-size $(AGENT_POP) --n-samples $(AGENT_SAMPLES) --max-generations $(AGENT_GENERATIONS) \
+			--eval-every $(AGENT_EVAL_EVERY) --eval-rollouts $(AGENT_EVAL_ROLLOUTS) --target-return 1000 \
+			--precision $(AGENT_PRECISION) || exit 1; \
+		[ $$dst/test_scores.json -nt $$dst/ctrl/best.tar ] || \
+			$(PY) world-models/test_controller.py --logdir $$dst --episodes 100 --no-video || exit 1; \
+	done; done
