@@ -67,12 +67,14 @@ def test_one_score_with_or_without_the_video(controller_logdir):
 
     from tests.conftest import run_script
 
-    scores = []
+    scores, steps = [], []
     for video in ([], ["--no-video"]):
         run_script("world-models/test_controller.py", "--logdir", controller_logdir, "--episodes", 3,
                    "--time-limit", 120, "--max-workers", 1, "--envs-per-worker", 3, *video)
         scores.append(json.loads((controller_logdir / "test_scores.json").read_text())["returns"])
+        steps.append(json.loads((controller_logdir / "test_scores.json").read_text())["steps"])
     assert scores[0] == scores[1]
+    assert steps[0] == steps[1] and len(steps[0]) == 3 and all(0 < n <= 120 for n in steps[0])
     # another --seed: other tracks, scored beside the first set, which stays as it was
     run_script("world-models/test_controller.py", "--logdir", controller_logdir, "--episodes", 3,
                "--time-limit", 120, "--max-workers", 1, "--envs-per-worker", 3, "--no-video", "--seed", 1)

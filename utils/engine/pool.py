@@ -137,7 +137,8 @@ class WorkerPool:
         self._start(slot)
 
     def evaluate(self, tasks, progress=None):
-        """Play every Task once; returns {task.id: total reward}. progress: optional tqdm bar."""
+        """Play every Task once; returns {task.id: total reward} and fills each Task's .steps.
+        progress: optional tqdm bar."""
         todo, results = deque(tasks), {}
         expected = {t.id for t in tasks}
         for w in self.workers.values():
@@ -169,6 +170,7 @@ class WorkerPool:
                     task = w["tasks"].pop(msg[1], None)
                     if task is not None and msg[1] not in results:
                         results[msg[1]] = msg[2]
+                        task.steps = msg[3]  # the caller's Task: its episode's length, as play() fills it
                         self.steps_played += msg[3]
                         if progress is not None:
                             progress.update()

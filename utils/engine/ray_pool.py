@@ -176,8 +176,8 @@ class RayPool:
                 w["last_seen"] = time.monotonic()
                 for task in batch:
                     if task.id not in results:
-                        results[task.id], steps = returns[task.id]
-                        self.steps_played += steps
+                        results[task.id], task.steps = returns[task.id]
+                        self.steps_played += task.steps
                         if progress is not None:
                             progress.update()
             now = time.monotonic()

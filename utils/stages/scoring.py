@@ -54,7 +54,7 @@ def play_in_process(kwargs, params, seed, device, n_envs, render=False, video_di
     size rounds differently) and one torch thread.
     video_dir: write each 600x400 frame to video_dir/%04d.png and the whole
     episode to video_dir.mp4 as it is played (nothing is held in memory).
-    Returns the episode's return.
+    Returns (the episode's return, its steps).
     """
     import torch
 
@@ -68,9 +68,8 @@ def play_in_process(kwargs, params, seed, device, n_envs, render=False, video_di
     generator = build_generator(**dict(kwargs, env_kwargs=env_kwargs), device=device, n_envs=n_envs)
     task = Task(0, params, seed)
     try:
-        if video_dir is None:
-            return play(generator, [task])[0]
-        return record(generator, task, video_dir)
+        ret = play(generator, [task])[0] if video_dir is None else record(generator, task, video_dir)
+        return ret, task.steps
     finally:
         generator.close()
         torch.set_num_threads(threads)
@@ -124,23 +123,27 @@ def main(dynamics, argv=None):
           f"{kwargs['vae']} and {dynamics_path(args.logdir, dynamics)}, {args.renderer} renderer, "
           f"{kwargs['precision']}", flush=True)
     start = time.time()
-    results = {}
+    results, lengths = {}, {}
     if args.render:  # every episode in this process, in a window
         for i, seed in enumerate(tqdm(seeds, desc="episodes")):
-            results[i] = play_in_process(kwargs, params, seed, device, args.envs_per_worker, render=True)
+            results[i], lengths[i] = play_in_process(kwargs, params, seed, device, args.envs_per_worker,
+                                                     render=True)
     elif not args.no_video:  # one episode in this process, to draw it
         k = args.video_episode
-        results[k] = play_in_process(kwargs, params, seeds[k], device, args.envs_per_worker,
-                                     video_dir=args.logdir / "test_sample")
+        results[k], lengths[k] = play_in_process(kwargs, params, seeds[k], device, args.envs_per_worker,
+                                                 video_dir=args.logdir / "test_sample")
     rest = [Task(i, params, s) for i, s in enumerate(seeds) if i not in results]
     if rest:
         workers = min(n_workers(args), -(-len(rest) // args.envs_per_worker))
         with make_pool(args, kwargs, workers) as pool, \
                 tqdm(total=len(rest), desc="episodes") as bar:
             results.update(pool.evaluate(rest, bar))
+        lengths.update({t.id: t.steps for t in rest})
     returns = np.array([results[i] for i in range(len(seeds))])
+    steps = [lengths[i] for i in range(len(seeds))]
+    ended = sum(n < args.time_limit for n in steps)
     summary = {"mean": float(returns.mean()), "std": float(returns.std()), "episodes": len(returns),
-               "returns": returns.tolist(), "dynamics": dynamics, "renderer": args.renderer, "seed": args.seed,
+               "returns": returns.tolist(), "steps": steps, "dynamics": dynamics, "renderer": args.renderer, "seed": args.seed,
                "precision": kwargs["precision"], "controller_inputs": kwargs["controller_inputs"],
                "untrained_dynamics": kwargs["untrained_dynamics"],
                "time_limit": args.time_limit, "controller": str(ctrl_file.resolve()),
@@ -150,5 +153,7 @@ def main(dynamics, argv=None):
     # another --seed is another set of tracks: its scores go beside the first set's, not over them
     out = args.logdir / ("test_scores.json" if args.seed == 0 else f"test_scores_seed{args.seed}.json")
     atomic_write(out, lambda tmp: open(tmp, "w").write(json.dumps(summary, indent=1)))
+    print(f"{ended} of {len(returns)} episodes ended before --time-limit {args.time_limit} (lap complete, or off "
+          "the playfield); the others played every step")
     print(f"score over {len(returns)} episodes: {returns.mean():.1f} +- {returns.std():.1f} (in {out})")
     return summary
