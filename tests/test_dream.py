@@ -170,3 +170,36 @@ def test_generation_with_a_controller(controller_logdir, tmp_path):
     refused("data/generation_script.py", *args[:-2], "--action-noise", 0.3, expect="--action-noise 0.2")
     refused("data/generation_script.py", "--rollouts", 1, "--rootdir", tmp_path / "x", "--controller", tmp_path,
             expect="no trained dynamics model in it")
+
+
+def test_measures_of_a_dynamics_model(dream_logdir, tiny_data, tmp_path):
+    """utils/stages/measure.py through its command line, and its open loop checked by hand: horizon 1 is
+    the one-step prediction from real inputs only, horizon k feeds back the model's own predictions."""
+    import json
+
+    from data.loaders import load_rollout, rollout_files
+    from utils.engine.models_io import load_world_model
+    from utils.stages.measure import open_loop, rollout_latents
+
+    logdir = tmp_path / "exp"
+    shutil.copytree(dream_logdir, logdir)
+    out = run_script("utils/stages/measure.py", "--logdir", logdir, "--datadir", tiny_data,
+                     "--horizons", 1, 5, "--starts-every", 10).stdout
+    assert "open loop, k steps ahead: k=1" in out
+    result = json.loads((logdir / "mdrnn" / "measures.json").read_text())
+    assert np.isfinite(result["nll_per_step"]) and len(result["test_files"]) == 1
+    assert result["open_loop"]["1"]["predictions"] == result["open_loop"]["5"]["predictions"] == 4  # starts 10..40
+    vae, model = load_world_model(logdir, "mdrnn")
+    latents, actions = rollout_latents(vae, load_rollout(rollout_files(tiny_data)[0]))
+    errors = open_loop(vae, model, latents, actions, (1, 3), 10)
+
+    def by_hand(start, k):  # real inputs up to start - 1, then its own predictions
+        stepper, z = model.stepper(1), None
+        with torch.no_grad():
+            for t in range(start - 1 + k):
+                stepper.push(actions[t + 1][None], latents[t][None] if t < start else z)
+                mus, _, logpi, _, _ = model.head(stepper.hidden)
+                z = mus[0, logpi[0].argmax()][None]
+        return float(((z[0] - latents[start - 1 + k]) ** 2).mean())
+    for k in (1, 3):
+        np.testing.assert_allclose(errors[k][0], [by_hand(s, k) for s in (10, 20, 30, 40)], rtol=1e-4, atol=1e-6)

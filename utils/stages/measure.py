@@ -1,4 +1,5 @@
-"""Measure a dynamics model's reward and done heads on held-out real rollouts.
+"""Measure a dynamics model as a model, on held-out real rollouts: its likelihood, its open-loop
+predictions, its reward and done heads.
 
     python utils/stages/measure.py --logdir runs/world-models --datadir datasets/carracing
 
@@ -11,7 +12,18 @@ by step, exactly as while acting (its stepper), and its heads are read:
   its true return, over the same steps;
 - the reward head per step: R^2 against the true rewards;
 - the done head at the dream's threshold: precision and recall of the
-  terminations (off the playfield, lap complete; the time limit is none).
+  terminations (off the playfield, lap complete; the time limit is none);
+- the negative log-likelihood of each real next latent under the predicted
+  mixture (nats per step, summed over the latent's dimensions);
+- open loop: from starts every --starts-every steps, the model is fed its own
+  predictions (the mean of its likeliest component) with the real actions, and
+  its prediction k steps ahead (--horizons) is compared with the real latent:
+  mean squared error per latent dimension, and per pixel of the two decoded by
+  the VAE (in [0, 1]; the VAE's own error is left out). Horizon 1 is the
+  one-step prediction with real inputs only.
+
+Latents are the VAE's means of the frames. The three dynamics models trained on
+one dataset with one split are measured on the same held-out rollouts.
 
 Prints a table and writes <logdir>/<dynamics folder>/measures.json.
 """
@@ -34,39 +46,92 @@ def parse_args(argv=None):
     parser.add_argument("--logdir", type=Path, required=True, help="experiment folder with a trained dynamics model")
     parser.add_argument("--datadir", type=Path, default=None,
                         help="rollouts (default: the dataset the dynamics model was trained on); its test split is used")
-    return parser.parse_args(argv)
+    parser.add_argument("--horizons", type=int, nargs="+", default=[1, 10, 30, 100],
+                        help="open loop: steps ahead at which predictions are compared with reality")
+    parser.add_argument("--starts-every", type=int, default=50, help="open loop: a start every N steps of a rollout")
+    args = parser.parse_args(argv)
+    if min(args.horizons) < 1 or args.starts_every < 1:
+        parser.error("--horizons and --starts-every must be >= 1")
+    return args
 
 
 @torch.no_grad()
-def teacher_forced(vae, model, rollout):
-    """The heads along one real rollout, given its real latents and actions.
+def teacher_forced(model, latents, actions):
+    """The heads along one real rollout, given its real latents (T, LSIZE) and actions (T, ASIZE).
 
-    Returns (predicted rewards (T - 1,), done probabilities (T - 1,)) for the
-    steps 1 .. T - 1 (step t + 1 follows frame t and action t + 1, as in training).
+    Returns (predicted rewards (T - 1,), done probabilities (T - 1,), NLL of the real next latents (T - 1,))
+    for the steps 1 .. T - 1 (step t + 1 follows frame t and action t + 1, as in training).
     """
-    from utils.engine.models_io import encode_frames
+    from models.mdrnn import gmm_loss
 
-    latents = encode_frames(vae, torch.from_numpy(rollout["observations"])).float()
-    actions = torch.from_numpy(rollout["actions"])
     stepper = model.stepper(1)
-    rewards, dones = [], []
+    rewards, dones, nll = [], [], []
     for t in range(len(latents) - 1):
         stepper.push(actions[t + 1][None], latents[t][None])
-        _, _, _, reward, done_logit = model.head(stepper.hidden)
+        mus, sigmas, logpi, reward, done_logit = (x.float() for x in model.head(stepper.hidden))
         rewards.append(float(reward[0]))
         dones.append(float(torch.sigmoid(done_logit[0])))
-    return np.array(rewards), np.array(dones)
+        nll.append(float(gmm_loss(latents[t + 1][None], mus, sigmas, logpi)))
+    return np.array(rewards), np.array(dones), np.array(nll)
 
 
-def measure(vae, model, files):
-    """Per-episode returns (true, predicted) and the per-step reward R^2 and done precision and recall."""
+def rollout_latents(vae, rollout):
+    """(latents (T, LSIZE) float32: the VAE's means of the frames, actions (T, ASIZE))."""
+    from utils.engine.models_io import encode_frames
+
+    return (encode_frames(vae, torch.from_numpy(rollout["observations"])).float(),
+            torch.from_numpy(rollout["actions"]))
+
+
+@torch.no_grad()
+def open_loop(vae, model, latents, actions, horizons, every):
+    """Open-loop predictions along one rollout, all starts batched (one stepper slot each).
+
+    Slot j is fed the real latents up to step s_j - 1, then its own predictions (the
+    mean of the mixture's likeliest component), with the real actions throughout; its
+    prediction of latent s_j - 1 + k is its horizon-k prediction. Returns
+    {k: (squared errors per latent dimension (n,), per pixel of the decoded pair (n,))}.
+    """
+    longest = max(horizons)
+    starts = torch.arange(every, len(latents) - longest + 1, every)
+    if len(starts) == 0:
+        return {k: (np.zeros(0), np.zeros(0)) for k in horizons}
+    n = len(starts)
+    stepper = model.stepper(n)
+    prediction = torch.zeros(n, latents.shape[1])
+    found = {k: ([], []) for k in horizons}
+    for t in range(int(starts.max()) + longest - 1):
+        own = (t >= starts)[:, None]
+        stepper.push(actions[t + 1].expand(n, -1), torch.where(own, prediction, latents[t].expand(n, -1)))
+        mus, _, logpi, _, _ = (x.float() for x in model.head(stepper.hidden))
+        prediction = mus[torch.arange(n), logpi.argmax(-1)]
+        horizon = t + 2 - starts  # this output predicts latent t + 1
+        for k in horizons:
+            hit = torch.nonzero(horizon == k)[:, 0]
+            if len(hit):
+                truth = latents[t + 1].expand(len(hit), -1)
+                found[k][0].append(((prediction[hit] - truth) ** 2).mean(-1))
+                decoded = vae.decoder(torch.cat([prediction[hit], truth]).to(next(vae.parameters()).dtype))
+                found[k][1].append(((decoded[:len(hit)] - decoded[len(hit):]).float() ** 2).mean((1, 2, 3)))
+    return {k: (torch.cat(a).numpy(), torch.cat(b).numpy()) for k, (a, b) in found.items()}
+
+
+def measure(vae, model, files, horizons=(1, 10, 30, 100), every=50):
+    """Per-episode returns (true, predicted), the per-step reward R^2, done precision and recall,
+    the NLL per step and the open-loop errors at each horizon."""
     from data.loaders import load_rollout
     from utils.engine.dream import DONE_THRESHOLD
 
-    episodes, true_r, pred_r, true_d, pred_d = [], [], [], [], []
+    episodes, true_r, pred_r, true_d, pred_d, nlls = [], [], [], [], [], []
+    errors = {k: ([], []) for k in horizons}
     for f in files:
         rollout = load_rollout(f)
-        rewards, dones = teacher_forced(vae, model, rollout)
+        latents, actions = rollout_latents(vae, rollout)
+        rewards, dones, nll = teacher_forced(model, latents, actions)
+        nlls.append(nll)
+        for k, (latent, pixel) in open_loop(vae, model, latents, actions, horizons, every).items():
+            errors[k][0].append(latent)
+            errors[k][1].append(pixel)
         truth = rollout["rewards"][1:]
         episodes.append({"file": str(f), "steps": len(truth), "true_return": float(truth.sum()),
                          "predicted_return": float(rewards.sum())})
@@ -80,7 +145,12 @@ def measure(vae, model, files):
     hits = int((true_d & pred_d).sum())
     true_ret = np.array([e["true_return"] for e in episodes])
     pred_ret = np.array([e["predicted_return"] for e in episodes])
-    return {"episodes": episodes, "reward_r2_per_step": float(r2),
+    nlls = np.concatenate(nlls)
+    open_loop_errors = {str(k): {"latent_mse": float(np.concatenate(a).mean()),
+                                 "pixel_mse": float(np.concatenate(b).mean()), "predictions": int(sum(map(len, a)))}
+                        for k, (a, b) in errors.items()}
+    return {"episodes": episodes, "reward_r2_per_step": float(r2), "nll_per_step": float(nlls.mean()),
+            "open_loop": open_loop_errors,
             "return_mean_abs_error": float(np.abs(true_ret - pred_ret).mean()),
             "return_correlation": float(np.corrcoef(true_ret, pred_ret)[0, 1]) if len(episodes) > 1 else None,
             "terminations": int(true_d.sum()), "done_predicted": int(pred_d.sum()),
@@ -110,7 +180,9 @@ def main(argv=None):
         test_files = recorded
     else:
         _, test_files = split_files(rollout_files(datadir), state.get("test_fraction", 0.1))
-    result = {"dynamics": dynamics, "datadir": str(Path(datadir).resolve()), **measure(vae, model, test_files)}
+    result = {"dynamics": dynamics, "datadir": str(Path(datadir).resolve()),
+              "test_files": [str(Path(f).resolve()) for f in test_files],
+              **measure(vae, model, test_files, args.horizons, args.starts_every)}
     print(f"{dynamics}, {len(test_files)} held-out rollouts of {datadir}:")
     print("  true return -> predicted return: " + ", ".join(
         f"{e['true_return']:.0f} -> {e['predicted_return']:.0f}" for e in result["episodes"]))
@@ -120,6 +192,10 @@ def main(argv=None):
     fmt = lambda x: "n/a" if x is None else f"{x:.2f}"  # noqa: E731
     print(f"  done head: {result['terminations']} terminations, {result['done_predicted']} predicted, "
           f"precision {fmt(result['done_precision'])}, recall {fmt(result['done_recall'])}")
+    print(f"  NLL of the real next latent: {result['nll_per_step']:.2f} nats per step")
+    print("  open loop, k steps ahead: " + "; ".join(
+        f"k={k} latent MSE {e['latent_mse']:.3f}, pixel MSE {e['pixel_mse']:.4f}"
+        for k, e in result["open_loop"].items()))
     out = Path(args.logdir) / DYNAMICS_DIRS[dynamics] / "measures.json"
     atomic_write(out, lambda tmp: open(tmp, "w").write(json.dumps(result, indent=1)))
     print(f"written to {out}")
