@@ -21,7 +21,7 @@ from utils.constants import DYNAMICS_DIRS  # noqa: E402
 from utils.errors import Parser, UserError, run_main  # noqa: E402
 
 KEEP = ("epoch", "test_loss", "seq_len", "include_reward", "flip", "optimizer_name", "done_weight",
-        "data_steps")  # what a shipped model tells
+        "data_steps", "split_rule", "test_fraction")  # what a shipped model tells (not the test files' local paths)
 
 
 def parse_args(argv=None):
