@@ -43,13 +43,32 @@ def test_report_animation_has_the_episodes_frames(mdrnn_logdir, tmp_path):
     assert not animation(tmp_path / "none", tmp_path / "b.gif")
 
 
-def test_spread_table_groups_runs_by_dynamics_model():
-    from utils.stages.report import spread
+def test_rows_over_seeds_and_their_differences():
+    """Runs grouped by row (dynamics model, world, what the controller reads): each row's mean over seeds
+    with a t interval; each pair's difference with a bootstrap interval that says when it is real."""
+    import numpy as np
 
-    def run(dynamics, mean):
-        return {"dynamics": dynamics, "test": {"mean": mean} if mean is not None else None}
+    from utils.stages.report import differences, spread
 
-    assert spread([run("mdrnn", 880.0), run("trade", 700.0)]) == ""  # one run each: nothing to spread
-    rows = spread([run("mdrnn", 880.0), run("trade", 700.0), run("mdrnn", 860.0), run("trade", None)]).splitlines()
-    assert rows[2] == "| MDN-RNN | 2 | 880.0, 860.0 | 870.0 | 20.0 |"
-    assert rows[3] == "| TraDE | 1 | 700.0 | 700.0 | 0.0 |"
+    def run(dynamics, mean, inputs="zh", untrained=False, world="real", spread_=10.0):
+        returns = (mean + spread_ * np.random.default_rng(int(mean)).standard_normal(100)).tolist()
+        return {"dynamics": dynamics, "world": world,
+                "test": {"returns": returns, "controller_inputs": inputs, "untrained_dynamics": untrained}}
+
+    assert spread([run("mdrnn", 880.0), run("trade", 700.0)]) == ""  # one run each: nothing over seeds
+    runs = [run("mdrnn", 880.0), run("mdrnn", 860.0), run("mdrnn", 870.0), run("mdrnn", 600.0, inputs="z"),
+            run("mdrnn", 610.0, inputs="z"), run("mdrnn", 875.0, untrained=True), run("mdrnn", 865.0, untrained=True),
+            {"dynamics": "trade", "world": "real", "test": None}]
+    rows = spread(runs).splitlines()
+    assert rows[2].startswith("| MDN-RNN, [z, h] of the trained dynamics model | 3 |")
+    means = [float(np.mean(r["test"]["returns"])) for r in runs[:3]]
+    mean, sd = np.mean(means), np.std(means, ddof=1)
+    assert f"{mean:.1f} ({mean - 4.303 * sd / 3 ** 0.5:.1f} to {mean + 4.303 * sd / 3 ** 0.5:.1f})" in rows[2]
+    assert rows[3].startswith("| MDN-RNN, z alone | 2 |") and rows[4].startswith("| MDN-RNN, [z, h] of the untrained")
+    diffs = {tuple(line.split(" | ")[:2]): line for line in differences(runs).splitlines()[2:]}
+    assert len(diffs) == 3
+    h_helps = diffs["| MDN-RNN, [z, h] of the trained dynamics model", "MDN-RNN, z alone"]
+    assert h_helps.endswith("| yes |")  # ~270 apart, seeds within 20
+    assert diffs["| MDN-RNN, [z, h] of the trained dynamics model",
+                 "MDN-RNN, [z, h] of the untrained dynamics model"].endswith("no: the interval holds 0 |")
+    assert differences(runs[:3]) == ""  # one row

@@ -252,7 +252,8 @@ def main(dynamics, argv=None):
                     if mean > best_eval["mean"]:
                         best_eval = {"mean": mean, "std": std, "generation": gen}
                         save_checkpoint(best_file, "controller", params=torch.from_numpy(np.asarray(champion)),
-                                        model=unflatten_params(champion, Controller(args.controller_inputs)).state_dict(),
+                                        model=unflatten_params(champion,
+                                                               Controller(args.controller_inputs)).state_dict(),
                                         dynamics=dynamics, reward=mean, std=std, generation=gen,
                                         eval_rollouts=args.eval_rollouts, search_id=search_id,
                                         renderer=args.renderer, precision=kwargs["precision"], **world, **reads,

@@ -63,8 +63,9 @@ def stage_summary(logdir):
     ctrl = logdir / "ctrl" / "best.tar"
     from utils.engine.models_io import find_dynamics
 
-    dynamics = load_checkpoint(ctrl, "controller")["dynamics"] if ctrl.exists() else find_dynamics(logdir)
-    out["dynamics"] = dynamics
+    ctrl_state = load_checkpoint(ctrl, "controller") if ctrl.exists() else None
+    dynamics = ctrl_state["dynamics"] if ctrl_state else find_dynamics(logdir)
+    out["dynamics"], out["world"] = dynamics, (ctrl_state or {}).get("world", "real")
     # The VAE is the one the dynamics model was trained on, inside the logdir or not.
     vae_dir = logdir / "vae"
     dyn_best = logdir / DYNAMICS_DIRS[dynamics] / "best.tar" if dynamics else None
@@ -133,20 +134,91 @@ def table(summaries):
     return "\n".join(rows)
 
 
-def spread(summaries):
-    """A Markdown table of the test scores per dynamics model over its runs (seeds),
-    or "" when no dynamics model has two scored runs."""
-    scored = {}
+# Student's t quantile 0.975 by degrees of freedom: the 95% interval of a mean over a few seeds.
+T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+        15: 2.131, 20: 2.086, 30: 2.042}
+BOOTSTRAP = 10_000  # resamples for the pairwise differences
+
+
+def t975(df):
+    return T975[max(k for k in T975 if k <= df)]  # a little wide between the table's entries
+
+
+def row_of(summary):
+    """What a run is an instance of: its dynamics model, where its controller was trained and what it
+    reads; runs of one row differ only by their CMA-ES seed."""
+    from models.controller import reads_text
+
+    test = summary["test"] or {}
+    reads = {"controller_inputs": test.get("controller_inputs", "zh"),
+             "untrained_dynamics": test.get("untrained_dynamics", False)}
+    world = summary.get("world", "real")
+    where = ", trained in the dream" if world == "dream" else ""
+    return f"{NAMES.get(summary['dynamics'], '-')}, {reads_text(reads)}{where}"
+
+
+def rows_of(summaries):
+    """{row: [per-episode returns of each scored run]}, in the order the rows first appear."""
+    import numpy as np
+
+    rows = {}
     for s in summaries:
-        if s["test"]:
-            scored.setdefault(s["dynamics"], []).append(s["test"]["mean"])
-    if all(len(means) < 2 for means in scored.values()):
+        if s["test"] and s["test"].get("returns"):
+            rows.setdefault(row_of(s), []).append(np.asarray(s["test"]["returns"], dtype=float))
+    return rows
+
+
+def spread(summaries):
+    """A Markdown table of the rows (runs grouped by row_of, i.e. over CMA-ES seeds): each run's test score,
+    their mean and its 95% interval over seeds (Student's t); "" when no row has two scored runs."""
+    rows = rows_of(summaries)
+    if all(len(runs) < 2 for runs in rows.values()):
         return ""
-    rows = ["| dynamics | runs | test score of each run | mean of the runs | spread (max - min) |", "|---|---|---|---|---|"]
-    for dynamics, means in scored.items():
-        rows.append(f"| {NAMES.get(dynamics, '-')} | {len(means)} | {', '.join(f'{m:.1f}' for m in means)} "
-                    f"| {sum(means) / len(means):.1f} | {max(means) - min(means):.1f} |")
-    return "\n".join(rows)
+    lines = ["| row | seeds | test score of each seed | mean over seeds (95% interval) |", "|---|---|---|---|"]
+    for row, runs in rows.items():
+        means = [float(r.mean()) for r in runs]
+        mean = sum(means) / len(means)
+        if len(means) > 1:
+            sd = (sum((m - mean) ** 2 for m in means) / (len(means) - 1)) ** 0.5
+            half = t975(len(means) - 1) * sd / len(means) ** 0.5
+            interval = f"{mean:.1f} ({mean - half:.1f} to {mean + half:.1f})"
+        else:
+            interval = f"{mean:.1f} (one seed)"
+        lines.append(f"| {row} | {len(means)} | {', '.join(f'{m:.1f}' for m in means)} | {interval} |")
+    return "\n".join(lines)
+
+
+def differences(summaries, seed=0):
+    """A Markdown table of the difference of every two rows' means with a bootstrap 95% interval (seeds
+    resampled within each row, then episodes within each seed: both the search's and the tracks'
+    luck), and whether it is real (the interval excludes 0); "" with fewer than two rows."""
+    import numpy as np
+
+    rows = rows_of(summaries)
+    if len(rows) < 2:
+        return ""
+    rng = np.random.default_rng(seed)
+
+    def resampled(runs):  # (BOOTSTRAP,) means of a row
+        total = np.zeros(BOOTSTRAP)
+        for _ in runs:
+            picked = rng.integers(len(runs), size=BOOTSTRAP)
+            for k, run in enumerate(runs):
+                chosen = picked == k
+                episodes = rng.integers(len(run), size=(int(chosen.sum()), len(run)))
+                total[chosen] += run[episodes].mean(1)
+        return total / len(runs)
+    boot = {row: resampled(runs) for row, runs in rows.items()}
+    lines = ["| row A | row B | A - B | 95% interval | real? |", "|---|---|---|---|---|"]
+    names = list(rows)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            diff = np.mean([r.mean() for r in rows[a]]) - np.mean([r.mean() for r in rows[b]])
+            low, high = np.percentile(boot[a] - boot[b], [2.5, 97.5])
+            real = "yes" if low > 0 or high < 0 else "no: the interval holds 0"
+            seeds = f" ({len(rows[a])} vs {len(rows[b])} seeds)"
+            lines.append(f"| {a} | {b} | {diff:.1f} | {low:.1f} to {high:.1f}{seeds} | {real} |")
+    return "\n".join(lines)
 
 
 def plot(summaries, path):
@@ -229,7 +301,10 @@ def main(argv=None):
             + f" --out {args.out}`.\n\n"
             + table(summaries) + "\n\n")
     if spread(summaries):
-        text += "Test scores per dynamics model, over its runs:\n\n" + spread(summaries) + "\n\n"
+        text += "Test scores per row (dynamics model, training world and what the controller reads) over its " \
+                "CMA-ES seeds:\n\n" + spread(summaries) + "\n\n"
+    if differences(summaries):
+        text += "Differences between rows, with bootstrap 95% intervals:\n\n" + differences(summaries) + "\n\n"
     text += "![learning curves](learning_curves.png)\n"
     if args.animation:
         for s in summaries:

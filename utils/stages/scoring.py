@@ -143,7 +143,8 @@ def main(dynamics, argv=None):
     steps = [lengths[i] for i in range(len(seeds))]
     ended = sum(n < args.time_limit for n in steps)
     summary = {"mean": float(returns.mean()), "std": float(returns.std()), "episodes": len(returns),
-               "returns": returns.tolist(), "steps": steps, "dynamics": dynamics, "renderer": args.renderer, "seed": args.seed,
+               "returns": returns.tolist(), "steps": steps, "dynamics": dynamics, "renderer": args.renderer,
+               "seed": args.seed,
                "precision": kwargs["precision"], "controller_inputs": kwargs["controller_inputs"],
                "untrained_dynamics": kwargs["untrained_dynamics"],
                "time_limit": args.time_limit, "controller": str(ctrl_file.resolve()),
