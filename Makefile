@@ -162,7 +162,8 @@ dream: $(VENV)/.installed
 # and MDN-RNN, copied into each run): the controller reading z alone (linear), [z, h] of the MDN-RNN at
 # its initialisation, z through a hidden layer of 40 tanh units, and [z, h] of the trained MDN-RNN (the
 # agent), each with ABLATION_SEEDS CMA-ES seeds and make agent's search budget, each tested over the same
-# 100 tracks. Every run resumes after a stop; a test is rerun only when its controller changed.
+# 100 tracks. Every run resumes after a stop; a test is rerun only when its controller changed. Ends with
+# runs/ablation/report/report.md: each row over its seeds, and every two rows' difference with its interval.
 ABLATION_DIR ?= runs/ablation
 ABLATION_ROWS ?= z zh-untrained z-hidden zh
 ABLATION_SEEDS ?= 0 1 2
@@ -178,3 +179,4 @@ ablation: $(VENV)/.installed
 		[ $$dst/test_scores.json -nt $$dst/ctrl/best.tar ] || \
 			$(PY) world-models/test_controller.py --logdir $$dst --episodes 100 --no-video || exit 1; \
 	done; done
+	$(PY) utils/stages/report.py --out $(ABLATION_DIR)/report --logdirs $(ABLATION_DIR)/*-seed*
