@@ -203,3 +203,5 @@ def test_measures_of_a_dynamics_model(dream_logdir, tiny_data, tmp_path):
         return float(((z[0] - latents[start - 1 + k]) ** 2).mean())
     for k in (1, 3):
         np.testing.assert_allclose(errors[k][0], [by_hand(s, k) for s in (10, 20, 30, 40)], rtol=1e-4, atol=1e-6)
+        no_change = [float(((latents[s - 1] - latents[s - 1 + k]) ** 2).mean()) for s in (10, 20, 30, 40)]
+        np.testing.assert_allclose(errors[k][2], no_change, rtol=1e-6)

@@ -19,8 +19,9 @@ by step, exactly as while acting (its stepper), and its heads are read:
   predictions (the mean of its likeliest component) with the real actions, and
   its prediction k steps ahead (--horizons) is compared with the real latent:
   mean squared error per latent dimension, and per pixel of the two decoded by
-  the VAE (in [0, 1]; the VAE's own error is left out). Horizon 1 is the
-  one-step prediction with real inputs only.
+  the VAE (in [0, 1]; the VAE's own error is left out), beside the error of
+  predicting no change (the last real latent). Horizon 1 is the one-step
+  prediction with real inputs only.
 
 Latents are the VAE's means of the frames. The three dynamics models trained on
 one dataset with one split are measured on the same held-out rollouts.
@@ -90,16 +91,17 @@ def open_loop(vae, model, latents, actions, horizons, every):
     Slot j is fed the real latents up to step s_j - 1, then its own predictions (the
     mean of the mixture's likeliest component), with the real actions throughout; its
     prediction of latent s_j - 1 + k is its horizon-k prediction. Returns
-    {k: (squared errors per latent dimension (n,), per pixel of the decoded pair (n,))}.
+    {k: (squared errors per latent dimension (n,), per pixel of the decoded pair (n,), and per latent
+    dimension of the baseline that predicts no change: the last real latent (n,))}.
     """
     longest = max(horizons)
     starts = torch.arange(every, len(latents) - longest + 1, every)
     if len(starts) == 0:
-        return {k: (np.zeros(0), np.zeros(0)) for k in horizons}
+        return {k: (np.zeros(0), np.zeros(0), np.zeros(0)) for k in horizons}
     n = len(starts)
     stepper = model.stepper(n)
     prediction = torch.zeros(n, latents.shape[1])
-    found = {k: ([], []) for k in horizons}
+    found = {k: ([], [], []) for k in horizons}
     for t in range(int(starts.max()) + longest - 1):
         own = (t >= starts)[:, None]
         stepper.push(actions[t + 1].expand(n, -1), torch.where(own, prediction, latents[t].expand(n, -1)))
@@ -111,9 +113,10 @@ def open_loop(vae, model, latents, actions, horizons, every):
             if len(hit):
                 truth = latents[t + 1].expand(len(hit), -1)
                 found[k][0].append(((prediction[hit] - truth) ** 2).mean(-1))
+                found[k][2].append(((latents[starts[hit] - 1] - truth) ** 2).mean(-1))
                 decoded = vae.decoder(torch.cat([prediction[hit], truth]).to(next(vae.parameters()).dtype))
                 found[k][1].append(((decoded[:len(hit)] - decoded[len(hit):]).float() ** 2).mean((1, 2, 3)))
-    return {k: (torch.cat(a).numpy(), torch.cat(b).numpy()) for k, (a, b) in found.items()}
+    return {k: tuple(torch.cat(x).numpy() for x in errors) for k, errors in found.items()}
 
 
 def measure(vae, model, files, horizons=(1, 10, 30, 100), every=50):
@@ -123,15 +126,15 @@ def measure(vae, model, files, horizons=(1, 10, 30, 100), every=50):
     from utils.engine.dream import DONE_THRESHOLD
 
     episodes, true_r, pred_r, true_d, pred_d, nlls = [], [], [], [], [], []
-    errors = {k: ([], []) for k in horizons}
+    errors = {k: ([], [], []) for k in horizons}
     for f in files:
         rollout = load_rollout(f)
         latents, actions = rollout_latents(vae, rollout)
         rewards, dones, nll = teacher_forced(model, latents, actions)
         nlls.append(nll)
-        for k, (latent, pixel) in open_loop(vae, model, latents, actions, horizons, every).items():
-            errors[k][0].append(latent)
-            errors[k][1].append(pixel)
+        for k, found in open_loop(vae, model, latents, actions, horizons, every).items():
+            for kept, new in zip(errors[k], found):
+                kept.append(new)
         truth = rollout["rewards"][1:]
         episodes.append({"file": str(f), "steps": len(truth), "true_return": float(truth.sum()),
                          "predicted_return": float(rewards.sum())})
@@ -147,8 +150,10 @@ def measure(vae, model, files, horizons=(1, 10, 30, 100), every=50):
     pred_ret = np.array([e["predicted_return"] for e in episodes])
     nlls = np.concatenate(nlls)
     open_loop_errors = {str(k): {"latent_mse": float(np.concatenate(a).mean()),
-                                 "pixel_mse": float(np.concatenate(b).mean()), "predictions": int(sum(map(len, a)))}
-                        for k, (a, b) in errors.items()}
+                                 "pixel_mse": float(np.concatenate(b).mean()),
+                                 "no_change_latent_mse": float(np.concatenate(c).mean()),
+                                 "predictions": int(sum(map(len, a)))}
+                        for k, (a, b, c) in errors.items()}
     return {"episodes": episodes, "reward_r2_per_step": float(r2), "nll_per_step": float(nlls.mean()),
             "open_loop": open_loop_errors,
             "return_mean_abs_error": float(np.abs(true_ret - pred_ret).mean()),
@@ -194,7 +199,8 @@ def main(argv=None):
           f"precision {fmt(result['done_precision'])}, recall {fmt(result['done_recall'])}")
     print(f"  NLL of the real next latent: {result['nll_per_step']:.2f} nats per step")
     print("  open loop, k steps ahead: " + "; ".join(
-        f"k={k} latent MSE {e['latent_mse']:.3f}, pixel MSE {e['pixel_mse']:.4f}"
+        f"k={k} latent MSE {e['latent_mse']:.3f} (no change: {e['no_change_latent_mse']:.3f}), "
+        f"pixel MSE {e['pixel_mse']:.4f}"
         for k, e in result["open_loop"].items()))
     out = Path(args.logdir) / DYNAMICS_DIRS[dynamics] / "measures.json"
     atomic_write(out, lambda tmp: open(tmp, "w").write(json.dumps(result, indent=1)))
