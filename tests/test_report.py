@@ -72,3 +72,13 @@ def test_rows_over_seeds_and_their_differences():
     assert diffs["| MDN-RNN, [z, h] of the trained dynamics model",
                  "MDN-RNN, [z, h] of the untrained dynamics model"].endswith("no: the interval holds 0 |")
     assert differences(runs[:3]) == ""  # one row
+
+
+def test_the_horizon_plot_from_measures(tmp_path):
+    """plot_horizons draws the measured models (and nothing without measures)."""
+    from utils.stages.report import plot_horizons
+
+    loop = {str(k): {"latent_mse": 0.01 * k, "no_change_latent_mse": 0.02 * k} for k in (1, 10, 100)}
+    runs = [{"name": "a", "dynamics": "mdrnn", "measures": {"open_loop": loop}}, {"name": "b", "dynamics": "trade"}]
+    assert plot_horizons(runs, tmp_path / "h.png") and (tmp_path / "h.png").stat().st_size > 1000
+    assert not plot_horizons(runs[1:], tmp_path / "none.png") and not (tmp_path / "none.png").exists()

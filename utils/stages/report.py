@@ -84,6 +84,8 @@ def stage_summary(logdir):
         out[stage + "_best"] = None if state is None else {"test_loss": state["test_loss"], "epoch": state["epoch"]}
     scores = logdir / "test_scores.json"
     out["test"] = json.loads(scores.read_text()) if scores.exists() else None
+    measures = folders["dynamics"] / "measures.json" if folders["dynamics"] else None
+    out["measures"] = json.loads(measures.read_text()) if measures and measures.exists() else None
     return out
 
 
@@ -261,6 +263,41 @@ def plot(summaries, path):
     plt.close(fig)
 
 
+def plot_horizons(summaries, path):
+    """The dynamics models' open-loop latent error against the horizon (utils/stages/measure.py), with
+    the error of predicting no change; False when no logdir has measures."""
+    measured = [s for s in summaries if s.get("measures") and s["measures"].get("open_loop")]
+    if not measured:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    baseline = None  # the same for every model measured on the same rollouts
+    for s in measured:
+        loop = s["measures"]["open_loop"]
+        ks = sorted(loop, key=int)
+        ax.plot([int(k) for k in ks], [loop[k]["latent_mse"] for k in ks], "o-",
+                label=f"{s['name']} ({NAMES.get(s['dynamics'], '?')})")
+        if "no_change_latent_mse" in loop[ks[0]]:
+            baseline = ([int(k) for k in ks], [loop[k]["no_change_latent_mse"] for k in ks])
+    if baseline:
+        ax.plot(*baseline, "k--", label="no change (the last real latent)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("steps ahead (open loop, real actions)")
+    ax.set_ylabel("latent MSE per dimension")
+    ax.set_title("Open-loop prediction on held-out rollouts")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
 def animation(frames_dir, path, every=3, steps=600, width=240):
     """A GIF of the first test episode from test_controller.py's frames
     (<logdir>/test_sample/%04d.png): every `every`-th frame of the first `steps`,
@@ -306,6 +343,8 @@ def main(argv=None):
     if differences(summaries):
         text += "Differences between rows, with bootstrap 95% intervals:\n\n" + differences(summaries) + "\n\n"
     text += "![learning curves](learning_curves.png)\n"
+    if plot_horizons(summaries, args.out / "horizons.png"):
+        text += "\n![open-loop prediction error against the horizon](horizons.png)\n"
     if args.animation:
         for s in summaries:
             gif = args.out / f"{s['name']}_driving.gif"
