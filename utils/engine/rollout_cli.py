@@ -12,6 +12,7 @@ from utils.errors import UserError, check_flags
 TRAIN_SEED_STREAM, EVAL_SEED_STREAM = 1, 2
 TEST_SEED_STREAM = EVAL_SEED_STREAM + 1  # tracks unseen by training and by its evaluations (test_controller.py)
 REAL_EVAL_SEED_STREAM = TEST_SEED_STREAM + 1  # a dream search's real evaluations, for its plot only
+SIMULATOR_SEED_STREAM = REAL_EVAL_SEED_STREAM + 1  # utils/stages/simulators.py's tracks and dreams
 
 
 def episode_seeds(seed, stream, index, count):

@@ -10,7 +10,9 @@ Every --eval-every generations the generation's best candidate is played on
 --eval-rollouts fixed evaluation tracks; if it beats the best so far it is
 saved to <logdir>/ctrl/best.tar with its mean and std. The search state is
 saved every generation to <logdir>/ctrl/checkpoint.tar, so a rerun resumes the
-same search. Training stops at --target-return or --max-generations.
+same search; it also keeps every evaluated champion (its generation, parameters
+and evaluation): an archive of controllers from poor to good, which
+utils/stages/simulators.py replays in reality and in dreams. Training stops at --target-return or --max-generations.
 
 `--world dream` plays every episode of the search, and its evaluations, in the
 dynamics model's dream instead (utils/engine/dream.py, at --temperature), so
@@ -92,13 +94,13 @@ def parse_args(argv=None):
 READS_BEFORE = {"controller_inputs": "zh", "untrained_dynamics": False}
 
 
-def dream_starts(args, state, vae_file):
+def dream_starts(datadir, state, vae_file):
     """The latents (N, LSIZE) that dream episodes start from: the VAE's means of the first
-    frame of each training rollout of the dynamics model's dataset (or --dream-datadir)."""
+    frame of each training rollout of the dynamics model's dataset (state's), or of datadir."""
     from data.loaders import held_out_like, rollout_files, split_files
     from utils.engine.models_io import encode_frames, load_vae
 
-    datadir = args.dream_datadir or state.get("datadir")
+    datadir = datadir or state.get("datadir")
     if datadir is None:
         raise UserError("the dynamics model does not record its dataset (trained before this was recorded); "
                         "give the rollouts to start dreams from with --dream-datadir")
@@ -132,7 +134,7 @@ def main(dynamics, argv=None):
         if not dyn_state.get("include_reward"):
             raise UserError(f"{dynamics_path(args.logdir, dynamics)}: its reward head was not trained; retrain it "
                             "with --include-reward --noreload to train a controller in its dream")
-        starts, start_dir = dream_starts(args, dyn_state, kwargs["vae"])
+        starts, start_dir = dream_starts(args.dream_datadir, dyn_state, kwargs["vae"])
         search_kwargs = dict(kwargs, dream={"starts": starts, "temperature": args.temperature,
                                             "time_limit": args.time_limit})
     use_gpus(args.device)
@@ -142,6 +144,7 @@ def main(dynamics, argv=None):
     last, best_file = ctrl_dir / "checkpoint.tar", ctrl_dir / "best.tar"
 
     best_eval = {"mean": -math.inf, "std": 0.0}
+    champions = {"generation": [], "eval_mean": [], "params": []}  # every evaluated champion, in order
     # Real env steps this search rests on: the dynamics model's data (None: not recorded), and
     # the real episodes it plays (training and evaluations in reality, real evaluations of a dream).
     real_steps = {"data": dyn_state.get("data_steps"), "played": 0}
@@ -169,6 +172,7 @@ def main(dynamics, argv=None):
         best_eval = state["best_eval"]
         search_id = state.get("search_id")
         real_steps["played"] = state.get("real_steps_played", 0)
+        champions = state.get("champions", champions)
         if best_file.exists():  # a kill between the two writes must not lose the best
             saved = load_checkpoint(best_file, "controller")
             # (only this search's best: one left by an earlier search, before --noreload, does not count)
@@ -245,6 +249,9 @@ def main(dynamics, argv=None):
                     if not dream:
                         count_real(pool, before)
                     mean, std = float(scores.mean()), float(scores.std())
+                    champions["generation"].append(gen)
+                    champions["eval_mean"].append(mean)
+                    champions["params"].append(torch.from_numpy(np.asarray(champion, dtype=np.float64)))
                     writer.add_scalar(f"charts/{prefix}eval_return_mean", mean, gen)
                     writer.add_scalar(f"charts/{prefix}eval_return_std", std, gen)
                     tqdm.write(f"{'dream ' if dream else ''}evaluation of generation {gen}'s best over "
@@ -277,6 +284,7 @@ def main(dynamics, argv=None):
                 writer.add_scalar("charts/real_env_steps", total_real, gen)
                 save_checkpoint(last, "cmaes", cma=es_state(es), dynamics=dynamics, best_eval=best_eval,
                                 n_samples=args.n_samples, search_id=search_id, real_steps_played=real_steps["played"],
+                                champions=champions,
                                 **world, **reads, **lineage)
                 writer.flush()
                 generations.update()
