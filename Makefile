@@ -13,7 +13,7 @@ TORCH_PIP ?=
 PY := $(VENV)/bin/python
 QS := quickstart
 
-.PHONY: install test quickstart clean-quickstart agent compare compare-seed dream ablation
+.PHONY: install test quickstart clean-quickstart agent compare compare-seed dream dream-compare simulators ablation
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-ray.txt
 	$(PYTHON) -m venv $(VENV)
@@ -157,6 +157,51 @@ dream: $(VENV)/.installed
 		$(PY) world-models/traincontroller.py --logdir $$cur $(DREAM_SEARCH) || exit 1; \
 	done
 	$(PY) world-models/test_controller.py --logdir $(DREAM_DIR)/r$(DREAM_ROUNDS) --episodes 100
+
+# The three dynamics models in the dream, one protocol (README, "The three models in the dream"). Run
+# after make dream's rounds 0 to 2: all three models learn the same 264 rollouts (hard links in
+# $(DREAM_DIR)/data264, as the data of later rounds is left out), with the same VAE; the MDN-RNN is round 2's,
+# the Transformer and TraDE one epoch on them from the shipped ones, with their reward heads. Each gets
+# a CMA-ES search in its dream (smaller than make dream's: a transformer dreams ~50x slower than the
+# LSTM on a CPU) for each seed, chosen by dream score alone, then a real test over 100 tracks.
+# Every stage resumes after a stop; a test is rerun only when its controller changed.
+DREAM_COMPARE_DIR ?= runs/dreamC
+DREAM_COMPARE_SEEDS ?= 0
+DREAM_COMPARE_SEARCH = --world dream --temperature $(DREAM_TEMPERATURE) --pop-size 16 --n-samples 4 \
+	--max-generations 40 --eval-every 5 --eval-rollouts 16 --envs-per-worker 32 --target-return 2000 \
+	--real-eval-every 20 --real-eval-rollouts 8 --dream-datadir $(DREAM_DIR)/data264
+dream-compare: $(VENV)/.installed
+	@[ -f $(DREAM_DIR)/r2/mdrnn/best.tar ] || { echo "error: $(DREAM_DIR)/r2/mdrnn: run make dream first"; exit 2; }
+	mkdir -p $(DREAM_DIR)/data264
+	for d in brown round1 round2; do [ -d $(DREAM_DIR)/data264/$$d ] || cp -al $(DREAM_DIR)/data/$$d $(DREAM_DIR)/data264/ || exit 1; done
+	for m in transformers-wm:tf trade:trade; do exp=$${m%%:*}; dst=$(DREAM_DIR)/$${m##*:}; mkdir -p $$dst/vae; \
+		cp -n $(DREAM_VAE) $$dst/vae/best.tar; \
+		$(PY) $$exp/traintransformersde.py --logdir $$dst --datadir $(DREAM_DIR)/data264 --include-reward \
+			--init pretrained/$$exp/transformers_de/best.tar --epochs 1 || exit 1; \
+	done
+	for seed in $(DREAM_COMPARE_SEEDS); do \
+		for m in world-models:r2:mdrnn:mdrnn transformers-wm:tf:transformers_de:transformer trade:trade:transformers_de:trade; do \
+			set -- $$(echo $$m | tr : ' '); exp=$$1; src=$$2; dyn=$$3; name=$$4; dst=$(DREAM_COMPARE_DIR)/$$name-seed$$seed; mkdir -p $$dst; \
+			for part in vae $$dyn; do [ -d $$dst/$$part ] || cp -r $(DREAM_DIR)/$$src/$$part $$dst/ || exit 1; done; \
+			$(PY) $$exp/traincontroller.py --logdir $$dst $(DREAM_COMPARE_SEARCH) --seed $$seed || exit 1; \
+			[ $$dst/test_scores.json -nt $$dst/ctrl/best.tar ] || \
+				$(PY) $$exp/test_controller.py --logdir $$dst --episodes 100 --no-video || exit 1; \
+		done; \
+	done
+	$(PY) utils/stages/dream_report.py --logdirs $(DREAM_COMPARE_DIR)/*-seed* --out $(DREAM_COMPARE_DIR)/report
+
+# The dynamics models as simulators (README, "The models as simulators"): a CMA-ES search in reality
+# whose controllers read z alone (so each means the same in every model's dream) keeps every
+# evaluated generation's best; utils/stages/simulators.py replays these champions in reality and in
+# the dreams of make dream-compare's three models, and ranks them. Resumes; the replay is redone.
+SIM_DIR ?= runs/sim
+simulators: $(VENV)/.installed
+	mkdir -p $(SIM_DIR)/zsearch
+	for part in vae mdrnn; do [ -d $(SIM_DIR)/zsearch/$$part ] || cp -r $(DREAM_DIR)/r2/$$part $(SIM_DIR)/zsearch/ || exit 1; done
+	$(PY) world-models/traincontroller.py --logdir $(SIM_DIR)/zsearch --controller-inputs z --renderer approx \
+		--pop-size 16 --n-samples 2 --max-generations 30 --eval-every 2 --eval-rollouts 8 --target-return 2000
+	$(PY) utils/stages/simulators.py --logdir $(SIM_DIR)/zsearch --dreams $(DREAM_DIR)/r2 $(DREAM_DIR)/tf \
+		$(DREAM_DIR)/trade --episodes 16 --renderer approx --dream-datadir $(DREAM_DIR)/data264 --out $(SIM_DIR)/report
 
 # The paper's ablation (its Table 1) on the shipped agent's world model (pretrained/world-models: its VAE
 # and MDN-RNN, copied into each run): the controller reading z alone (linear), [z, h] of the MDN-RNN at
