@@ -74,6 +74,23 @@ def test_rows_over_seeds_and_their_differences():
     assert differences(runs[:3]) == ""  # one row
 
 
+def test_the_rows_bar_plot(tmp_path):
+    import numpy as np
+
+    from utils.stages.report import plot_rows
+
+    def run(mean, inputs):
+        return {"dynamics": "mdrnn", "world": "real",
+                "test": {"returns": [mean] * 10, "controller_inputs": inputs, "untrained_dynamics": False}}
+    assert not plot_rows([{"dynamics": "mdrnn", "world": "real", "test": None}], tmp_path / "none.png")
+    assert not (tmp_path / "none.png").exists()
+    assert plot_rows([run(880.0, "zh"), run(860.0, "zh"), run(600.0, "z")], tmp_path / "rows.png")
+    import imageio.v3 as iio
+
+    image = iio.imread(tmp_path / "rows.png")
+    assert image.ndim == 3 and image.shape[0] > 100 and np.ptp(image) > 0
+
+
 def test_the_horizon_plot_from_measures(tmp_path):
     """plot_horizons draws the measured models (and nothing without measures)."""
     from utils.stages.report import plot_horizons

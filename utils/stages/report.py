@@ -179,15 +179,48 @@ def spread(summaries):
     lines = ["| row | seeds | test score of each seed | mean over seeds (95% interval) |", "|---|---|---|---|"]
     for row, runs in rows.items():
         means = [float(r.mean()) for r in runs]
-        mean = sum(means) / len(means)
-        if len(means) > 1:
-            sd = (sum((m - mean) ** 2 for m in means) / (len(means) - 1)) ** 0.5
-            half = t975(len(means) - 1) * sd / len(means) ** 0.5
-            interval = f"{mean:.1f} ({mean - half:.1f} to {mean + half:.1f})"
-        else:
-            interval = f"{mean:.1f} (one seed)"
+        mean, half = over_seeds(means)
+        interval = f"{mean:.1f} (one seed)" if half is None else f"{mean:.1f} ({mean - half:.1f} to {mean + half:.1f})"
         lines.append(f"| {row} | {len(means)} | {', '.join(f'{m:.1f}' for m in means)} | {interval} |")
     return "\n".join(lines)
+
+
+def over_seeds(means):
+    """(mean, half-width of its 95% interval, Student's t) of a row's per-seed means; None with one seed."""
+    mean = sum(means) / len(means)
+    if len(means) < 2:
+        return mean, None
+    sd = (sum((m - mean) ** 2 for m in means) / (len(means) - 1)) ** 0.5
+    return mean, t975(len(means) - 1) * sd / len(means) ** 0.5
+
+
+def plot_rows(summaries, path):
+    """A bar per row (e.g. the paper's ablation): its mean test score over seeds with the 95% interval,
+    each seed's score as a dot; False when no run is scored."""
+    rows = rows_of(summaries)
+    if not rows:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(5, 1.6 * len(rows)), 4))
+    for x, (row, runs) in enumerate(rows.items()):
+        means = [float(r.mean()) for r in runs]
+        mean, half = over_seeds(means)
+        ax.bar(x, mean, color="C0", alpha=0.5)
+        if half is not None:
+            ax.errorbar(x, mean, yerr=half, color="k", capsize=4)
+        ax.plot([x] * len(means), means, "k.", markersize=5)
+    ax.set_xticks(range(len(rows)), [row.replace(", ", ",\n") for row in rows], fontsize=7)
+    ax.axhline(900, color="gray", linewidth=0.8, linestyle="--")
+    ax.set_ylabel("test score, mean over seeds (95% interval)")
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
 
 
 def differences(summaries, seed=0):
@@ -343,6 +376,8 @@ def main(argv=None):
     if differences(summaries):
         text += "Differences between rows, with bootstrap 95% intervals:\n\n" + differences(summaries) + "\n\n"
     text += "![learning curves](learning_curves.png)\n"
+    if spread(summaries) and plot_rows(summaries, args.out / "rows.png"):
+        text += "\n![each row's test score over its seeds](rows.png)\n"
     if plot_horizons(summaries, args.out / "horizons.png"):
         text += "\n![open-loop prediction error against the horizon](horizons.png)\n"
     if args.animation:

@@ -39,10 +39,11 @@ from utils.constants import DREAM_TEMPERATURE  # noqa: E402
 from utils.errors import Parser, UserError, check_flags, run_main  # noqa: E402
 from utils.engine.rollout_cli import (SIMULATOR_SEED_STREAM, add_rollout_flags, build_kwargs,  # noqa: E402
                                       changed_model, check_rollout_flags, episode_seeds, make_pool, n_workers)
-from utils.stages.report import BOOTSTRAP, NAMES  # noqa: E402
+from utils.stages.report import NAMES  # noqa: E402
 
 Z_ONLY = ("z", "z-hidden")  # controllers that read the latent alone: the same controller in any model's dream
 MIN_CHAMPIONS = 3  # fewer cannot be ranked
+RESAMPLES = 1000  # bootstrap resamples of the controllers for Spearman's interval
 
 
 def parse_args(argv=None):
@@ -85,7 +86,7 @@ def compare(dream, real, seed=0):
     """dream, real: (n_controllers,) mean returns -> the measures of one simulator (a dict)."""
     dream, real = np.asarray(dream, float), np.asarray(real, float)
     rng = np.random.default_rng(seed)
-    boot = [spearman(dream[idx], real[idx]) for idx in rng.integers(len(real), size=(BOOTSTRAP // 10, len(real)))]
+    boot = [spearman(dream[idx], real[idx]) for idx in rng.integers(len(real), size=(RESAMPLES, len(real)))]
     low, high = np.nanpercentile(boot, [2.5, 97.5])
     pick = int(dream.argmax())
     return {"spearman": spearman(dream, real), "spearman_low": float(low), "spearman_high": float(high),
