@@ -88,6 +88,15 @@ def test_one_score_with_or_without_the_video(controller_logdir):
                      "--video-episode", worst).stdout
     assert f"recorded episode: return {scores[0][worst]:.1f}" in out
     assert json.loads((controller_logdir / "test_scores.json").read_text())["returns"] == scores[0]
+    # with noise on the actions: its own file, the same returns with or without the video
+    noisy = []
+    for video in ([], ["--no-video"]):
+        run_script("world-models/test_controller.py", "--logdir", controller_logdir, "--episodes", 3,
+                   "--time-limit", 120, "--max-workers", 1, "--envs-per-worker", 3, "--action-noise", 0.1, *video)
+        result = json.loads((controller_logdir / "test_scores_noise0.1.json").read_text())
+        noisy.append(result["returns"])
+    assert result["action_noise"] == 0.1 and noisy[0] == noisy[1] and noisy[0] != scores[0]
+    assert json.loads((controller_logdir / "test_scores.json").read_text())["returns"] == scores[0]
 
 
 def test_an_episode_acts_alike_alone_or_among_others_in_the_same_slots(mdrnn_logdir):

@@ -3,7 +3,8 @@
     python world-models/test_controller.py --logdir exp_dir --episodes 100
 
 Plays --episodes full episodes (never stopped early) with <logdir>/ctrl/best.tar
-and prints the mean +- std of their returns. The first episode (or
+and prints the mean +- std of their returns (--action-noise: with Gaussian
+noise on every action, the controller as a stochastic policy). The first episode (or
 --video-episode) is also drawn at
 600x400 and written to <logdir>/test_sample/%04d.png and test_sample.mp4
 (ffmpeg -i exp_dir/test_sample/%04d.png ... works too). --render shows every
@@ -33,12 +34,16 @@ def parse_args(argv=None):
     parser.add_argument("--episodes", type=int, default=100, help="episodes to average over")
     parser.add_argument("--render", action="store_true", help="show the episodes in a window (needs a display)")
     parser.add_argument("--no-video", action="store_true", help="do not save the recorded episode's frames and mp4")
+    parser.add_argument("--action-noise", type=float, default=0.0,
+                        help="std of Gaussian noise added to every action (then clipped), drawn from each episode's "
+                             "seed: the controller as a stochastic policy; its scores go to "
+                             "test_scores_noise<STD>.json, beside the plain ones")
     parser.add_argument("--video-episode", type=int, default=0,
                         help="which episode to record (0 = the first; e.g. the worst of an earlier test, "
                              "from test_scores.json's returns): the scores are the same whichever is recorded")
     args = parser.parse_args(argv)
     check_rollout_flags(parser, args)
-    check_flags(parser, args, positive=("episodes",), non_negative=("video_episode",))
+    check_flags(parser, args, positive=("episodes",), non_negative=("video_episode", "action_noise"))
     if args.video_episode >= args.episodes:
         parser.error(f"--video-episode {args.video_episode}: there are only --episodes {args.episodes} "
                      f"(0 to {args.episodes - 1})")
@@ -115,7 +120,7 @@ def main(dynamics, argv=None):
     params = state["params"].numpy()
     # what it was trained to read (the paper's ablations), as it was trained
     kwargs.update(controller_inputs=state.get("controller_inputs", "zh"),
-                  untrained_dynamics=state.get("untrained_dynamics", False))
+                  untrained_dynamics=state.get("untrained_dynamics", False), action_noise=args.action_noise)
     seeds = episode_seeds(args.seed, TEST_SEED_STREAM, 0, args.episodes)
     device = "cuda" if use_gpus(args.device) else "cpu"
 
@@ -146,13 +151,15 @@ def main(dynamics, argv=None):
                "returns": returns.tolist(), "steps": steps, "dynamics": dynamics, "renderer": args.renderer,
                "seed": args.seed,
                "precision": kwargs["precision"], "controller_inputs": kwargs["controller_inputs"],
-               "untrained_dynamics": kwargs["untrained_dynamics"],
+               "untrained_dynamics": kwargs["untrained_dynamics"], "action_noise": args.action_noise,
                "time_limit": args.time_limit, "controller": str(ctrl_file.resolve()),
                "controller_generation": state["generation"], "vae": kwargs["vae"],
                "dynamics_model": str(dynamics_path(args.logdir, dynamics).resolve()), **lineage,
                "seconds": time.time() - start}
     # another --seed is another set of tracks: its scores go beside the first set's, not over them
-    out = args.logdir / ("test_scores.json" if args.seed == 0 else f"test_scores_seed{args.seed}.json")
+    # so does a noisy policy's
+    out = args.logdir / ("test_scores" + (f"_seed{args.seed}" if args.seed else "")
+                         + (f"_noise{args.action_noise:g}" if args.action_noise else "") + ".json")
     atomic_write(out, lambda tmp: open(tmp, "w").write(json.dumps(summary, indent=1)))
     print(f"{ended} of {len(returns)} episodes ended before --time-limit {args.time_limit} (lap complete, or off "
           "the playfield); the others played every step")
