@@ -72,6 +72,8 @@ def test_rows_over_seeds_and_their_differences():
     assert diffs["| MDN-RNN, [z, h] of the trained dynamics model",
                  "MDN-RNN, [z, h] of the untrained dynamics model"].endswith("no: the interval holds 0 |")
     assert differences(runs[:3]) == ""  # one row
+    one_seed = differences(runs[:3] + [run("trade", 600.0)]).splitlines()[2]
+    assert "| cannot tell: one seed" in one_seed and "yes" in one_seed  # far apart, but one search of trade
 
 
 def test_the_rows_bar_plot(tmp_path):

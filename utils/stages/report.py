@@ -226,7 +226,8 @@ def plot_rows(summaries, path):
 def differences(summaries, seed=0):
     """A Markdown table of the difference of every two rows' means with a bootstrap 95% interval (seeds
     resampled within each row, then episodes within each seed: both the search's and the tracks'
-    luck), and whether it is real (the interval excludes 0); "" with fewer than two rows."""
+    luck), and whether it is real (the interval excludes 0, and each row has two seeds or more); "" with
+    fewer than two rows."""
     import numpy as np
 
     rows = rows_of(summaries)
@@ -251,6 +252,8 @@ def differences(summaries, seed=0):
             diff = np.mean([r.mean() for r in rows[a]]) - np.mean([r.mean() for r in rows[b]])
             low, high = np.percentile(boot[a] - boot[b], [2.5, 97.5])
             real = "yes" if low > 0 or high < 0 else "no: the interval holds 0"
+            if min(len(rows[a]), len(rows[b])) < 2:  # nothing to resample the search's luck from
+                real = f"cannot tell: one seed (the interval holds the tracks' luck only; {real})"
             seeds = f" ({len(rows[a])} vs {len(rows[b])} seeds)"
             lines.append(f"| {a} | {b} | {diff:.1f} | {low:.1f} to {high:.1f}{seeds} | {real} |")
     return "\n".join(lines)
