@@ -17,6 +17,7 @@ stopped, and its data loading, do not count.
 import json
 import math
 import sys
+import textwrap
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
@@ -111,15 +112,21 @@ def loss_parts(summary):
     return parts
 
 
+def charts_of(summary):
+    """Where a controller search logged its returns: a search in the dream logs them, dreamt, under
+    charts/dream/."""
+    return "charts/dream/" if summary.get("world") == "dream" else "charts/"
+
+
 def table(summaries):
     rows = ["| experiment | dynamics | VAE test loss | dynamics test loss (GMM / BCE) | VAE min | dynamics min "
             "| controller min (generations) | best evaluation (generation) | test score: mean +- std (95% CI of the mean), episodes |",
             "|---|---|---|---|---|---|---|---|---|"]
     for s in summaries:
         parts = loss_parts(s)
-        ctrl = s["tb", "ctrl"][0]
-        gens = len(ctrl.get("charts/best_return", []))
-        evals = ctrl.get("charts/eval_return_mean", [])
+        ctrl, prefix = s["tb", "ctrl"][0], charts_of(s)
+        gens = len(ctrl.get(prefix + "best_return", []))
+        evals = ctrl.get(prefix + "eval_return_mean", [])
         best_eval = max(evals, key=lambda e: e[1]) if evals else None
         test = s["test"]
         if test:
@@ -205,7 +212,7 @@ def plot_rows(summaries, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(max(5, 1.6 * len(rows)), 4))
+    fig, ax = plt.subplots(figsize=(max(5, 1.8 * len(rows)), 4.5))
     for x, (row, runs) in enumerate(rows.items()):
         means = [float(r.mean()) for r in runs]
         mean, half = over_seeds(means)
@@ -213,7 +220,7 @@ def plot_rows(summaries, path):
         if half is not None:
             ax.errorbar(x, mean, yerr=half, color="k", capsize=4)
         ax.plot([x] * len(means), means, "k.", markersize=5)
-    ax.set_xticks(range(len(rows)), [row.replace(", ", ",\n") for row in rows], fontsize=7)
+    ax.set_xticks(range(len(rows)), [textwrap.fill(row, 22) for row in rows], fontsize=7)
     ax.axhline(900, color="gray", linewidth=0.8, linestyle="--")
     ax.set_ylabel("test score, mean over seeds (95% interval)")
     ax.grid(alpha=0.3, axis="y")
@@ -268,8 +275,8 @@ def plot(summaries, path):
     fig, ax = plt.subplots(figsize=(8, 4.5))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     # Past three runs the per-generation lines hide one another: the evaluations only.
-    per_generation = (("charts/best_return", ":", "best of generation"),
-                      ("charts/mean_return", "-", "mean of generation")) if len(summaries) <= 3 else ()
+    per_generation = (("best_return", ":", "best of generation"),
+                      ("mean_return", "-", "mean of generation")) if len(summaries) <= 3 else ()
     # One colour per dynamics model; its runs (seeds) differ by marker and line style.
     kinds = list(dict.fromkeys(s["dynamics"] for s in summaries))
     runs_of = {kind: 0 for kind in kinds}
@@ -278,13 +285,14 @@ def plot(summaries, path):
         marker = ("o-", "s--", "^:", "d-.")[runs_of[s["dynamics"]] % 4]
         runs_of[s["dynamics"]] += 1
         ctrl = s["tb", "ctrl"][0]
-        label = f"{s['name']} ({NAMES.get(s['dynamics'], '?')})"
+        prefix = charts_of(s)
+        label = f"{s['name']} ({NAMES.get(s['dynamics'], '?')}{', dream' if s.get('world') == 'dream' else ''})"
         for tag, style, what in per_generation:
-            points = ctrl.get(tag, [])
+            points = ctrl.get(prefix + tag, [])
             if points:
                 ax.plot([t / 60 for _, _, t in points], [v for _, v, _ in points], style, color=color, alpha=0.6,
                         linewidth=1, label=f"{label}: {what}")
-        evals = ctrl.get("charts/eval_return_mean", [])
+        evals = ctrl.get(prefix + "eval_return_mean", [])
         if evals:
             ax.plot([t / 60 for _, _, t in evals], [v for _, v, _ in evals], marker, color=color, markersize=3,
                     label=f"{label}: evaluation of the best")
