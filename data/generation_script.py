@@ -128,8 +128,6 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    from tqdm import tqdm
-
     args = parse_args(argv)
     if args.rootdir.exists() and not args.rootdir.is_dir():
         raise UserError(f"--rootdir {args.rootdir} is a file; give a folder")
@@ -149,8 +147,14 @@ def main(argv=None):
 
         jobs = [(i, args.rootdir, args.threads, args.max_steps, args.seed, args.renderer,
                  args.controller.resolve(), args.action_noise) for i in todo]
-    if not jobs:
-        return
+    if jobs:
+        generate(args, job_fn, jobs)
+    summarise(args.rootdir, args.max_steps)
+
+
+def generate(args, job_fn, jobs):
+    from tqdm import tqdm
+
     bar = tqdm(total=len(jobs), desc="rollouts", unit="rollout")
     if args.backend == "ray":
         generate_with_ray(args.ray_address, job_fn, jobs, bar)
@@ -163,8 +167,27 @@ def main(argv=None):
             for _ in pool.imap_unordered(job_fn, jobs):
                 bar.update()
     bar.close()
-    steps = sum(len(np.load(f)["rewards"]) for f in sorted(args.rootdir.glob("thread_*/rollout_*.npz")))
-    print(f"{args.rootdir}: {steps:,} real env steps in its rollouts")
+
+
+def summarise(rootdir, max_steps):
+    """Print what the rollouts of rootdir hold: real env steps, returns, and how many ended by themselves."""
+    from data.loaders import legacy_terminated
+
+    returns, steps, ended = [], 0, 0
+    for f in sorted(rootdir.glob("thread_*/rollout_*.npz")):
+        with np.load(f) as data:  # the small arrays only, not the frames
+            rewards = data["rewards"]
+            terminated = data["terminated"] if "terminated" in data.files else \
+                legacy_terminated(data["terminals"], max_steps)
+        returns.append(float(rewards.sum()))
+        steps += len(rewards)
+        ended += bool(terminated.any())
+    if not returns:
+        return
+    r = np.array(returns)
+    print(f"{rootdir}: {len(r)} rollouts, {steps:,} real env steps; returns {r.mean():.1f} +- {r.std():.1f} "
+          f"({r.min():.1f} to {r.max():.1f}), {int((r >= 900).sum())} of 900 or more; {ended} ended by themselves "
+          "(off the playfield, or the lap complete)")
 
 
 if __name__ == "__main__":
