@@ -128,3 +128,8 @@ def make_pool(args, kwargs, workers):
 
 def n_workers(args):
     return args.max_workers or available_cpus()
+
+
+def workers_for(args, n_tasks):
+    """Workers for a one-off batch of n_tasks episodes: no more than their slots fill."""
+    return min(n_workers(args), -(-n_tasks // args.envs_per_worker))

@@ -12,7 +12,8 @@ saved to <logdir>/ctrl/best.tar with its mean and std. The search state is
 saved every generation to <logdir>/ctrl/checkpoint.tar, so a rerun resumes the
 same search; it also keeps every evaluated champion (its generation, parameters
 and evaluation): an archive of controllers from poor to good, which
-utils/stages/simulators.py replays in reality and in dreams. Training stops at --target-return or --max-generations.
+utils/stages/simulators.py replays in reality and in dreams. Training stops at
+--target-return or --max-generations.
 
 `--world dream` plays every episode of the search, and its evaluations, in the
 dynamics model's dream instead (utils/engine/dream.py, at --temperature), so
@@ -114,6 +115,16 @@ def dream_starts(datadir, state, vae_file):
     return encode_frames(vae, torch.from_numpy(np.stack(frames))).float().numpy(), Path(datadir)
 
 
+def dream_setting(datadir, state, dyn_file, vae_file, temperature, time_limit):
+    """(the pool's `dream` setting for the dynamics model of dyn_file, whose checkpoint is state; the
+    folder its starts come from). UserError when its reward head was not trained."""
+    if not state.get("include_reward"):
+        raise UserError(f"{dyn_file}: its reward head was not trained; retrain it with --include-reward "
+                        "--noreload to train a controller in its dream")
+    starts, start_dir = dream_starts(datadir, state, vae_file)
+    return {"starts": starts, "temperature": temperature, "time_limit": time_limit}, start_dir
+
+
 def main(dynamics, argv=None):
     from models.controller import Controller, flatten_params, n_params, unflatten_params
     from utils.engine.cmaes import es_state, make_es, restore_es
@@ -131,12 +142,9 @@ def main(dynamics, argv=None):
     kwargs.update(reads)
     search_kwargs = kwargs
     if args.world == "dream":
-        if not dyn_state.get("include_reward"):
-            raise UserError(f"{dynamics_path(args.logdir, dynamics)}: its reward head was not trained; retrain it "
-                            "with --include-reward --noreload to train a controller in its dream")
-        starts, start_dir = dream_starts(args.dream_datadir, dyn_state, kwargs["vae"])
-        search_kwargs = dict(kwargs, dream={"starts": starts, "temperature": args.temperature,
-                                            "time_limit": args.time_limit})
+        dreaming, start_dir = dream_setting(args.dream_datadir, dyn_state, dynamics_path(args.logdir, dynamics),
+                                            kwargs["vae"], args.temperature, args.time_limit)
+        search_kwargs = dict(kwargs, dream=dreaming)
     use_gpus(args.device)
     seed_everything(args.seed)
     ctrl_dir = args.logdir / "ctrl"
@@ -194,7 +202,7 @@ def main(dynamics, argv=None):
     if dream:
         print(f"{where} x {args.envs_per_worker} environments, {kwargs['precision']}; each generation plays "
               f"{args.pop_size} x {args.n_samples} episodes of up to {args.time_limit} steps in the dream "
-              f"(temperature {args.temperature}; starts: {len(starts)} first frames of {start_dir})", flush=True)
+              f"(temperature {args.temperature}; starts: {len(dreaming['starts'])} first frames of {start_dir})", flush=True)
     else:
         print(f"{where} x {args.envs_per_worker} environments, {args.renderer} renderer, {kwargs['precision']}; "
               f"each generation plays {args.pop_size} x {args.n_samples} episodes of up to {args.time_limit} steps",

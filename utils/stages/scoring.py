@@ -23,7 +23,7 @@ from utils.devices import use_gpus
 from utils.errors import Parser, UserError, check_flags
 from utils.engine.models_io import dynamics_path
 from utils.engine.rollout_cli import (TEST_SEED_STREAM, add_rollout_flags, build_kwargs, changed_model,
-                                      check_rollout_flags, episode_seeds, make_pool, n_workers)
+                                      check_rollout_flags, episode_seeds, make_pool, workers_for)
 VIDEO_FPS = 50
 
 
@@ -139,8 +139,7 @@ def main(dynamics, argv=None):
                                                  video_dir=args.logdir / "test_sample")
     rest = [Task(i, params, s) for i, s in enumerate(seeds) if i not in results]
     if rest:
-        workers = min(n_workers(args), -(-len(rest) // args.envs_per_worker))
-        with make_pool(args, kwargs, workers) as pool, \
+        with make_pool(args, kwargs, workers_for(args, len(rest))) as pool, \
                 tqdm(total=len(rest), desc="episodes") as bar:
             results.update(pool.evaluate(rest, bar))
         lengths.update({t.id: t.steps for t in rest})

@@ -38,7 +38,7 @@ from utils.checkpoint import atomic_write, load_checkpoint  # noqa: E402
 from utils.constants import DREAM_TEMPERATURE  # noqa: E402
 from utils.errors import Parser, UserError, check_flags, run_main  # noqa: E402
 from utils.engine.rollout_cli import (SIMULATOR_SEED_STREAM, add_rollout_flags, build_kwargs,  # noqa: E402
-                                      changed_model, check_rollout_flags, episode_seeds, make_pool, n_workers)
+                                      changed_model, check_rollout_flags, episode_seeds, make_pool, workers_for)
 from utils.stages.report import NAMES  # noqa: E402
 
 Z_ONLY = ("z", "z-hidden")  # controllers that read the latent alone: the same controller in any model's dream
@@ -101,8 +101,7 @@ def play_archive(args, kwargs, params, seeds, what):
     from utils.engine.rollout import Task
 
     tasks = [Task(k * len(seeds) + e, p, s) for k, p in enumerate(params) for e, s in enumerate(seeds)]
-    workers = min(n_workers(args), -(-len(tasks) // args.envs_per_worker))
-    with make_pool(args, kwargs, workers) as pool, tqdm(total=len(tasks), desc=what) as bar:
+    with make_pool(args, kwargs, workers_for(args, len(tasks))) as pool, tqdm(total=len(tasks), desc=what) as bar:
         results = pool.evaluate(tasks, bar)
         steps = pool.steps_played
     return np.array([[results[k * len(seeds) + e] for e in range(len(seeds))] for k in range(len(params))]), steps
@@ -127,7 +126,7 @@ def load_archive(logdir):
 def dream_kwargs(args, logdir, vae_id, reads):
     """The pool kwargs of logdir's dream at --temperature, for controllers that read `reads`."""
     from utils.engine.models_io import dynamics_path, find_dynamics
-    from utils.stages.controller import dream_starts
+    from utils.stages.controller import dream_setting
 
     dynamics = find_dynamics(logdir)
     if dynamics is None:
@@ -138,11 +137,9 @@ def dream_kwargs(args, logdir, vae_id, reads):
     if lineage["vae_id"] != vae_id:
         raise UserError(f"--dreams {logdir}: its VAE is not the search's, so its latents mean something else to "
                         "the archive's controllers; give dynamics models trained on the search's VAE")
-    state = load_checkpoint(dynamics_path(logdir, dynamics), dynamics)
-    if not state.get("include_reward"):
-        raise UserError(f"--dreams {logdir}: its reward head was not trained; retrain it with --include-reward")
-    starts, _ = dream_starts(args.dream_datadir, state, kwargs["vae"])
-    dream = {"starts": starts, "temperature": args.temperature, "time_limit": args.time_limit}
+    dyn_file = dynamics_path(logdir, dynamics)
+    state = load_checkpoint(dyn_file, dynamics)
+    dream, _ = dream_setting(args.dream_datadir, state, dyn_file, kwargs["vae"], args.temperature, args.time_limit)
     return dynamics, dict(kwargs, controller_inputs=reads, dream=dream), state.get("data_steps")
 
 
