@@ -149,7 +149,19 @@ def main(argv=None):
                  args.controller.resolve(), args.action_noise) for i in todo]
     if jobs:
         generate(args, job_fn, jobs)
+        remove_leftovers(args.rootdir, set(todo))
     summarise(args.rootdir, args.max_steps)
+
+
+def remove_leftovers(rootdir, indices):
+    """Delete the temporaries of this run's rollouts (`indices`) that are now written: a worker lost
+    while saving one (e.g. its node removed) leaves its temporary, and the rollout was made again."""
+    from data.loaders import rollout_index
+
+    for tmp in rootdir.glob("thread_*/.rollout_*.tmp.npz"):
+        final = tmp.with_name(tmp.name[1:].split(".npz.", 1)[0] + ".npz")  # .rollout_3.npz.<random>.tmp.npz
+        if final.exists() and rollout_index(final, -1) in indices:
+            tmp.unlink(missing_ok=True)
 
 
 def generate(args, job_fn, jobs):
