@@ -162,3 +162,38 @@ def test_an_untrained_dynamics_model_is_one_model_everywhere():
     assert torch.equal(torch.get_rng_state(), before)
     for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.equal(x, y), name
+
+
+def test_a_search_fine_tunes_a_controller_and_can_keep_the_cmaes_mean(controller_logdir, tmp_path):
+    """--init-controller: the search starts from a trained controller, evaluates it first (generation -1)
+    and keeps it unless an evaluation beats it; --evaluate mean scores the CMA-ES mean. Controllers
+    that read something else, or come from another world model, are refused in one line."""
+    import shutil
+
+    from tests.conftest import ROOT, run_script
+    from tests.test_bad_input import refused
+
+    logdir = tmp_path / "exp"
+    shutil.copytree(controller_logdir, logdir, ignore=shutil.ignore_patterns("ctrl", "test_*"))
+    init = controller_logdir / "ctrl" / "best.tar"
+    flags = ["--logdir", logdir, "--n-samples", 1, "--pop-size", 4, "--eval-every", 1, "--eval-rollouts", 2,
+             "--time-limit", 30, "--max-workers", 1, "--envs-per-worker", 4, "--sigma0", 0.01,
+             "--evaluate", "mean", "--max-generations", 1]
+    out = run_script("world-models/traincontroller.py", *flags, "--init-controller", init).stdout
+    assert f"from {init}, sigma 0.01" in out and "evaluation of the starting controller" in out
+    state = torch.load(logdir / "ctrl" / "checkpoint.tar", weights_only=True)
+    champions = state["champions"]
+    assert champions["generation"] == [-1, 0]
+    assert torch.equal(champions["params"][0], torch.load(init, weights_only=True)["params"].double())
+    assert torch.equal(champions["params"][1], state["cma"]["mean"])  # the mean after generation 0
+    best = torch.load(logdir / "ctrl" / "best.tar", weights_only=True)
+    assert best["reward"] == max(champions["eval_mean"])
+    assert best["generation"] == champions["generation"][int(np.argmax(champions["eval_mean"]))]
+
+    refused("world-models/traincontroller.py", *flags, "--init-controller", init, "--controller-inputs", "z",
+            "--noreload", expect=f"--init-controller {init}: a controller that reads [z, h]")
+    shipped = ROOT / "pretrained" / "world-models" / "ctrl" / "best.tar"
+    refused("world-models/traincontroller.py", *flags, "--init-controller", shipped, "--noreload",
+            expect=f"--init-controller {shipped}: trained on another VAE than the one in --logdir")
+    assert torch.equal(torch.load(logdir / "ctrl" / "checkpoint.tar", weights_only=True)["cma"]["mean"],
+                       state["cma"]["mean"])  # the refusals overwrote nothing

@@ -6,9 +6,12 @@
 Each generation, CMA-ES proposes --pop-size controllers; each is scored by the
 mean return of --n-samples real episodes played by the worker pool
 (utils/engine/pool.py), all candidates of a generation on the same track seeds.
-Every --eval-every generations the generation's best candidate is played on
---eval-rollouts fixed evaluation tracks; if it beats the best so far it is
-saved to <logdir>/ctrl/best.tar with its mean and std. The search state is
+Every --eval-every generations the generation's best candidate (or, with
+--evaluate mean, the CMA-ES mean) is played on --eval-rollouts fixed
+evaluation tracks; if it beats the best so far it is saved to
+<logdir>/ctrl/best.tar with its mean and std. `--init-controller` starts the
+search's mean at a trained controller (fine-tuning, e.g. at a smaller
+--sigma0), which is evaluated first and stays the best unless beaten. The search state is
 saved every generation to <logdir>/ctrl/checkpoint.tar, so a rerun resumes the
 same search; it also keeps every evaluated champion (its generation, parameters
 and evaluation): an archive of controllers from poor to good, which
@@ -52,6 +55,15 @@ def parse_args(argv=None):
     parser.add_argument("--eval-every", type=int, default=3, help="evaluate the generation's best every N generations")
     parser.add_argument("--eval-rollouts", type=int, default=100, help="episodes of each evaluation")
     parser.add_argument("--sigma0", type=float, default=0.1, help="CMA-ES initial step size")
+    parser.add_argument("--init-controller", type=Path, default=None,
+                        help="a controller checkpoint (e.g. a shipped agent's ctrl/best.tar, trained on this "
+                             "--logdir's VAE and dynamics model) whose parameters are a fresh search's first mean; "
+                             "it is evaluated first and stays the best unless an evaluation beats it (fine-tuning); "
+                             "default: the controller's PyTorch initialisation")
+    parser.add_argument("--evaluate", choices=["best", "mean"], default="best",
+                        help="which controller each evaluation scores (and best.tar may keep): the generation's "
+                             "best candidate on its --n-samples tracks, or the CMA-ES mean after the generation "
+                             "(the paper's choice)")
     parser.add_argument("--early-stop", type=int, default=0,
                         help="end a training episode after this many steps without a new road tile "
                              "(0: off; evaluations never stop early)")
@@ -93,6 +105,21 @@ def parse_args(argv=None):
 
 # What a controller read before this was recorded.
 READS_BEFORE = {"controller_inputs": "zh", "untrained_dynamics": False}
+
+
+def init_params(path, reads, lineage):
+    """The parameters (float64 vector) of the controller checkpoint `path`, checked to read what this
+    search's controller reads, from the same VAE and dynamics model (its features mean nothing on others)."""
+    state = load_checkpoint(path, "controller", hint="give --init-controller a controller's best.tar")
+    recorded = {key: state.get(key, default) for key, default in READS_BEFORE.items()}
+    if recorded != reads:
+        raise UserError(f"--init-controller {path}: a controller that reads {reads_text(recorded)}; give the "
+                        "same --controller-inputs and --untrained-dynamics, or another controller")
+    changed = changed_model(state, lineage)
+    if changed:
+        raise UserError(f"--init-controller {path}: trained on another {changed} than the one in --logdir; "
+                        "start from a controller of this world model")
+    return state["params"].numpy().astype(np.float64)
 
 
 def dream_starts(datadir, state, vae_file):
@@ -152,6 +179,7 @@ def main(dynamics, argv=None):
     last, best_file = ctrl_dir / "checkpoint.tar", ctrl_dir / "best.tar"
 
     best_eval = {"mean": -math.inf, "std": 0.0}
+    starting = None  # the --init-controller parameters a fresh search evaluates before its first generation
     champions = {"generation": [], "eval_mean": [], "params": []}  # every evaluated champion, in order
     # Real env steps this search rests on: the dynamics model's data (None: not recorded), and
     # the real episodes it plays (training and evaluations in reality, real evaluations of a dream).
@@ -190,10 +218,14 @@ def main(dynamics, argv=None):
               f"best evaluation {best_eval['mean']:.1f})")
     else:
         search_id = secrets.token_hex(8)  # tells this search's files from an earlier search's
-        x0 = flatten_params(Controller(args.controller_inputs))
+        if args.init_controller is not None:
+            starting = init_params(args.init_controller, reads, lineage)
+            x0, origin = starting, f"from {args.init_controller}"
+        else:
+            x0, origin = flatten_params(Controller(args.controller_inputs)), "from the controller's initialisation"
         es = make_es(x0, args.sigma0, args.pop_size, args.seed)
         print(f"new CMA-ES search over {n_params(args.controller_inputs)} controller parameters "
-              f"(reading {reads_text(reads)}), population {args.pop_size}")
+              f"(reading {reads_text(reads)}), population {args.pop_size}, {origin}, sigma {args.sigma0}")
 
     writer = summary_writer(ctrl_dir)
     workers = n_workers(args)
@@ -212,8 +244,42 @@ def main(dynamics, argv=None):
     def count_real(pool, before):
         real_steps["played"] += pool.steps_played - before
 
+    def evaluate(pool, params, gen):
+        """Play `params` on the evaluation tracks, archive it as generation `gen`'s champion, and save it
+        to best.tar if it beats the best so far (gen -1: the --init-controller a search starts from)."""
+        nonlocal best_eval
+        eval_seeds = episode_seeds(args.seed, EVAL_SEED_STREAM, 0, args.eval_rollouts)
+        eval_tasks = [Task(i, params, s) for i, s in enumerate(eval_seeds)]  # never stopped early
+        before = pool.steps_played
+        scores = np.array(list(pool.evaluate(eval_tasks).values()))
+        if not dream:
+            count_real(pool, before)
+        mean, std = float(scores.mean()), float(scores.std())
+        champions["generation"].append(gen)
+        champions["eval_mean"].append(mean)
+        champions["params"].append(torch.from_numpy(np.asarray(params, dtype=np.float64)))
+        if gen >= 0:
+            writer.add_scalar(f"charts/{prefix}eval_return_mean", mean, gen)
+            writer.add_scalar(f"charts/{prefix}eval_return_std", std, gen)
+        what = "the starting controller" if gen < 0 else \
+            f"generation {gen}'s {'best' if args.evaluate == 'best' else 'CMA-ES mean'}"
+        tqdm.write(f"{'dream ' if dream else ''}evaluation of {what} over {len(scores)} episodes: "
+                   f"{mean:.1f} +- {std:.1f}")
+        if mean > best_eval["mean"]:
+            best_eval = {"mean": mean, "std": std, "generation": gen}
+            save_checkpoint(best_file, "controller", params=torch.from_numpy(np.asarray(params)),
+                            model=unflatten_params(params, Controller(args.controller_inputs)).state_dict(),
+                            dynamics=dynamics, reward=mean, std=std, generation=gen,
+                            eval_rollouts=args.eval_rollouts, search_id=search_id,
+                            renderer=args.renderer, precision=kwargs["precision"], **world, **reads,
+                            **lineage)
+            tqdm.write(f"new best controller saved to {best_file}")
+
+    prefix = "dream/" if dream else ""
     with make_pool(args, search_kwargs, workers) as pool:
         try:
+            if starting is not None:
+                evaluate(pool, starting, -1)
             generations = tqdm(desc="generations", unit="gen", initial=es.countiter, total=args.max_generations)
             while True:
                 gen = es.countiter
@@ -239,7 +305,6 @@ def main(dynamics, argv=None):
                                     for c in range(len(solutions))])
                 fitness = returns.mean(1)
                 es.tell(solutions, (-fitness).tolist())  # pycma minimises
-                prefix = "dream/" if dream else ""
                 writer.add_scalar(f"charts/{prefix}best_return", fitness.max(), gen)
                 writer.add_scalar(f"charts/{prefix}mean_return", fitness.mean(), gen)
                 writer.add_scalar(f"charts/{prefix}worst_return", fitness.min(), gen)
@@ -249,31 +314,9 @@ def main(dynamics, argv=None):
                            f"mean {fitness.mean():.1f}, sigma {es.sigma:.4f} ({time.time() - start:.0f} s)")
 
                 if (gen + 1) % args.eval_every == 0:
-                    champion = solutions[int(fitness.argmax())]
-                    eval_seeds = episode_seeds(args.seed, EVAL_SEED_STREAM, 0, args.eval_rollouts)
-                    eval_tasks = [Task(i, champion, s) for i, s in enumerate(eval_seeds)]  # never stopped early
-                    before = pool.steps_played
-                    scores = np.array(list(pool.evaluate(eval_tasks).values()))
-                    if not dream:
-                        count_real(pool, before)
-                    mean, std = float(scores.mean()), float(scores.std())
-                    champions["generation"].append(gen)
-                    champions["eval_mean"].append(mean)
-                    champions["params"].append(torch.from_numpy(np.asarray(champion, dtype=np.float64)))
-                    writer.add_scalar(f"charts/{prefix}eval_return_mean", mean, gen)
-                    writer.add_scalar(f"charts/{prefix}eval_return_std", std, gen)
-                    tqdm.write(f"{'dream ' if dream else ''}evaluation of generation {gen}'s best over "
-                               f"{len(scores)} episodes: {mean:.1f} +- {std:.1f}")
-                    if mean > best_eval["mean"]:
-                        best_eval = {"mean": mean, "std": std, "generation": gen}
-                        save_checkpoint(best_file, "controller", params=torch.from_numpy(np.asarray(champion)),
-                                        model=unflatten_params(champion,
-                                                               Controller(args.controller_inputs)).state_dict(),
-                                        dynamics=dynamics, reward=mean, std=std, generation=gen,
-                                        eval_rollouts=args.eval_rollouts, search_id=search_id,
-                                        renderer=args.renderer, precision=kwargs["precision"], **world, **reads,
-                                        **lineage)
-                        tqdm.write(f"new best controller saved to {best_file}")
+                    # the mean: the distribution's centre, which no single noisy ranking picked
+                    evaluate(pool, es.mean.copy() if args.evaluate == "mean" else solutions[int(fitness.argmax())],
+                             gen)
                 if dream and args.real_eval_every and (gen + 1) % args.real_eval_every == 0 and best_file.exists():
                     # For the plot: the controller the dream chose so far, in reality. Chooses nothing.
                     if real_pool is None:
