@@ -189,6 +189,10 @@ def test_a_search_fine_tunes_a_controller_and_can_keep_the_cmaes_mean(controller
     best = torch.load(logdir / "ctrl" / "best.tar", weights_only=True)
     assert best["reward"] == max(champions["eval_mean"])
     assert best["generation"] == champions["generation"][int(np.argmax(champions["eval_mean"]))]
+    from utils.stages.report import stage_summary
+
+    summary = stage_summary(logdir)  # the report's plot labels what was evaluated, and the start
+    assert summary["evaluates"] == "mean" and summary["start_eval"] == champions["eval_mean"][0]
 
     refused("world-models/traincontroller.py", *flags, "--init-controller", init, "--controller-inputs", "z",
             "--noreload", expect=f"--init-controller {init}: a controller that reads [z, h]")

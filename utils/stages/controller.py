@@ -271,8 +271,8 @@ def main(dynamics, argv=None):
                             model=unflatten_params(params, Controller(args.controller_inputs)).state_dict(),
                             dynamics=dynamics, reward=mean, std=std, generation=gen,
                             eval_rollouts=args.eval_rollouts, search_id=search_id,
-                            renderer=args.renderer, precision=kwargs["precision"], **world, **reads,
-                            **lineage)
+                            renderer=args.renderer, precision=kwargs["precision"], evaluate=args.evaluate,
+                            **world, **reads, **lineage)
             tqdm.write(f"new best controller saved to {best_file}")
 
     prefix = "dream/" if dream else ""

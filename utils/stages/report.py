@@ -67,6 +67,12 @@ def stage_summary(logdir):
     ctrl_state = load_checkpoint(ctrl, "controller") if ctrl.exists() else None
     dynamics = ctrl_state["dynamics"] if ctrl_state else find_dynamics(logdir)
     out["dynamics"], out["world"] = dynamics, (ctrl_state or {}).get("world", "real")
+    out["evaluates"] = (ctrl_state or {}).get("evaluate", "best")  # what its evaluations scored
+    search = logdir / "ctrl" / "checkpoint.tar"
+    champions = load_checkpoint(search, "cmaes").get("champions", {}) if search.exists() else {}
+    # a fine-tune's starting controller (--init-controller), evaluated as generation -1
+    starts = [m for g, m in zip(champions.get("generation", []), champions.get("eval_mean", [])) if g < 0]
+    out["start_eval"] = starts[0] if starts else None
     # The VAE is the one the dynamics model was trained on, inside the logdir or not.
     vae_dir = logdir / "vae"
     dyn_best = logdir / DYNAMICS_DIRS[dynamics] / "best.tar" if dynamics else None
@@ -294,8 +300,12 @@ def plot(summaries, path):
                         linewidth=1, label=f"{label}: {what}")
         evals = ctrl.get(prefix + "eval_return_mean", [])
         if evals:
+            what = "the CMA-ES mean" if s["evaluates"] == "mean" else "the best"
             ax.plot([t / 60 for _, _, t in evals], [v for _, v, _ in evals], marker, color=color, markersize=3,
-                    label=f"{label}: evaluation of the best")
+                    label=f"{label}: evaluation of {what}")
+        if s["start_eval"] is not None:
+            ax.axhline(s["start_eval"], color=color, linewidth=0.8, linestyle="-.",
+                       label=f"{label}: evaluation of its starting controller")
     ax.axhline(900, color="gray", linewidth=0.8, linestyle="--")
     ax.set_xlabel("controller training time (minutes)")
     ax.set_ylabel("return")
