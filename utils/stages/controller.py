@@ -107,11 +107,16 @@ def parse_args(argv=None):
 READS_BEFORE = {"controller_inputs": "zh", "untrained_dynamics": False}
 
 
+def reads_of(state):
+    """What the controller of a search or controller checkpoint reads (READS_BEFORE where unrecorded)."""
+    return {key: state.get(key, default) for key, default in READS_BEFORE.items()}
+
+
 def init_params(path, reads, lineage):
     """The parameters (float64 vector) of the controller checkpoint `path`, checked to read what this
     search's controller reads, from the same VAE and dynamics model (its features mean nothing on others)."""
     state = load_checkpoint(path, "controller", hint="give --init-controller a controller's best.tar")
-    recorded = {key: state.get(key, default) for key, default in READS_BEFORE.items()}
+    recorded = reads_of(state)
     if recorded != reads:
         raise UserError(f"--init-controller {path}: a controller that reads {reads_text(recorded)}; give the "
                         "same --controller-inputs and --untrained-dynamics, or another controller")
@@ -196,7 +201,7 @@ def main(dynamics, argv=None):
             where = "in reality" if recorded["world"] == "real" else f"in the dream at temperature {recorded['temperature']}"
             raise UserError(f"{last}: this search was played {where}; resume it with the same --world and "
                             "--temperature, or start afresh with --noreload (or another --logdir)")
-        recorded = {key: state.get(key, default) for key, default in READS_BEFORE.items()}
+        recorded = reads_of(state)
         if recorded != reads:
             raise UserError(f"{last}: this search's controller reads {reads_text(recorded)}; resume it with "
                             "the same --controller-inputs and --untrained-dynamics, or start afresh with --noreload")
