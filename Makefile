@@ -13,7 +13,7 @@ TORCH_PIP ?=
 PY := $(VENV)/bin/python
 QS := quickstart
 
-.PHONY: install test quickstart clean-quickstart agent compare compare-seed dream dream-compare simulators ablation
+.PHONY: install test quickstart clean-quickstart agent agent-r1 agent-r2 compare compare-seed dream dream-compare simulators ablation
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-ray.txt
 	$(PYTHON) -m venv $(VENV)
@@ -52,36 +52,72 @@ AGENT_MDRNN_EPOCHS ?= 3
 AGENT_POP ?= 16
 AGENT_SAMPLES ?= 2
 AGENT_GENERATIONS ?= 100
+# The first round's agent only drives the second round's data: its search stops at the generation
+# whose controller was the best of 100 in the README's run (generation 51, 881.8 on the evaluation
+# tracks); make compare continues it to AGENT_GENERATIONS, the comparison's budget.
+AGENT_R1_GENERATIONS ?= 52
 AGENT_EVAL_EVERY ?= 4
 AGENT_EVAL_ROLLOUTS ?= 24
 # fp32: as the runs the README reports; auto uses bf16 where the CPU has it (faster, README "GPUs, cores").
 AGENT_PRECISION ?= fp32
-agent: $(VENV)/.installed
+agent: agent-r2
+
+# make agent's first round: Brownian rollouts, V and M trained on them, the search, the test.
+agent-r1: $(VENV)/.installed
 	$(PY) data/generation_script.py --rollouts $(AGENT_ROLLOUTS) --rootdir $(AGENT_DIR)/datasets
 	$(PY) world-models/trainvae.py --logdir $(AGENT_DIR)/world-models --datadir $(AGENT_DIR)/datasets \
 		--epochs $(AGENT_VAE_EPOCHS)
 	$(PY) world-models/trainmdrnn.py --logdir $(AGENT_DIR)/world-models --datadir $(AGENT_DIR)/datasets \
 		--epochs $(AGENT_MDRNN_EPOCHS)
 	$(PY) world-models/traincontroller.py --logdir $(AGENT_DIR)/world-models --renderer approx \
-		--pop-size $(AGENT_POP) --n-samples $(AGENT_SAMPLES) --max-generations $(AGENT_GENERATIONS) \
+		--pop-size $(AGENT_POP) --n-samples $(AGENT_SAMPLES) --max-generations $(AGENT_R1_GENERATIONS) \
 		--eval-every $(AGENT_EVAL_EVERY) --eval-rollouts $(AGENT_EVAL_ROLLOUTS) --target-return 1000 \
 		--precision $(AGENT_PRECISION)
 	$(PY) world-models/test_controller.py --logdir $(AGENT_DIR)/world-models --episodes 100
 
+# make agent's second round, the paper's iterative procedure once: AGENT_DRIVE_ROLLOUTS rollouts
+# driven by the first round's agent (no action noise: it would slow the car, README), V and M
+# retrained from scratch on them and the Brownian rollouts (AGENT_R2_EPOCHS each, on twice the data),
+# then the same search and test. Its agent is the one shipped as pretrained/world-models; the first
+# round's (pretrained/world-models-r1) is the comparison's, make dream's and make ablation's.
+AGENT_DRIVE_ROLLOUTS ?= 64
+AGENT_DRIVE_SEED ?= 200000
+AGENT_R2_EPOCHS ?= 2
+agent-r2: agent-r1
+	$(PY) data/generation_script.py --rollouts $(AGENT_DRIVE_ROLLOUTS) --rootdir $(AGENT_DIR)/datasets-r2/driving \
+		--controller $(AGENT_DIR)/world-models --action-noise 0 --seed $(AGENT_DRIVE_SEED)
+	@# the Brownian rollouts join as hard links (no second copy on disk; a plain copy where links fail)
+	[ -d $(AGENT_DIR)/datasets-r2/brownian ] || cp -al $(AGENT_DIR)/datasets $(AGENT_DIR)/datasets-r2/brownian \
+		|| cp -r $(AGENT_DIR)/datasets $(AGENT_DIR)/datasets-r2/brownian
+	$(PY) world-models/trainvae.py --logdir $(AGENT_DIR)/world-models-r2 --datadir $(AGENT_DIR)/datasets-r2 \
+		--epochs $(AGENT_R2_EPOCHS)
+	$(PY) world-models/trainmdrnn.py --logdir $(AGENT_DIR)/world-models-r2 --datadir $(AGENT_DIR)/datasets-r2 \
+		--epochs $(AGENT_R2_EPOCHS)
+	$(PY) world-models/traincontroller.py --logdir $(AGENT_DIR)/world-models-r2 --renderer approx \
+		--pop-size $(AGENT_POP) --n-samples $(AGENT_SAMPLES) --max-generations $(AGENT_GENERATIONS) \
+		--eval-every $(AGENT_EVAL_EVERY) --eval-rollouts $(AGENT_EVAL_ROLLOUTS) --target-return 1000 \
+		--precision $(AGENT_PRECISION)
+	$(PY) world-models/test_controller.py --logdir $(AGENT_DIR)/world-models-r2 --episodes 100
+
 # The three dynamics models at equal budget (README, "The three dynamics models
 # compared"), after `make agent`: its MDN-RNN agent and two more experiments that share
-# its dataset and its VAE (the shipped half-precision copy, pretrained/world-models),
+# its dataset and its VAE (the shipped half-precision copy, pretrained/world-models-r1),
 # each dynamics model trained with its own recipe for the same number of epochs,
 # each controller searched with the same CMA-ES budget on the same tracks.
 # Resumes after a stop like every stage; then writes runs/compare/report.
 COMPARE_DIR ?= runs/compare
 COMPARE_EXPS ?= transformers-wm trade
-# The MDN-RNN row: the agent's run, or the shipped agent (pretrained/world-models, after a test).
+# The MDN-RNN row: the first round of make agent, or its shipped copy (pretrained/world-models-r1, after a test).
 COMPARE_BASE ?= $(AGENT_DIR)/world-models
-COMPARE_VAE ?= pretrained/world-models/vae/best.tar
+COMPARE_VAE ?= pretrained/world-models-r1/vae/best.tar
 compare: $(VENV)/.installed
 	@test -f $(COMPARE_BASE)/ctrl/best.tar || \
 		{ echo "error: make compare compares with the agent of make agent: run make agent first"; exit 2; }
+	@# the first round's search stopped at AGENT_R1_GENERATIONS: give it the comparison's budget (resumes it)
+	[ ! -f $(COMPARE_BASE)/ctrl/checkpoint.tar ] || $(PY) world-models/traincontroller.py --logdir $(COMPARE_BASE) \
+		--renderer approx --pop-size $(AGENT_POP) --n-samples $(AGENT_SAMPLES) \
+		--max-generations $(AGENT_GENERATIONS) --eval-every $(AGENT_EVAL_EVERY) --eval-rollouts $(AGENT_EVAL_ROLLOUTS) \
+		--target-return 1000 --precision $(AGENT_PRECISION)
 	$(PY) data/generation_script.py --rollouts $(AGENT_ROLLOUTS) --rootdir $(AGENT_DIR)/datasets
 	for exp in $(COMPARE_EXPS); do \
 		$(PY) $$exp/traintransformersde.py --logdir $(COMPARE_DIR)/$$exp --datadir $(AGENT_DIR)/datasets \
@@ -121,14 +157,14 @@ compare-seed: $(VENV)/.installed
 
 # A controller trained only inside the MDN-RNN's dream (README, "Learning inside the
 # dream"), the paper's iterative procedure: 64 Brownian rollouts (those of make agent, whose
-# VAE, the shipped pretrained/world-models/vae, was trained on exactly them), an MDN-RNN with
+# VAE, the shipped pretrained/world-models-r1/vae, was trained on exactly them), an MDN-RNN with
 # its reward head, a CMA-ES search in its dream; then DREAM_ROUNDS rounds of: DREAM_COLLECT
 # rollouts driven by the last dream controller with action noise, the MDN-RNN retrained from
 # the last one on all the data so far, a new search in its dream. Selection is by dream score
 # only; the real evaluations (8 episodes every 20 generations) are for the plot, and counted.
 # Every stage resumes after a stop.
 DREAM_DIR ?= runs/dream
-DREAM_VAE ?= pretrained/world-models/vae/best.tar
+DREAM_VAE ?= pretrained/world-models-r1/vae/best.tar
 DREAM_ROUNDS ?= 2
 DREAM_COLLECT ?= 100
 DREAM_NOISE ?= 0.1
@@ -203,7 +239,7 @@ simulators: $(VENV)/.installed
 	$(PY) utils/stages/simulators.py --logdir $(SIM_DIR)/zsearch --dreams $(DREAM_DIR)/r2 $(DREAM_DIR)/tf \
 		$(DREAM_DIR)/trade --episodes 16 --renderer approx --dream-datadir $(DREAM_DIR)/data264 --out $(SIM_DIR)/report
 
-# The paper's ablation (its Table 1) on the shipped agent's world model (pretrained/world-models: its VAE
+# The paper's ablation (its Table 1) on the comparison's world model (pretrained/world-models-r1: its VAE
 # and MDN-RNN, copied into each run): the controller reading z alone (linear), [z, h] of the MDN-RNN at
 # its initialisation, z through a hidden layer of 40 tanh units, and [z, h] of the trained MDN-RNN (the
 # agent), each with ABLATION_SEEDS CMA-ES seeds and make agent's search budget, each tested over the same
@@ -215,7 +251,7 @@ ABLATION_SEEDS ?= 0 1 2
 ablation: $(VENV)/.installed
 	for seed in $(ABLATION_SEEDS); do for row in $(ABLATION_ROWS); do \
 		dst=$(ABLATION_DIR)/$$row-seed$$seed; mkdir -p $$dst; \
-		for m in vae mdrnn; do [ -d $$dst/$$m ] || cp -r pretrained/world-models/$$m $$dst/ || exit 1; done; \
+		for m in vae mdrnn; do [ -d $$dst/$$m ] || cp -r pretrained/world-models-r1/$$m $$dst/ || exit 1; done; \
 		reads="--controller-inputs $$row"; [ $$row = zh-untrained ] && reads="--untrained-dynamics"; \
 		$(PY) world-models/traincontroller.py --logdir $$dst $$reads --renderer approx --seed $$seed \
 			--pop-size $(AGENT_POP) --n-samples $(AGENT_SAMPLES) --max-generations $(AGENT_GENERATIONS) \

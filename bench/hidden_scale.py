@@ -1,7 +1,7 @@
 """The scale and the memory of what the controller reads: the VAE latent z and the
 dynamics model's hidden h, along one recorded rollout, for each experiment given.
 
-    python bench/hidden_scale.py --logdirs pretrained/world-models pretrained/transformers-wm pretrained/trade \
+    python bench/hidden_scale.py --logdirs pretrained/world-models-r1 pretrained/transformers-wm pretrained/trade \
         --rollout runs/agent/datasets/thread_0/rollout_0.npz
 
 CMA-ES starts every controller weight at its default initialisation plus
