@@ -60,6 +60,9 @@ AGENT_EVAL_EVERY ?= 4
 AGENT_EVAL_ROLLOUTS ?= 24
 # fp32: as the runs the README reports; auto uses bf16 where the CPU has it (faster, README "GPUs, cores").
 AGENT_PRECISION ?= fp32
+# the flags of every search at make agent's budget (make agent, compare, compare-seed, ablation)
+AGENT_SEARCH = --renderer approx --pop-size $(AGENT_POP) --n-samples $(AGENT_SAMPLES) --eval-every $(AGENT_EVAL_EVERY) \
+	--eval-rollouts $(AGENT_EVAL_ROLLOUTS) --target-return 1000 --precision $(AGENT_PRECISION)
 agent: agent-r2
 
 # make agent's first round: Brownian rollouts, V and M trained on them, the search, the test.
@@ -69,10 +72,8 @@ agent-r1: $(VENV)/.installed
 		--epochs $(AGENT_VAE_EPOCHS)
 	$(PY) world-models/trainmdrnn.py --logdir $(AGENT_DIR)/world-models --datadir $(AGENT_DIR)/datasets \
 		--epochs $(AGENT_MDRNN_EPOCHS)
-	$(PY) world-models/traincontroller.py --logdir $(AGENT_DIR)/world-models --renderer approx \
-		--pop-size $(AGENT_POP) --n-samples $(AGENT_SAMPLES) --max-generations $(AGENT_R1_GENERATIONS) \
-		--eval-every $(AGENT_EVAL_EVERY) --eval-rollouts $(AGENT_EVAL_ROLLOUTS) --target-return 1000 \
-		--precision $(AGENT_PRECISION)
+	$(PY) world-models/traincontroller.py --logdir $(AGENT_DIR)/world-models --max-generations $(AGENT_R1_GENERATIONS) \
+		$(AGENT_SEARCH)
 	$(PY) world-models/test_controller.py --logdir $(AGENT_DIR)/world-models --episodes 100
 
 # make agent's second round, the paper's iterative procedure once: AGENT_DRIVE_ROLLOUTS rollouts
@@ -93,10 +94,8 @@ agent-r2: agent-r1
 		--epochs $(AGENT_R2_EPOCHS)
 	$(PY) world-models/trainmdrnn.py --logdir $(AGENT_DIR)/world-models-r2 --datadir $(AGENT_DIR)/datasets-r2 \
 		--epochs $(AGENT_R2_EPOCHS)
-	$(PY) world-models/traincontroller.py --logdir $(AGENT_DIR)/world-models-r2 --renderer approx \
-		--pop-size $(AGENT_POP) --n-samples $(AGENT_SAMPLES) --max-generations $(AGENT_GENERATIONS) \
-		--eval-every $(AGENT_EVAL_EVERY) --eval-rollouts $(AGENT_EVAL_ROLLOUTS) --target-return 1000 \
-		--precision $(AGENT_PRECISION)
+	$(PY) world-models/traincontroller.py --logdir $(AGENT_DIR)/world-models-r2 --max-generations $(AGENT_GENERATIONS) \
+		$(AGENT_SEARCH)
 	$(PY) world-models/test_controller.py --logdir $(AGENT_DIR)/world-models-r2 --episodes 100
 
 # The three dynamics models at equal budget (README, "The three dynamics models
@@ -115,19 +114,15 @@ compare: $(VENV)/.installed
 		{ echo "error: make compare compares with the agent of make agent: run make agent first"; exit 2; }
 	@# the first round's search stopped at AGENT_R1_GENERATIONS: give it the comparison's budget (resumes it)
 	[ ! -f $(COMPARE_BASE)/ctrl/checkpoint.tar ] || $(PY) world-models/traincontroller.py --logdir $(COMPARE_BASE) \
-		--renderer approx --pop-size $(AGENT_POP) --n-samples $(AGENT_SAMPLES) \
-		--max-generations $(AGENT_GENERATIONS) --eval-every $(AGENT_EVAL_EVERY) --eval-rollouts $(AGENT_EVAL_ROLLOUTS) \
-		--target-return 1000 --precision $(AGENT_PRECISION)
+		--max-generations $(AGENT_GENERATIONS) $(AGENT_SEARCH)
 	$(PY) data/generation_script.py --rollouts $(AGENT_ROLLOUTS) --rootdir $(AGENT_DIR)/datasets
 	for exp in $(COMPARE_EXPS); do \
 		$(PY) $$exp/traintransformersde.py --logdir $(COMPARE_DIR)/$$exp --datadir $(AGENT_DIR)/datasets \
 			--vae $(COMPARE_VAE) --epochs $(AGENT_MDRNN_EPOCHS) || exit 1; \
 	done
 	for exp in $(COMPARE_EXPS); do \
-		$(PY) $$exp/traincontroller.py --logdir $(COMPARE_DIR)/$$exp --renderer approx \
-			--pop-size $(AGENT_POP) --n-samples $(AGENT_SAMPLES) --max-generations $(AGENT_GENERATIONS) \
-			--eval-every $(AGENT_EVAL_EVERY) --eval-rollouts $(AGENT_EVAL_ROLLOUTS) --target-return 1000 \
-			--precision $(AGENT_PRECISION) || exit 1; \
+		$(PY) $$exp/traincontroller.py --logdir $(COMPARE_DIR)/$$exp --max-generations $(AGENT_GENERATIONS) \
+			$(AGENT_SEARCH) || exit 1; \
 		$(PY) $$exp/test_controller.py --logdir $(COMPARE_DIR)/$$exp --episodes 100 || exit 1; \
 	done
 	$(PY) utils/stages/report.py --logdirs $(COMPARE_BASE) $(COMPARE_DIR)/transformers-wm $(COMPARE_DIR)/trade \
@@ -145,10 +140,8 @@ compare-seed: $(VENV)/.installed
 		if [ $$exp = world-models ]; then src=$(COMPARE_BASE); models="vae mdrnn"; fi; \
 		dst=$(COMPARE_DIR)/$$exp-seed$(SEED); mkdir -p $$dst; \
 		for m in $$models; do [ -d $$dst/$$m ] || cp -r $$src/$$m $$dst/ || exit 1; done; \
-		$(PY) $$exp/traincontroller.py --logdir $$dst --renderer approx --seed $(SEED) \
-			--pop-size $(AGENT_POP) --n-samples $(AGENT_SAMPLES) --max-generations $(AGENT_GENERATIONS) \
-			--eval-every $(AGENT_EVAL_EVERY) --eval-rollouts $(AGENT_EVAL_ROLLOUTS) --target-return 1000 \
-			--precision $(AGENT_PRECISION) || exit 1; \
+		$(PY) $$exp/traincontroller.py --logdir $$dst --max-generations $(AGENT_GENERATIONS) --seed $(SEED) \
+			$(AGENT_SEARCH) || exit 1; \
 		$(PY) $$exp/test_controller.py --logdir $$dst --episodes 100 || exit 1; \
 	done
 	$(PY) utils/stages/report.py --out $(COMPARE_DIR)/report-seeds --logdirs \
@@ -253,10 +246,8 @@ ablation: $(VENV)/.installed
 		dst=$(ABLATION_DIR)/$$row-seed$$seed; mkdir -p $$dst; \
 		for m in vae mdrnn; do [ -d $$dst/$$m ] || cp -r pretrained/world-models-r1/$$m $$dst/ || exit 1; done; \
 		reads="--controller-inputs $$row"; [ $$row = zh-untrained ] && reads="--untrained-dynamics"; \
-		$(PY) world-models/traincontroller.py --logdir $$dst $$reads --renderer approx --seed $$seed \
-			--pop-size $(AGENT_POP) --n-samples $(AGENT_SAMPLES) --max-generations $(AGENT_GENERATIONS) \
-			--eval-every $(AGENT_EVAL_EVERY) --eval-rollouts $(AGENT_EVAL_ROLLOUTS) --target-return 1000 \
-			--precision $(AGENT_PRECISION) || exit 1; \
+		$(PY) world-models/traincontroller.py --logdir $$dst $$reads --max-generations $(AGENT_GENERATIONS) --seed $$seed \
+			$(AGENT_SEARCH) || exit 1; \
 		[ $$dst/test_scores.json -nt $$dst/ctrl/best.tar ] || \
 			$(PY) world-models/test_controller.py --logdir $$dst --episodes 100 --no-video || exit 1; \
 	done; done
