@@ -58,23 +58,27 @@ AGENT_GENERATIONS ?= 100
 AGENT_R1_GENERATIONS ?= 52
 AGENT_EVAL_EVERY ?= 4
 AGENT_EVAL_ROLLOUTS ?= 24
+AGENT_TEST_EPISODES ?= 100
+# steps per rollout and per episode at most (the environment's 1000; shorter only for a dry run)
+AGENT_STEPS ?= 1000
 # fp32: as the runs the README reports; auto uses bf16 where the CPU has it (faster, README "GPUs, cores").
 AGENT_PRECISION ?= fp32
 # the flags of every search at make agent's budget (make agent, compare, compare-seed, ablation)
 AGENT_SEARCH = --renderer approx --pop-size $(AGENT_POP) --n-samples $(AGENT_SAMPLES) --eval-every $(AGENT_EVAL_EVERY) \
-	--eval-rollouts $(AGENT_EVAL_ROLLOUTS) --target-return 1000 --precision $(AGENT_PRECISION)
+	--eval-rollouts $(AGENT_EVAL_ROLLOUTS) --target-return 1000 --precision $(AGENT_PRECISION) --time-limit $(AGENT_STEPS)
 agent: agent-r2
 
 # make agent's first round: Brownian rollouts, V and M trained on them, the search, the test.
 agent-r1: $(VENV)/.installed
-	$(PY) data/generation_script.py --rollouts $(AGENT_ROLLOUTS) --rootdir $(AGENT_DIR)/datasets
+	$(PY) data/generation_script.py --rollouts $(AGENT_ROLLOUTS) --rootdir $(AGENT_DIR)/datasets --max-steps $(AGENT_STEPS)
 	$(PY) world-models/trainvae.py --logdir $(AGENT_DIR)/world-models --datadir $(AGENT_DIR)/datasets \
 		--epochs $(AGENT_VAE_EPOCHS)
 	$(PY) world-models/trainmdrnn.py --logdir $(AGENT_DIR)/world-models --datadir $(AGENT_DIR)/datasets \
 		--epochs $(AGENT_MDRNN_EPOCHS)
 	$(PY) world-models/traincontroller.py --logdir $(AGENT_DIR)/world-models --max-generations $(AGENT_R1_GENERATIONS) \
 		$(AGENT_SEARCH)
-	$(PY) world-models/test_controller.py --logdir $(AGENT_DIR)/world-models --episodes 100
+	$(PY) world-models/test_controller.py --logdir $(AGENT_DIR)/world-models --episodes $(AGENT_TEST_EPISODES) \
+		--time-limit $(AGENT_STEPS)
 
 # make agent's second round, the paper's iterative procedure once: AGENT_DRIVE_ROLLOUTS rollouts
 # driven by the first round's agent (no action noise: it would slow the car, README), V and M
@@ -86,17 +90,18 @@ AGENT_DRIVE_SEED ?= 200000
 AGENT_R2_EPOCHS ?= 2
 agent-r2: agent-r1
 	$(PY) data/generation_script.py --rollouts $(AGENT_DRIVE_ROLLOUTS) --rootdir $(AGENT_DIR)/datasets-r2/driving \
-		--controller $(AGENT_DIR)/world-models --action-noise 0 --seed $(AGENT_DRIVE_SEED)
+		--controller $(AGENT_DIR)/world-models --action-noise 0 --seed $(AGENT_DRIVE_SEED) --max-steps $(AGENT_STEPS)
 	@# the Brownian rollouts join as hard links (no second copy on disk; a plain copy where links fail)
 	[ -d $(AGENT_DIR)/datasets-r2/brownian ] || cp -al $(AGENT_DIR)/datasets $(AGENT_DIR)/datasets-r2/brownian \
-		|| cp -r $(AGENT_DIR)/datasets $(AGENT_DIR)/datasets-r2/brownian
+		|| { rm -rf $(AGENT_DIR)/datasets-r2/brownian; cp -r $(AGENT_DIR)/datasets $(AGENT_DIR)/datasets-r2/brownian; }
 	$(PY) world-models/trainvae.py --logdir $(AGENT_DIR)/world-models-r2 --datadir $(AGENT_DIR)/datasets-r2 \
 		--epochs $(AGENT_R2_EPOCHS)
 	$(PY) world-models/trainmdrnn.py --logdir $(AGENT_DIR)/world-models-r2 --datadir $(AGENT_DIR)/datasets-r2 \
 		--epochs $(AGENT_R2_EPOCHS)
 	$(PY) world-models/traincontroller.py --logdir $(AGENT_DIR)/world-models-r2 --max-generations $(AGENT_GENERATIONS) \
 		$(AGENT_SEARCH)
-	$(PY) world-models/test_controller.py --logdir $(AGENT_DIR)/world-models-r2 --episodes 100
+	$(PY) world-models/test_controller.py --logdir $(AGENT_DIR)/world-models-r2 --episodes $(AGENT_TEST_EPISODES) \
+		--time-limit $(AGENT_STEPS)
 
 # The three dynamics models at equal budget (README, "The three dynamics models
 # compared"), after `make agent`: its MDN-RNN agent and two more experiments that share

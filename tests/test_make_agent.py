@@ -1,0 +1,59 @@
+"""`make agent` at toy scale, through make as a user runs it: the first round's agent
+drives the second round's data, the second round's V and M learn from both datasets,
+each round is tested, and a rerun after the end trains nothing again."""
+import json
+import os
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import ROOT
+
+TOY = {"AGENT_ROLLOUTS": 4, "AGENT_STEPS": 60, "AGENT_VAE_EPOCHS": 1, "AGENT_MDRNN_EPOCHS": 1, "AGENT_POP": 2,
+       "AGENT_SAMPLES": 1, "AGENT_R1_GENERATIONS": 1, "AGENT_GENERATIONS": 2, "AGENT_EVAL_EVERY": 1,
+       "AGENT_EVAL_ROLLOUTS": 1, "AGENT_DRIVE_ROLLOUTS": 2, "AGENT_R2_EPOCHS": 1, "AGENT_TEST_EPISODES": 2}
+TRAINED = ("world-models/vae/best.tar", "world-models/mdrnn/best.tar", "world-models/ctrl/best.tar",
+           "world-models-r2/vae/best.tar", "world-models-r2/mdrnn/best.tar", "world-models-r2/ctrl/best.tar")
+
+
+def make_agent(agent_dir):
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", PYTHONUNBUFFERED="1")
+    flags = [f"{k}={v}" for k, v in TOY.items()]
+    proc = subprocess.run(["make", "-C", str(ROOT), "agent", f"AGENT_DIR={agent_dir}", *flags], env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+@pytest.mark.skipif(not (ROOT / ".venv" / ".installed").exists(), reason="make agent runs in the project's .venv")
+def test_make_agent_drives_a_second_round_and_resumes(tmp_path):
+    d = tmp_path / "agent"
+    make_agent(d)
+
+    brownian = sorted((d / "datasets").rglob("rollout_*.npz"))
+    driving = sorted((d / "datasets-r2" / "driving").rglob("rollout_*.npz"))
+    assert len(brownian) == 4 and len(driving) == 2
+    settings = json.loads((d / "datasets-r2" / "driving" / "generation.json").read_text())
+    assert settings["policy"] == "controller" and settings["action_noise"] == 0  # the first round's agent drove
+    assert settings["controller"] == str((d / "world-models").resolve())
+    linked = sorted((d / "datasets-r2" / "brownian").rglob("rollout_*.npz"))
+    assert [p.stat().st_ino for p in linked] == [p.stat().st_ino for p in brownian]  # no second copy on disk
+
+    load = {name: torch.load(d / name, weights_only=True) for name in TRAINED}
+    r1_steps = load["world-models/mdrnn/best.tar"]["data_steps"]
+    r2_steps = load["world-models-r2/mdrnn/best.tar"]["data_steps"]
+    assert r2_steps == r1_steps + sum(len(np.load(p)["actions"]) for p in driving)
+    # the second round is a world model of its own: a new VAE, its M trained on it, its controller on both
+    assert load["world-models-r2/ctrl/best.tar"]["vae_id"] != load["world-models/ctrl/best.tar"]["vae_id"]
+    assert load["world-models-r2/mdrnn/best.tar"]["vae_id"] == load["world-models-r2/ctrl/best.tar"]["vae_id"]
+    assert load["world-models/ctrl/best.tar"]["generation"] <= TOY["AGENT_R1_GENERATIONS"] - 1
+    for logdir in ("world-models", "world-models-r2"):
+        scores = json.loads((d / logdir / "test_scores.json").read_text())
+        assert scores["episodes"] == TOY["AGENT_TEST_EPISODES"] and scores["time_limit"] == TOY["AGENT_STEPS"]
+
+    before = {name: (d / name).read_bytes() for name in TRAINED}
+    out = make_agent(d)  # after a stop, the same command: every finished stage is kept
+    assert {name: (d / name).read_bytes() for name in TRAINED} == before
+    assert "generating 0" in out
