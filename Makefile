@@ -44,7 +44,8 @@ clean-quickstart:
 # A driving agent on a CPU-only machine, from an empty disk to a score over 100
 # test episodes (README, "A driving agent on two CPU cores"). Every stage resumes
 # where it stopped: rerun the same command after a kill. The scale is chosen for
-# the fastest climb per CPU hour; override any of it, e.g. make agent AGENT_GENERATIONS=200.
+# the fastest climb per CPU hour; override any of it, e.g. make agent AGENT_GENERATIONS=200
+# (the second round's search; AGENT_R1_GENERATIONS is the first's).
 AGENT_DIR ?= runs/agent
 AGENT_ROLLOUTS ?= 64
 AGENT_VAE_EPOCHS ?= 3
@@ -66,6 +67,8 @@ AGENT_PRECISION ?= fp32
 # the flags of every search at make agent's budget (make agent, compare, compare-seed, ablation)
 AGENT_SEARCH = --renderer approx --pop-size $(AGENT_POP) --n-samples $(AGENT_SAMPLES) --eval-every $(AGENT_EVAL_EVERY) \
 	--eval-rollouts $(AGENT_EVAL_ROLLOUTS) --target-return 1000 --precision $(AGENT_PRECISION) --time-limit $(AGENT_STEPS)
+# score a controller over the test tracks, unless its last score is newer than it (a rerun replays nothing)
+TEST_ONCE = [ $(1)/test_scores.json -nt $(1)/ctrl/best.tar ] || $(PY) world-models/test_controller.py --logdir $(1)
 agent: agent-r2
 
 # make agent's first round: Brownian rollouts, V and M trained on them, the search, the test.
@@ -77,31 +80,33 @@ agent-r1: $(VENV)/.installed
 		--epochs $(AGENT_MDRNN_EPOCHS)
 	$(PY) world-models/traincontroller.py --logdir $(AGENT_DIR)/world-models --max-generations $(AGENT_R1_GENERATIONS) \
 		$(AGENT_SEARCH)
-	$(PY) world-models/test_controller.py --logdir $(AGENT_DIR)/world-models --episodes $(AGENT_TEST_EPISODES) \
-		--time-limit $(AGENT_STEPS)
+	$(call TEST_ONCE,$(AGENT_DIR)/world-models) --episodes $(AGENT_TEST_EPISODES) --time-limit $(AGENT_STEPS)
 
 # make agent's second round, the paper's iterative procedure once: AGENT_DRIVE_ROLLOUTS rollouts
 # driven by the first round's agent (no action noise: it would slow the car, README), V and M
 # retrained from scratch on them and the Brownian rollouts (AGENT_R2_EPOCHS each, on twice the data),
-# then the same search and test. Its agent is the one shipped as pretrained/world-models; the first
-# round's (pretrained/world-models-r1) is the comparison's, make dream's and make ablation's.
+# then the same search and test. Its recipe made the agent shipped as pretrained/world-models (that
+# run drove with the first round's shipped copy, pretrained/world-models-r1, which is also the world
+# model of make compare, make dream and make ablation).
 AGENT_DRIVE_ROLLOUTS ?= 64
 AGENT_DRIVE_SEED ?= 200000
 AGENT_R2_EPOCHS ?= 2
 agent-r2: agent-r1
 	$(PY) data/generation_script.py --rollouts $(AGENT_DRIVE_ROLLOUTS) --rootdir $(AGENT_DIR)/datasets-r2/driving \
 		--controller $(AGENT_DIR)/world-models --action-noise 0 --seed $(AGENT_DRIVE_SEED) --max-steps $(AGENT_STEPS)
-	@# the Brownian rollouts join as hard links (no second copy on disk; a plain copy where links fail)
-	[ -d $(AGENT_DIR)/datasets-r2/brownian ] || cp -al $(AGENT_DIR)/datasets $(AGENT_DIR)/datasets-r2/brownian \
-		|| { rm -rf $(AGENT_DIR)/datasets-r2/brownian; cp -r $(AGENT_DIR)/datasets $(AGENT_DIR)/datasets-r2/brownian; }
+	@# the Brownian rollouts join as hard links (no second copy on disk; a plain copy where links fail),
+	@# made beside and moved in whole, so that a stopped copy is redone, not trained on
+	[ -d $(AGENT_DIR)/datasets-r2/brownian ] || { rm -rf $(AGENT_DIR)/.brownian.tmp; \
+		{ cp -al $(AGENT_DIR)/datasets $(AGENT_DIR)/.brownian.tmp || \
+			{ rm -rf $(AGENT_DIR)/.brownian.tmp && cp -r $(AGENT_DIR)/datasets $(AGENT_DIR)/.brownian.tmp; }; } && \
+		mv $(AGENT_DIR)/.brownian.tmp $(AGENT_DIR)/datasets-r2/brownian; }
 	$(PY) world-models/trainvae.py --logdir $(AGENT_DIR)/world-models-r2 --datadir $(AGENT_DIR)/datasets-r2 \
 		--epochs $(AGENT_R2_EPOCHS)
 	$(PY) world-models/trainmdrnn.py --logdir $(AGENT_DIR)/world-models-r2 --datadir $(AGENT_DIR)/datasets-r2 \
 		--epochs $(AGENT_R2_EPOCHS)
 	$(PY) world-models/traincontroller.py --logdir $(AGENT_DIR)/world-models-r2 --max-generations $(AGENT_GENERATIONS) \
 		$(AGENT_SEARCH)
-	$(PY) world-models/test_controller.py --logdir $(AGENT_DIR)/world-models-r2 --episodes $(AGENT_TEST_EPISODES) \
-		--time-limit $(AGENT_STEPS)
+	$(call TEST_ONCE,$(AGENT_DIR)/world-models-r2) --episodes $(AGENT_TEST_EPISODES) --time-limit $(AGENT_STEPS)
 
 # The three dynamics models at equal budget (README, "The three dynamics models
 # compared"), after `make agent`: its MDN-RNN agent and two more experiments that share
@@ -116,10 +121,12 @@ COMPARE_BASE ?= $(AGENT_DIR)/world-models
 COMPARE_VAE ?= pretrained/world-models-r1/vae/best.tar
 compare: $(VENV)/.installed
 	@test -f $(COMPARE_BASE)/ctrl/best.tar || \
-		{ echo "error: make compare compares with the agent of make agent: run make agent first"; exit 2; }
-	@# the first round's search stopped at AGENT_R1_GENERATIONS: give it the comparison's budget (resumes it)
+		{ echo "error: make compare compares with the first agent of make agent: run make agent-r1 first"; exit 2; }
+	@# the first round's search stopped at AGENT_R1_GENERATIONS: give it the comparison's budget (resumes it),
+	@# then test its controller again if the extra generations found a better one
 	[ ! -f $(COMPARE_BASE)/ctrl/checkpoint.tar ] || $(PY) world-models/traincontroller.py --logdir $(COMPARE_BASE) \
 		--max-generations $(AGENT_GENERATIONS) $(AGENT_SEARCH)
+	$(call TEST_ONCE,$(COMPARE_BASE)) --episodes 100
 	$(PY) data/generation_script.py --rollouts $(AGENT_ROLLOUTS) --rootdir $(AGENT_DIR)/datasets
 	for exp in $(COMPARE_EXPS); do \
 		$(PY) $$exp/traintransformersde.py --logdir $(COMPARE_DIR)/$$exp --datadir $(AGENT_DIR)/datasets \
@@ -253,7 +260,6 @@ ablation: $(VENV)/.installed
 		reads="--controller-inputs $$row"; [ $$row = zh-untrained ] && reads="--untrained-dynamics"; \
 		$(PY) world-models/traincontroller.py --logdir $$dst $$reads --max-generations $(AGENT_GENERATIONS) --seed $$seed \
 			$(AGENT_SEARCH) || exit 1; \
-		[ $$dst/test_scores.json -nt $$dst/ctrl/best.tar ] || \
-			$(PY) world-models/test_controller.py --logdir $$dst --episodes 100 --no-video || exit 1; \
+		$(call TEST_ONCE,$$dst) --episodes 100 --no-video || exit 1; \
 	done; done
 	$(PY) utils/stages/report.py --out $(ABLATION_DIR)/report --logdirs $(ABLATION_DIR)/*-seed*

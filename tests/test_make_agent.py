@@ -14,8 +14,8 @@ from tests.conftest import ROOT
 TOY = {"AGENT_ROLLOUTS": 4, "AGENT_STEPS": 60, "AGENT_VAE_EPOCHS": 1, "AGENT_MDRNN_EPOCHS": 1, "AGENT_POP": 2,
        "AGENT_SAMPLES": 1, "AGENT_R1_GENERATIONS": 1, "AGENT_GENERATIONS": 2, "AGENT_EVAL_EVERY": 1,
        "AGENT_EVAL_ROLLOUTS": 1, "AGENT_DRIVE_ROLLOUTS": 2, "AGENT_R2_EPOCHS": 1, "AGENT_TEST_EPISODES": 2}
-TRAINED = ("world-models/vae/best.tar", "world-models/mdrnn/best.tar", "world-models/ctrl/best.tar",
-           "world-models-r2/vae/best.tar", "world-models-r2/mdrnn/best.tar", "world-models-r2/ctrl/best.tar")
+TRAINED = [f"{logdir}/{stage}/best.tar" for logdir in ("world-models", "world-models-r2")
+           for stage in ("vae", "mdrnn", "ctrl")]
 
 
 def make_agent(agent_dir):
@@ -48,12 +48,16 @@ def test_make_agent_drives_a_second_round_and_resumes(tmp_path):
     # the second round is a world model of its own: a new VAE, its M trained on it, its controller on both
     assert load["world-models-r2/ctrl/best.tar"]["vae_id"] != load["world-models/ctrl/best.tar"]["vae_id"]
     assert load["world-models-r2/mdrnn/best.tar"]["vae_id"] == load["world-models-r2/ctrl/best.tar"]["vae_id"]
-    assert load["world-models/ctrl/best.tar"]["generation"] <= TOY["AGENT_R1_GENERATIONS"] - 1
+    for logdir, generations in (("world-models", "AGENT_R1_GENERATIONS"), ("world-models-r2", "AGENT_GENERATIONS")):
+        search = torch.load(d / logdir / "ctrl" / "checkpoint.tar", weights_only=True)
+        assert search["champions"]["generation"] == list(range(TOY[generations]))  # each round's own budget
     for logdir in ("world-models", "world-models-r2"):
         scores = json.loads((d / logdir / "test_scores.json").read_text())
         assert scores["episodes"] == TOY["AGENT_TEST_EPISODES"] and scores["time_limit"] == TOY["AGENT_STEPS"]
 
-    before = {name: (d / name).read_bytes() for name in TRAINED}
-    out = make_agent(d)  # after a stop, the same command: every finished stage is kept
-    assert {name: (d / name).read_bytes() for name in TRAINED} == before
-    assert "generating 0" in out
+    written = sorted(p for p in d.rglob("*") if p.is_file())
+    before = {p: p.stat().st_mtime_ns for p in written}
+    out = make_agent(d)  # after the end, the same command: every stage is found done, nothing is rewritten
+    assert out.count("generating 0") == 2 and out.count("has already trained") == 4
+    assert out.count("reached --max-generations") == 2 and "scoring" not in out  # the tests are not replayed
+    assert {p: p.stat().st_mtime_ns for p in written} == before

@@ -38,3 +38,13 @@ def test_shipped_agent_scores_its_row(shipped_name, models, expected, tmp_path):
     scores = json.loads((logdir / "test_scores.json").read_text())
     assert scores["episodes"] == 4 and scores["renderer"] == "exact" and scores["precision"] == "fp32", out
     assert expected[0] < scores["mean"] < expected[1], scores["returns"]
+
+
+def test_the_two_rounds_are_two_world_models():
+    """pretrained/world-models is the second round (V and M retrained on 128 rollouts, the
+    first agent's driving among them), pretrained/world-models-r1 the first, as the README says."""
+    load = {name: {sub: torch.load(ROOT / "pretrained" / name / sub / "best.tar", weights_only=True)
+                   for sub in ("mdrnn", "ctrl")} for name in ("world-models", "world-models-r1")}
+    assert load["world-models"]["ctrl"]["vae_id"] != load["world-models-r1"]["ctrl"]["vae_id"]
+    assert load["world-models"]["mdrnn"]["data_steps"] == 124350  # 64 Brownian rollouts + 64 driven, 1000 steps at most
+    assert load["world-models-r1"]["mdrnn"].get("data_steps") in (None, 64000)  # trained before it was recorded

@@ -1,6 +1,6 @@
 """Copy a trained agent out of an experiment, compactly, e.g. to ship it.
 
-    python utils/stages/export_agent.py --logdir runs/agent/world-models --out pretrained/world-models
+    python utils/stages/export_agent.py --logdir runs/agent/world-models-r2 --out runs/shipped/world-models
 
 Writes <out>/vae/best.tar, <out>/<dynamics dir>/best.tar and <out>/ctrl/best.tar
 (and each stage's TensorBoard logs, tb/):
