@@ -115,12 +115,38 @@ def test_traincontroller_in_the_dream_resumes_and_counts_real_steps(dream_logdir
     refused("world-models/traincontroller.py", *common[:-10], "--world", "real", "--max-generations", 3,
             expect="this search was played in the dream at temperature 1.15")
     refused("world-models/traincontroller.py", *common, "--temperature", 1.3, "--max-generations", 3,
-            expect="resume it with the same --world and --temperature")
+            expect="resume it with the same --world, --temperature and --action-noise")
     assert snapshot(logdir) == before
     # the test is played in reality, as for any controller
     out = run_script("world-models/test_controller.py", "--logdir", logdir, "--episodes", 2, "--time-limit", 20,
                      "--no-video", "--max-workers", 1).stdout
     assert "score over 2 episodes" in out
+
+
+def test_a_controller_searched_with_action_noise_is_tested_with_it(dream_logdir, tmp_path):
+    import json
+
+    logdir = tmp_path / "exp"
+    shutil.copytree(dream_logdir, logdir)
+    common = ["--logdir", logdir, "--world", "dream", "--pop-size", 4, "--n-samples", 2, "--eval-every", 1,
+              "--eval-rollouts", 2, "--time-limit", 20, "--max-workers", 1, "--envs-per-worker", 4]
+    out = run_script("world-models/traincontroller.py", *common, "--max-generations", 1, "--action-noise", 0.2).stdout
+    assert "action noise 0.2" in out
+    assert torch.load(logdir / "ctrl" / "best.tar", weights_only=True)["action_noise"] == pytest.approx(0.2)
+    before = snapshot(logdir)
+    for other in ([], ["--action-noise", 0.1]):  # resumed at another noise: refused, nothing touched
+        refused("world-models/traincontroller.py", *common, "--max-generations", 2, *other,
+                expect="with action noise 0.2; resume it with the same --world, --temperature and --action-noise")
+    assert snapshot(logdir) == before
+    test = ["world-models/test_controller.py", "--logdir", logdir, "--episodes", 2, "--time-limit", 120,
+            "--no-video", "--max-workers", 1, "--envs-per-worker", 2]
+    out = run_script(*test).stdout  # by default at the noise it was searched with
+    own = json.loads((logdir / "test_scores.json").read_text())
+    assert "action noise 0.2" in out and own["action_noise"] == pytest.approx(0.2)
+    run_script(*test, "--action-noise", 0)  # the deterministic policy: beside, not over
+    plain = json.loads((logdir / "test_scores_noise0.json").read_text())
+    assert plain["action_noise"] == 0 and plain["returns"] != own["returns"]
+    assert json.loads((logdir / "test_scores.json").read_text()) == own
 
 
 def test_a_dream_needs_a_trained_reward_head(mdrnn_logdir):

@@ -84,6 +84,10 @@ def parse_args(argv=None):
                         help="what the controller reads (the paper's ablation): zh = [z, h], one linear layer (the "
                              "paper's agent); z = the latent alone, linear; z-hidden = the latent through a hidden "
                              f"layer of {Z_HIDDEN} tanh units")
+    parser.add_argument("--action-noise", type=float, default=0.0,
+                        help="std of Gaussian noise added to every action of every episode (then clipped), drawn "
+                             "from the episode's seed: the controller searched for as a stochastic policy, and "
+                             "tested as one (test_controller.py plays it with this noise unless told otherwise)")
     parser.add_argument("--untrained-dynamics", action="store_true",
                         help="the dynamics model at its initialisation (fixed seed) instead of its trained weights: "
                              "what training it adds to h (ablation; real world only)")
@@ -91,7 +95,7 @@ def parse_args(argv=None):
     check_rollout_flags(parser, args)
     check_flags(parser, args, positive=("n_samples", "eval_every", "eval_rollouts", "sigma0", "max_generations",
                                         "temperature", "real_eval_rollouts"),
-                non_negative=("early_stop", "real_eval_every"), minimum={"pop_size": 2})
+                non_negative=("early_stop", "real_eval_every", "action_noise"), minimum={"pop_size": 2})
     if args.world == "real" and (args.real_eval_every or args.dream_datadir):
         parser.error("--real-eval-every and --dream-datadir are for --world dream")
     if args.world == "dream" and args.untrained_dynamics:
@@ -169,9 +173,10 @@ def main(dynamics, argv=None):
         raise UserError(f"--logdir {args.logdir}: no such experiment folder; train the VAE and dynamics model first")
     kwargs, lineage = build_kwargs(args, dynamics)
     dyn_state = load_checkpoint(dynamics_path(args.logdir, dynamics), dynamics)  # checked by build_kwargs
-    world = {"world": args.world, "temperature": args.temperature if args.world == "dream" else None}
+    world = {"world": args.world, "temperature": args.temperature if args.world == "dream" else None,
+             "action_noise": args.action_noise}
     reads = {"controller_inputs": args.controller_inputs, "untrained_dynamics": args.untrained_dynamics}
-    kwargs.update(reads)
+    kwargs.update(reads, action_noise=args.action_noise)
     search_kwargs = kwargs
     if args.world == "dream":
         dreaming, start_dir = dream_setting(args.dream_datadir, dyn_state, dynamics_path(args.logdir, dynamics),
@@ -196,11 +201,13 @@ def main(dynamics, argv=None):
         if state["cma"]["popsize"] != args.pop_size:
             raise UserError(f"{last}: was made with --pop-size {state['cma']['popsize']}; "
                             f"resume with that, or --noreload")
-        recorded = {"world": state.get("world", "real"), "temperature": state.get("temperature")}
+        recorded = {"world": state.get("world", "real"), "temperature": state.get("temperature"),
+                    "action_noise": state.get("action_noise", 0.0)}
         if recorded != world:
             where = "in reality" if recorded["world"] == "real" else f"in the dream at temperature {recorded['temperature']}"
-            raise UserError(f"{last}: this search was played {where}; resume it with the same --world and "
-                            "--temperature, or start afresh with --noreload (or another --logdir)")
+            raise UserError(f"{last}: this search was played {where} with action noise {recorded['action_noise']:g}; "
+                            "resume it with the same --world, --temperature and --action-noise, or start afresh "
+                            "with --noreload (or another --logdir)")
         recorded = reads_of(state)
         if recorded != reads:
             raise UserError(f"{last}: this search's controller reads {reads_text(recorded)}; resume it with "
@@ -239,7 +246,7 @@ def main(dynamics, argv=None):
     if dream:
         print(f"{where} x {args.envs_per_worker} environments, {kwargs['precision']}; each generation plays "
               f"{args.pop_size} x {args.n_samples} episodes of up to {args.time_limit} steps in the dream "
-              f"(temperature {args.temperature}; starts: {len(dreaming['starts'])} first frames of {start_dir})", flush=True)
+              f"(temperature {args.temperature}, action noise {args.action_noise:g}; starts: {len(dreaming['starts'])} first frames of {start_dir})", flush=True)
     else:
         print(f"{where} x {args.envs_per_worker} environments, {args.renderer} renderer, {kwargs['precision']}; "
               f"each generation plays {args.pop_size} x {args.n_samples} episodes of up to {args.time_limit} steps",

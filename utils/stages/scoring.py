@@ -34,9 +34,10 @@ def parse_args(argv=None):
     parser.add_argument("--episodes", type=int, default=100, help="episodes to average over")
     parser.add_argument("--render", action="store_true", help="show the episodes in a window (needs a display)")
     parser.add_argument("--no-video", action="store_true", help="do not save the recorded episode's frames and mp4")
-    parser.add_argument("--action-noise", type=float, default=0.0,
+    parser.add_argument("--action-noise", type=float, default=None,
                         help="std of Gaussian noise added to every action (then clipped), drawn from each episode's "
-                             "seed: the controller as a stochastic policy; its scores go to "
+                             "seed: the controller as a stochastic policy (default: the noise it was searched with, "
+                             "traincontroller.py --action-noise, 0 for most); scores at another noise go to "
                              "test_scores_noise<STD>.json, beside the plain ones")
     parser.add_argument("--video-episode", type=int, default=0,
                         help="which episode to record (0 = the first; e.g. the worst of an earlier test, "
@@ -119,14 +120,17 @@ def main(dynamics, argv=None):
                         "retrain it with traincontroller.py --noreload")
     params = state["params"].numpy()
     # what it was trained to read (the paper's ablations), as it was trained
+    # and the noise it was searched with, unless told otherwise
+    trained_noise = state.get("action_noise", 0.0)
+    noise = trained_noise if args.action_noise is None else args.action_noise
     kwargs.update(controller_inputs=state.get("controller_inputs", "zh"),
-                  untrained_dynamics=state.get("untrained_dynamics", False), action_noise=args.action_noise)
+                  untrained_dynamics=state.get("untrained_dynamics", False), action_noise=noise)
     seeds = episode_seeds(args.seed, TEST_SEED_STREAM, 0, args.episodes)
     device = "cuda" if use_gpus(args.device) else "cpu"
 
     print(f"scoring {ctrl_file} (generation {state['generation']}, reading {reads_text(kwargs)}) with the VAE "
           f"{kwargs['vae']} and {dynamics_path(args.logdir, dynamics)}, {args.renderer} renderer, "
-          f"{kwargs['precision']}", flush=True)
+          f"{kwargs['precision']}" + (f", action noise {noise:g}" if noise else ""), flush=True)
     start = time.time()
     results, lengths = {}, {}
     if args.render:  # every episode in this process, in a window
@@ -150,15 +154,15 @@ def main(dynamics, argv=None):
                "returns": returns.tolist(), "steps": steps, "dynamics": dynamics, "renderer": args.renderer,
                "seed": args.seed,
                "precision": kwargs["precision"], "controller_inputs": kwargs["controller_inputs"],
-               "untrained_dynamics": kwargs["untrained_dynamics"], "action_noise": args.action_noise,
+               "untrained_dynamics": kwargs["untrained_dynamics"], "action_noise": noise,
                "time_limit": args.time_limit, "controller": str(ctrl_file.resolve()),
                "controller_generation": state["generation"], "vae": kwargs["vae"],
                "dynamics_model": str(dynamics_path(args.logdir, dynamics).resolve()), **lineage,
                "seconds": time.time() - start}
     # another --seed is another set of tracks: its scores go beside the first set's, not over them
-    # so does a noisy policy's
+    # so does the policy at another noise than its own
     out = args.logdir / ("test_scores" + (f"_seed{args.seed}" if args.seed else "")
-                         + (f"_noise{args.action_noise:g}" if args.action_noise else "") + ".json")
+                         + (f"_noise{noise:g}" if noise != trained_noise else "") + ".json")
     atomic_write(out, lambda tmp: open(tmp, "w").write(json.dumps(summary, indent=1)))
     print(f"{ended} of {len(returns)} episodes ended before --time-limit {args.time_limit} (lap complete, or off "
           "the playfield); the others played every step")
