@@ -215,6 +215,13 @@ def test_measures_of_a_dynamics_model(dream_logdir, tiny_data, tmp_path):
     result = json.loads((logdir / "mdrnn" / "measures.json").read_text())
     assert np.isfinite(result["nll_per_step"]) and len(result["test_files"]) == 1
     assert result["open_loop"]["1"]["predictions"] == result["open_loop"]["5"]["predictions"] == 4  # starts 10..40
+    # every rollout of a folder (rollouts the model never trained on), beside the held-out measures
+    out = run_script("utils/stages/measure.py", "--logdir", logdir, "--datadir", tiny_data, "--all-rollouts",
+                     "--horizons", 1, "--starts-every", 10).stdout
+    every = json.loads((logdir / "mdrnn" / f"measures_{tiny_data.name}.json").read_text())
+    assert f"{TINY['rollouts']} rollouts of" in out and len(every["test_files"]) == TINY["rollouts"]
+    assert json.loads((logdir / "mdrnn" / "measures.json").read_text()) == result
+    refused("utils/stages/measure.py", "--logdir", logdir, "--all-rollouts", expect="--all-rollouts needs --datadir")
     vae, model = load_world_model(logdir, "mdrnn")
     latents, actions = rollout_latents(vae, load_rollout(rollout_files(tiny_data)[0]))
     errors = open_loop(vae, model, latents, actions, (1, 3), 10)

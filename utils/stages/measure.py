@@ -23,6 +23,11 @@ by step, exactly as while acting (its stepper), and its heads are read:
   predicting no change (the last real latent). Horizon 1 is the one-step
   prediction with real inputs only.
 
+--all-rollouts measures on every rollout of --datadir instead, rollouts the
+model never trained on (e.g. the real episodes of a controller chosen in its
+dream: does the model predict what that controller really earns?), into
+measures_<folder>.json beside measures.json.
+
 Latents are the VAE's means of the frames. The three dynamics models trained on
 one dataset with one split are measured on the same held-out rollouts.
 
@@ -47,10 +52,15 @@ def parse_args(argv=None):
     parser.add_argument("--logdir", type=Path, required=True, help="experiment folder with a trained dynamics model")
     parser.add_argument("--datadir", type=Path, default=None,
                         help="rollouts (default: the dataset the dynamics model was trained on); its test split is used")
+    parser.add_argument("--all-rollouts", action="store_true",
+                        help="measure on every rollout of --datadir, not its test split: rollouts the model never "
+                             "trained on, e.g. the real episodes of a controller chosen in its dream")
     parser.add_argument("--horizons", type=int, nargs="+", default=[1, 10, 30, 100],
                         help="open loop: steps ahead at which predictions are compared with reality")
     parser.add_argument("--starts-every", type=int, default=50, help="open loop: a start every N steps of a rollout")
     args = parser.parse_args(argv)
+    if args.all_rollouts and args.datadir is None:
+        parser.error("--all-rollouts needs --datadir: the rollouts to measure on")
     if min(args.horizons) < 1 or args.starts_every < 1:
         parser.error("--horizons and --starts-every must be >= 1")
     return args
@@ -183,12 +193,14 @@ def main(argv=None):
     recorded = [Path(f) for f in state.get("test_files", ())]
     if recorded and all(f.is_file() for f in recorded) and args.datadir is None:
         test_files = recorded
+    elif args.all_rollouts:
+        test_files = rollout_files(datadir)
     else:
         _, test_files = split_files(rollout_files(datadir), state.get("test_fraction", 0.1))
     result = {"dynamics": dynamics, "datadir": str(Path(datadir).resolve()),
               "test_files": [str(Path(f).resolve()) for f in test_files],
               **measure(vae, model, test_files, args.horizons, args.starts_every)}
-    print(f"{dynamics}, {len(test_files)} held-out rollouts of {datadir}:")
+    print(f"{dynamics}, {len(test_files)} {'' if args.all_rollouts else 'held-out '}rollouts of {datadir}:")
     print("  true return -> predicted return: " + ", ".join(
         f"{e['true_return']:.0f} -> {e['predicted_return']:.0f}" for e in result["episodes"]))
     corr = result["return_correlation"]
@@ -202,7 +214,9 @@ def main(argv=None):
         f"k={k} latent MSE {e['latent_mse']:.3f} (no change: {e['no_change_latent_mse']:.3f}), "
         f"pixel MSE {e['pixel_mse']:.4f}"
         for k, e in result["open_loop"].items()))
-    out = Path(args.logdir) / DYNAMICS_DIRS[dynamics] / "measures.json"
+    # measures on other rollouts than the model's own held-out ones go beside, named after their folder
+    out = Path(args.logdir) / DYNAMICS_DIRS[dynamics] / (
+        f"measures_{Path(datadir).name}.json" if args.all_rollouts else "measures.json")
     atomic_write(out, lambda tmp: open(tmp, "w").write(json.dumps(result, indent=1)))
     print(f"written to {out}")
     return result
