@@ -74,6 +74,9 @@ def test_rows_over_seeds_and_their_differences():
     assert differences(runs[:3]) == ""  # one row
     one_seed = differences(runs[:3] + [run("trade", 600.0)]).splitlines()[2]
     assert "| cannot tell: one seed" in one_seed and "yes" in one_seed  # far apart, but one search of trade
+    noisy = run("mdrnn", 700.0)  # the same controller row played with action noise is a row of its own
+    noisy["test"]["action_noise"] = 0.1
+    assert "| MDN-RNN, [z, h] of the trained dynamics model, action noise 0.1 | 1 |" in spread(runs + [noisy])
 
 
 def test_the_rows_bar_plot(tmp_path):

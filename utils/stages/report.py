@@ -160,8 +160,8 @@ def t975(df):
 
 
 def row_of(summary):
-    """What a run is an instance of: its dynamics model, where its controller was trained and what it
-    reads; runs of one row differ only by their CMA-ES seed."""
+    """What a run is an instance of: its dynamics model, where its controller was trained, what it
+    reads and the action noise it was tested with; runs of one row differ only by their CMA-ES seed."""
     from models.controller import reads_text
 
     test = summary["test"] or {}
@@ -169,7 +169,8 @@ def row_of(summary):
              "untrained_dynamics": test.get("untrained_dynamics", False)}
     world = summary.get("world", "real")
     where = ", trained in the dream" if world == "dream" else ""
-    return f"{NAMES.get(summary['dynamics'], '-')}, {reads_text(reads)}{where}"
+    noise = f", action noise {test['action_noise']:g}" if test.get("action_noise") else ""
+    return f"{NAMES.get(summary['dynamics'], '-')}, {reads_text(reads)}{where}{noise}"
 
 
 def rows_of(summaries):
