@@ -141,9 +141,12 @@ def table(summaries):
                      f" {test['episodes']} ({test.get('renderer', 'exact')})")
         else:
             score = "-"
+        # a controller that read the untrained model's h: the trained model's losses are not its model's
+        dyn_loss = ("untrained (its initialisation)" if (test or {}).get("untrained_dynamics") else
+                    f"{fmt(parts.get('loss'), 4)} ({fmt(parts.get('gmm'), 4)} / {fmt(parts.get('bce'), 4)})")
         rows.append(
             f"| {s['name']} | {NAMES.get(s['dynamics'], '-')} | {fmt((s['vae_best'] or {}).get('test_loss'), 2)} "
-            f"| {fmt(parts.get('loss'), 4)} ({fmt(parts.get('gmm'), 4)} / {fmt(parts.get('bce'), 4)}) "
+            f"| {dyn_loss} "
             f"| {minutes(s['tb', 'vae'][1])} | {minutes(s['tb', 'dynamics'][1])} | {minutes(s['tb', 'ctrl'][1])} ({gens}) "
             f"| {fmt(best_eval[1]) if best_eval else '-'} ({best_eval[0] if best_eval else '-'}) | {score} |")
     return "\n".join(rows)
