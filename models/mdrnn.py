@@ -67,20 +67,55 @@ def dynamics_loss(outputs, next_latents, rewards, terminals, include_reward, don
     return {"loss": loss, "gmm": gmm, "bce": bce, "mse": mse}
 
 
-class MDRNN(nn.Module):
-    """LSTM over (action, latent) sequences; the full-sequence model used in training."""
+def dropout_masks(batch_size, p, latents=LSIZE, hiddens=RSIZE, generator=None, device=None):
+    """Variational dropout masks, one per sequence for all its steps (as Dropout's Dream Land's LSTM):
+    (BSIZE, LSIZE) on the latent input and (BSIZE, RSIZE) on the hidden state fed back to the gates,
+    each unit kept with probability 1 - p and then scaled by 1 / (1 - p). The action input is never masked."""
+    keep = 1.0 - p
+    masks = [torch.bernoulli(torch.full((batch_size, n), keep), generator=generator) / keep
+             for n in (latents, hiddens)]
+    return [m.to(device) for m in masks]
 
-    def __init__(self, latents=LSIZE, actions=ASIZE, hiddens=RSIZE, gaussians=NGAUSS):
+
+class MDRNN(nn.Module):
+    """LSTM over (action, latent) sequences; the full-sequence model used in training.
+
+    dropout: variational dropout (dropout_masks) while training, 0 by default (the paper's model).
+    Only a dream plays the trained model with masks again (one per episode, utils/engine/dream.py);
+    in reality and in every measure it runs without them."""
+
+    def __init__(self, latents=LSIZE, actions=ASIZE, hiddens=RSIZE, gaussians=NGAUSS, dropout=0.0):
         super().__init__()
         self.rnn = nn.LSTM(latents + actions, hiddens)
         self.head = MixtureHead(hiddens, latents, gaussians)
+        self.variational_dropout = dropout
 
     def forward(self, actions, latents):
         """actions (SEQ_LEN, BSIZE, ASIZE), latents (SEQ_LEN, BSIZE, LSIZE) ->
         mus, sigmas (SEQ_LEN, BSIZE, NGAUSS, LSIZE), logpi (SEQ_LEN, BSIZE, NGAUSS),
         rewards, terminal logits (SEQ_LEN, BSIZE), hiddens (SEQ_LEN, BSIZE, RSIZE)."""
-        hiddens, _ = self.rnn(torch.cat([actions, latents], dim=-1))
+        if self.training and self.variational_dropout > 0:
+            masks = dropout_masks(latents.shape[1], self.variational_dropout, latents.shape[-1],
+                                  self.rnn.hidden_size, device=latents.device)
+            hiddens = self.masked(actions, latents, *masks)
+        else:
+            hiddens, _ = self.rnn(torch.cat([actions, latents], dim=-1))
         return (*self.head(hiddens), hiddens)
+
+    def masked(self, actions, latents, latent_mask, hidden_mask):
+        """The LSTM with dropout masks (BSIZE, LSIZE), (BSIZE, RSIZE) held for the whole sequence:
+        hiddens (SEQ_LEN, BSIZE, RSIZE). A loop over steps (the recurrent mask sits inside the
+        recurrence, where nn.LSTM has no hook); the input side is projected for all steps at once."""
+        rnn = self.rnn
+        inputs = F.linear(torch.cat([actions, latents * latent_mask], -1), rnn.weight_ih_l0, rnn.bias_ih_l0)
+        h = c = inputs.new_zeros(inputs.shape[1], rnn.hidden_size)
+        hiddens = []
+        for x in inputs:
+            i, f, g, o = (x + F.linear(h * hidden_mask, rnn.weight_hh_l0, rnn.bias_hh_l0)).chunk(4, -1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c)
+            hiddens.append(h)
+        return torch.stack(hiddens)
 
     def stepper(self, batch_size, context=None):
         return MDRNNCell(self, batch_size)
@@ -96,6 +131,9 @@ class MDRNNCell(nn.Module):
       hidden          (BSIZE, RSIZE) what the controller reads
       push(a, z)      feed one (action, latent) step per env: (BSIZE, ASIZE), (BSIZE, LSIZE)
       reset(mask)     forget the history of envs where mask (BSIZE,) is True
+
+    masks: None, or dropout masks [(BSIZE, LSIZE), (BSIZE, RSIZE)] that push applies (a dream of a
+    model trained with dropout sets them, one per episode); the controller and the heads read h unmasked.
     """
 
     def __init__(self, mdrnn, batch_size):
@@ -109,10 +147,15 @@ class MDRNNCell(nn.Module):
         self.cell.bias_hh = mdrnn.rnn.bias_hh_l0
         zeros = torch.zeros(batch_size, mdrnn.rnn.hidden_size, device=p.device, dtype=p.dtype)
         self.hidden, self.cell_state = zeros, zeros.clone()
+        self.masks = None
 
     @torch.no_grad()
     def push(self, actions, latents):
-        self.hidden, self.cell_state = self.cell(torch.cat([actions, latents], -1), (self.hidden, self.cell_state))
+        hidden = self.hidden
+        if self.masks is not None:
+            latent_mask, hidden_mask = (m.to(hidden.dtype) for m in self.masks)
+            latents, hidden = latents * latent_mask, hidden * hidden_mask
+        self.hidden, self.cell_state = self.cell(torch.cat([actions, latents], -1), (hidden, self.cell_state))
         return self.hidden
 
     def forward(self, actions, latents, state):

@@ -37,6 +37,8 @@ def refused(script, *args, expect):
     ("world-models/trainvae.py", ["--batch-size", -1], "--batch-size must be > 0"),
     ("world-models/trainvae.py", ["--epochs", 0], "--epochs must be > 0"),
     ("world-models/trainmdrnn.py", ["--seq-len", 0], "--seq-len must be > 0"),
+    ("world-models/trainmdrnn.py", ["--dropout", 1], "--dropout must be in [0, 1)"),
+    ("trade/traintransformersde.py", ["--dropout", 0.1], "--dropout is the MDN-RNN's"),
     ("trade/traintransformersde.py", ["--test-fraction", 1.5], "--test-fraction must be in (0, 1)"),
     ("world-models/trainvae.py", ["--device", "tpu"], "--device tpu: not a device"),
     ("world-models/trainvae.py", ["--device", "cuda:3"], "--device cuda:3: CUDA is not available here"),

@@ -96,11 +96,16 @@ def test_the_dream_as_a_gymnasium_vector_env():
     np.testing.assert_array_equal(again, first)  # the seed gives the starts
 
 
+def dream_search(logdir):
+    """traincontroller.py's flags of a tiny search in logdir's dream."""
+    return ["--logdir", logdir, "--world", "dream", "--pop-size", 4, "--n-samples", 2, "--eval-every", 1,
+            "--eval-rollouts", 2, "--time-limit", 20, "--max-workers", 1, "--envs-per-worker", 4]
+
+
 def test_traincontroller_in_the_dream_resumes_and_counts_real_steps(dream_logdir, tmp_path):
     logdir = tmp_path / "exp"
     shutil.copytree(dream_logdir, logdir)
-    common = ["--logdir", logdir, "--world", "dream", "--pop-size", 4, "--n-samples", 2, "--eval-every", 1,
-              "--eval-rollouts", 2, "--time-limit", 20, "--max-workers", 1, "--envs-per-worker", 4]
+    common = dream_search(logdir)
     out = run_script("world-models/traincontroller.py", *common, "--max-generations", 1,
                      "--real-eval-every", 1, "--real-eval-rollouts", 2).stdout
     data_steps = TINY["rollouts"] * TINY["steps"]
@@ -128,8 +133,7 @@ def test_a_controller_searched_with_action_noise_is_tested_with_it(dream_logdir,
 
     logdir = tmp_path / "exp"
     shutil.copytree(dream_logdir, logdir)
-    common = ["--logdir", logdir, "--world", "dream", "--pop-size", 4, "--n-samples", 2, "--eval-every", 1,
-              "--eval-rollouts", 2, "--time-limit", 20, "--max-workers", 1, "--envs-per-worker", 4]
+    common = dream_search(logdir)
     out = run_script("world-models/traincontroller.py", *common, "--max-generations", 1, "--action-noise", 0.2).stdout
     assert "action noise 0.2" in out
     assert torch.load(logdir / "ctrl" / "best.tar", weights_only=True)["action_noise"] == pytest.approx(0.2)
@@ -147,6 +151,38 @@ def test_a_controller_searched_with_action_noise_is_tested_with_it(dream_logdir,
     plain = json.loads((logdir / "test_scores_noise0.json").read_text())
     assert plain["action_noise"] == 0 and plain["returns"] != own["returns"]
     assert json.loads((logdir / "test_scores.json").read_text()) == own
+
+
+def test_a_model_trained_with_dropout_dreams_a_mask_per_episode(dream_logdir, tiny_data, tmp_path):
+    from utils.engine.models_io import load_world_model
+    from utils.engine.rollout import RolloutGenerator, Task, play
+
+    logdir = tmp_path / "exp"
+    shutil.copytree(dream_logdir, logdir, ignore=shutil.ignore_patterns("mdrnn"))
+    train = ["world-models/trainmdrnn.py", "--logdir", logdir, "--datadir", tiny_data, "--seq-len", TINY["seq_len"],
+             "--include-reward", "--init", dream_logdir / "mdrnn" / "best.tar"]
+    run_script(*train, "--epochs", 1, "--dropout", 0.2)
+    assert torch.load(logdir / "mdrnn" / "best.tar", weights_only=True)["dropout"] == pytest.approx(0.2)
+    before = snapshot(logdir)
+    refused(*train, "--epochs", 2, expect="was trained with dropout = 0.2, this run has 0.0")
+    assert snapshot(logdir) == before
+
+    vae, model = load_world_model(logdir, "mdrnn")
+    assert model.variational_dropout == pytest.approx(0.2)
+    params = np.random.default_rng(1).normal(scale=0.3, size=867)
+    alone = play(dream_generator(model, 1), [Task(0, params, 7)])[0]
+    crowd = play(dream_generator(model, 3), [Task(i, params, 7 if i == 2 else i) for i in range(4)])
+    assert crowd[2] == pytest.approx(alone, rel=1e-5, abs=1e-5)  # an episode's mask follows from its seed alone
+    gen = dream_generator(model, 2)
+    gen.world.reset(0, 7), gen.world.reset(1, 8)
+    assert gen.stepper.masks is gen.world.masks and not torch.equal(*gen.world.masks[1])  # a mask per episode
+    model.variational_dropout = 0.0  # the same weights dreamt without masks: another dream
+    assert play(dream_generator(model, 1), [Task(0, params, 7)])[0] != pytest.approx(alone, rel=1e-4)
+    model.variational_dropout = 0.2
+    assert RolloutGenerator(vae, model, 1, "cpu").stepper.masks is None  # reality plays the model without
+
+    out = run_script("world-models/traincontroller.py", *dream_search(logdir), "--max-generations", 1).stdout
+    assert "dropout 0.2 with a mask per episode" in out
 
 
 def test_a_dream_needs_a_trained_reward_head(mdrnn_logdir):

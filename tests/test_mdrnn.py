@@ -3,7 +3,7 @@ import math
 import torch
 from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
 
-from models.mdrnn import MDRNN, MDRNNCell, MixtureHead, dynamics_loss, gmm_loss
+from models.mdrnn import MDRNN, MDRNNCell, MixtureHead, dropout_masks, dynamics_loss, gmm_loss
 
 
 def reference_nll(batch, mus, sigmas, logpi):
@@ -50,6 +50,30 @@ def test_cell_shares_weights_and_matches_sequence_model():
     torch.testing.assert_close(hs, full[-1], rtol=1e-5, atol=1e-5)
     cell.reset(torch.tensor([True, False]))
     assert (cell.hidden[0] == 0).all() and (cell.hidden[1] != 0).any()
+
+
+def test_dropout_training_and_stepping_agree():
+    """The masked LSTM of training and the stepper of a dream compute the same recurrence."""
+    torch.manual_seed(0)
+    model = MDRNN(dropout=0.2)
+    a, z = torch.randn(12, 3, 3), torch.randn(12, 3, 32)
+    with torch.no_grad():
+        plain, _ = model.rnn(torch.cat([a, z], -1))
+        torch.testing.assert_close(model.masked(a, z, torch.ones(3, 32), torch.ones(3, 256)), plain,
+                                   rtol=1e-5, atol=1e-5)
+        masks = dropout_masks(3, 0.2, generator=torch.Generator().manual_seed(1))
+        assert {round(v, 4) for v in masks[1].unique().tolist()} == {0.0, 1.25}  # kept units scaled by 1 / (1 - p)
+        masked = model.masked(a, z, *masks)
+        cell = MDRNNCell(model, 3)
+        cell.masks = masks
+        torch.testing.assert_close(torch.stack([cell.push(a[t], z[t]) for t in range(12)]), masked,
+                                   rtol=1e-5, atol=1e-5)
+        assert (masked - plain).abs().max() > 1e-2
+        # in training each call draws new masks; in eval there are none
+        model.train()
+        assert not torch.equal(model(a, z)[-1], model(a, z)[-1])
+        model.eval()
+        torch.testing.assert_close(model(a, z)[-1], plain)
 
 
 def test_dynamics_loss_scaling():

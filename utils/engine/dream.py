@@ -15,7 +15,10 @@ Episodes start from latents of real first frames (encoded by the VAE, one
 chosen by the task's seed), with the stepper reset as in reality, so the
 transformers' window starts empty there too. Each episode draws its noise
 from its task's seed alone, so a dream episode is the same whatever else its
-batch holds. DreamVectorEnv puts a DreamWorld behind gymnasium's vector-env
+batch holds. An MDN-RNN trained with dropout (trainmdrnn.py --dropout) is
+dreamt with a dropout mask drawn per episode from that seed too, as in
+Dropout's Dream Land (Wellmer & Kwok, 2021): each episode is played in a
+slightly different model, so a controller gains little from exploiting one. DreamVectorEnv puts a DreamWorld behind gymnasium's vector-env
 interface, for agents from other libraries.
 """
 # gymnasium at import time, unlike the project's other optional imports: DreamVectorEnv
@@ -69,6 +72,17 @@ class DreamWorld:
         self.normal = torch.zeros(n_envs, time_limit, LSIZE, device=self.device)
         self.rows = torch.arange(n_envs, device=self.device)
         self.dream_steps, self.real_steps = 0, 0
+        # Each slot's dropout masks for its episode (a model trained with dropout), given to the stepper by bind.
+        self.dropout = float(getattr(model, "variational_dropout", 0.0))
+        self.masks = None
+        if self.dropout:
+            hiddens = model.rnn.hidden_size
+            self.masks = [torch.ones(n_envs, n, device=self.device) for n in (LSIZE, hiddens)]
+
+    def bind(self, stepper):
+        """Have stepper apply this world's per-episode dropout masks (if its model was trained with dropout)."""
+        if self.masks is not None:
+            stepper.masks = self.masks
 
     def reset(self, slot, seed):
         """Start slot's episode: its start and its noise follow from seed alone."""
@@ -76,6 +90,12 @@ class DreamWorld:
         start = int(torch.randint(len(self.starts), (1,), generator=gen))
         self.uniform[slot] = torch.rand(self.time_limit, generator=gen).to(self.device)
         self.normal[slot] = torch.randn(self.time_limit, LSIZE, generator=gen).to(self.device)
+        if self.masks is not None:  # drawn after the noise, so a model without dropout dreams as before
+            from models.mdrnn import dropout_masks
+
+            for mask, new in zip(self.masks, dropout_masks(1, self.dropout, *(m.shape[1] for m in self.masks),
+                                                           generator=gen)):
+                mask[slot] = new[0].to(self.device)
         self.z[slot] = self.starts[start]
         self.t[slot] = 0
 
@@ -119,6 +139,7 @@ class DreamVectorEnv(gym.vector.VectorEnv):
         self.num_envs = num_envs
         self.world = DreamWorld(model.eval(), num_envs, device, starts, temperature, time_limit)
         self.stepper = model.stepper(num_envs, context) if context else model.stepper(num_envs)
+        self.world.bind(self.stepper)
         hidden = self.stepper.hidden.shape[-1]
         low, high = action_bounds()
         self.single_action_space = gym.spaces.Box(low, high, dtype=np.float32)

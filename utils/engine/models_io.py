@@ -57,6 +57,9 @@ def load_dynamics(path, dynamics, device="cpu"):
     state = load_checkpoint(path, dynamics, hint=f"train it first: python {script} --logdir <logdir>")
     model = build_dynamics(dynamics)
     model.load_state_dict(state["model"])
+    if state.get("dropout"):
+        # trained with dropout: a dream plays it with masks (utils/engine/dream.py)
+        model.variational_dropout = state["dropout"]
     return model.to(device).eval(), state
 
 

@@ -111,6 +111,8 @@ class RolloutGenerator:
 
             self.world = DreamWorld(self.model, n_envs, self.device, **dream)
         self.stepper = model.stepper(n_envs, context) if context else model.stepper(n_envs)
+        if dream is not None:
+            self.world.bind(self.stepper)
         self.controllers = BatchedControllers(n_envs, self.device, controller_inputs)
         self.noise = [None] * n_envs  # per slot: the task's action-noise generator
 

@@ -246,7 +246,9 @@ def main(dynamics, argv=None):
     if dream:
         print(f"{where} x {args.envs_per_worker} environments, {kwargs['precision']}; each generation plays "
               f"{args.pop_size} x {args.n_samples} episodes of up to {args.time_limit} steps in the dream "
-              f"(temperature {args.temperature}, action noise {args.action_noise:g}; starts: {len(dreaming['starts'])} first frames of {start_dir})", flush=True)
+              f"(temperature {args.temperature}, action noise {args.action_noise:g}"
+              + (f", dropout {dyn_state['dropout']:g} with a mask per episode" if dyn_state.get("dropout") else "")
+              + f"; starts: {len(dreaming['starts'])} first frames of {start_dir})", flush=True)
     else:
         print(f"{where} x {args.envs_per_worker} environments, {args.renderer} renderer, {kwargs['precision']}; "
               f"each generation plays {args.pop_size} x {args.n_samples} episodes of up to {args.time_limit} steps",

@@ -49,6 +49,10 @@ def parse_args(dynamics, argv=None):
                              "the playfield; the time limit is not a termination)")
     parser.add_argument("--vae", type=Path, default=None,
                         help="VAE checkpoint to encode frames with (default: <logdir>/vae/best.tar)")
+    parser.add_argument("--dropout", type=float, default=0.0,
+                        help="MDN-RNN only: variational dropout on its latent input and its recurrent state, one "
+                             "mask per sequence; a dream of the model then draws one mask per episode (Dropout's "
+                             "Dream Land: a different model each episode, harder to exploit). 0: the paper's model")
     parser.add_argument("--init", type=Path, default=None,
                         help="start a new training from this dynamics checkpoint's weights (e.g. the previous "
                              "round's model, when the dataset has grown); ignored when resuming")
@@ -58,6 +62,10 @@ def parse_args(dynamics, argv=None):
         parser.error(f"--seq-len must be > 0, got {args.seq_len}")
     if not args.done_weight > 0:
         parser.error(f"--done-weight must be > 0, got {args.done_weight}")
+    if not 0 <= args.dropout < 1:
+        parser.error(f"--dropout must be in [0, 1), got {args.dropout}")
+    if args.dropout and dynamics != "mdrnn":
+        parser.error("--dropout is the MDN-RNN's (python world-models/trainmdrnn.py); the transformers have none here")
     return args
 
 
@@ -89,7 +97,7 @@ def main(dynamics, argv=None):
     train_files, test_files = held_out_like(*split_files(files, args.test_fraction), vae_state)
     extra = {"vae_path": recorded_vae(vae_file, args.logdir), "vae_id": weights_id(vae_state["model"]),
              "seq_len": args.seq_len, "include_reward": args.include_reward, "optimizer_name": args.optimizer,
-             "done_weight": args.done_weight, **split_record(args.test_fraction, test_files)}
+             "done_weight": args.done_weight, "dropout": args.dropout, **split_record(args.test_fraction, test_files)}
     if finished(Path(args.logdir) / DYNAMICS_DIRS[dynamics], dynamics, args, extra):
         return
     init = None
@@ -118,6 +126,8 @@ def main(dynamics, argv=None):
     model = build_dynamics(dynamics).to(device)
     if init is not None:
         model.load_state_dict(init.state_dict())  # a resumed run loads its own checkpoint over it in fit()
+    if args.dropout:
+        model.variational_dropout = args.dropout
     optimizer = make_optimizer(args.optimizer, model.parameters(), args.lr)
 
     def run_epoch(name, train, epoch):
