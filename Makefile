@@ -64,6 +64,11 @@ AGENT_TEST_EPISODES ?= 100
 AGENT_STEPS ?= 1000
 # fp32: as the runs the README reports; auto uses bf16 where the CPU has it (faster, README "GPUs, cores").
 AGENT_PRECISION ?= fp32
+# A shell function for recipes: copy folder $1 into folder $2 unless $2 has it already, beside and then
+# moved in whole, so that a copy stopped halfway is redone, not used (make compare-seed, dream-compare,
+# simulators, ablation copy world models this way)
+COPY_ONCE = copy_once() { [ -d "$$2/$$(basename $$1)" ] || { rm -rf "$$2/.copy.tmp" && cp -r "$$1" "$$2/.copy.tmp" \
+	&& mv "$$2/.copy.tmp" "$$2/$$(basename $$1)"; }; }
 # the flags of every search at make agent's budget (make agent, compare, compare-seed, ablation)
 AGENT_SEARCH = --renderer approx --pop-size $(AGENT_POP) --n-samples $(AGENT_SAMPLES) --eval-every $(AGENT_EVAL_EVERY) \
 	--eval-rollouts $(AGENT_EVAL_ROLLOUTS) --target-return 1000 --precision $(AGENT_PRECISION) --time-limit $(AGENT_STEPS)
@@ -147,11 +152,11 @@ compare: $(VENV)/.installed
 SEED ?= 1
 compare-seed: $(VENV)/.installed
 	@test -f $(COMPARE_DIR)/trade/ctrl/best.tar || { echo "error: run make compare first"; exit 2; }
-	for exp in transformers-wm trade world-models; do \
+	$(COPY_ONCE); for exp in transformers-wm trade world-models; do \
 		src=$(COMPARE_DIR)/$$exp; models=transformers_de; \
 		if [ $$exp = world-models ]; then src=$(COMPARE_BASE); models="vae mdrnn"; fi; \
 		dst=$(COMPARE_DIR)/$$exp-seed$(SEED); mkdir -p $$dst; \
-		for m in $$models; do [ -d $$dst/$$m ] || cp -r $$src/$$m $$dst/ || exit 1; done; \
+		for m in $$models; do copy_once $$src/$$m $$dst || exit 1; done; \
 		$(PY) $$exp/traincontroller.py --logdir $$dst --max-generations $(AGENT_GENERATIONS) --seed $(SEED) \
 			$(AGENT_SEARCH) || exit 1; \
 		$(PY) $$exp/test_controller.py --logdir $$dst --episodes 100 || exit 1; \
@@ -220,10 +225,10 @@ dream-compare: $(VENV)/.installed
 		$(PY) $$exp/traintransformersde.py --logdir $$dst --datadir $(DREAM_DIR)/data264 --include-reward \
 			--init pretrained/$$exp/transformers_de/best.tar --epochs 1 || exit 1; \
 	done
-	for seed in $(DREAM_COMPARE_SEEDS); do \
+	$(COPY_ONCE); for seed in $(DREAM_COMPARE_SEEDS); do \
 		for m in world-models:r2:mdrnn:mdrnn transformers-wm:tf:transformers_de:transformer trade:trade:transformers_de:trade; do \
 			set -- $$(echo $$m | tr : ' '); exp=$$1; src=$$2; dyn=$$3; name=$$4; dst=$(DREAM_COMPARE_DIR)/$$name-seed$$seed; mkdir -p $$dst; \
-			for part in vae $$dyn; do [ -d $$dst/$$part ] || cp -r $(DREAM_DIR)/$$src/$$part $$dst/ || exit 1; done; \
+			for part in vae $$dyn; do copy_once $(DREAM_DIR)/$$src/$$part $$dst || exit 1; done; \
 			$(PY) $$exp/traincontroller.py --logdir $$dst $(DREAM_COMPARE_SEARCH) --seed $$seed || exit 1; \
 			[ $$dst/test_scores.json -nt $$dst/ctrl/best.tar ] || \
 				$(PY) $$exp/test_controller.py --logdir $$dst --episodes 100 --no-video || exit 1; \
@@ -238,7 +243,7 @@ dream-compare: $(VENV)/.installed
 SIM_DIR ?= runs/sim
 simulators: $(VENV)/.installed
 	mkdir -p $(SIM_DIR)/zsearch
-	for part in vae mdrnn; do [ -d $(SIM_DIR)/zsearch/$$part ] || cp -r $(DREAM_DIR)/r2/$$part $(SIM_DIR)/zsearch/ || exit 1; done
+	$(COPY_ONCE); for part in vae mdrnn; do copy_once $(DREAM_DIR)/r2/$$part $(SIM_DIR)/zsearch || exit 1; done
 	$(PY) world-models/traincontroller.py --logdir $(SIM_DIR)/zsearch --controller-inputs z --renderer approx \
 		--pop-size 16 --n-samples 2 --max-generations 30 --eval-every 2 --eval-rollouts 8 --target-return 2000
 	$(PY) utils/stages/simulators.py --logdir $(SIM_DIR)/zsearch --dreams $(DREAM_DIR)/r2 $(DREAM_DIR)/tf \
@@ -254,9 +259,9 @@ ABLATION_DIR ?= runs/ablation
 ABLATION_ROWS ?= z zh-untrained z-hidden zh
 ABLATION_SEEDS ?= 0 1 2
 ablation: $(VENV)/.installed
-	for seed in $(ABLATION_SEEDS); do for row in $(ABLATION_ROWS); do \
+	$(COPY_ONCE); for seed in $(ABLATION_SEEDS); do for row in $(ABLATION_ROWS); do \
 		dst=$(ABLATION_DIR)/$$row-seed$$seed; mkdir -p $$dst; \
-		for m in vae mdrnn; do [ -d $$dst/$$m ] || cp -r pretrained/world-models-r1/$$m $$dst/ || exit 1; done; \
+		for m in vae mdrnn; do copy_once pretrained/world-models-r1/$$m $$dst || exit 1; done; \
 		reads="--controller-inputs $$row"; [ $$row = zh-untrained ] && reads="--untrained-dynamics"; \
 		$(PY) world-models/traincontroller.py --logdir $$dst $$reads --max-generations $(AGENT_GENERATIONS) --seed $$seed \
 			$(AGENT_SEARCH) || exit 1; \
