@@ -241,7 +241,8 @@ def test_measures_of_a_dynamics_model(dream_logdir, tiny_data, tmp_path):
 
     from data.loaders import load_rollout, rollout_files
     from utils.engine.models_io import load_world_model
-    from utils.stages.measure import open_loop, rollout_latents
+    from models.mdrnn import gmm_loss
+    from utils.stages.measure import along, rollout_latents
 
     logdir = tmp_path / "exp"
     shutil.copytree(dream_logdir, logdir)
@@ -260,7 +261,16 @@ def test_measures_of_a_dynamics_model(dream_logdir, tiny_data, tmp_path):
     refused("utils/stages/measure.py", "--logdir", logdir, "--all-rollouts", expect="--all-rollouts needs --datadir")
     vae, model = load_world_model(logdir, "mdrnn")
     latents, actions = rollout_latents(vae, load_rollout(rollout_files(tiny_data)[0]))
-    errors = open_loop(vae, model, latents, actions, (1, 3), 10)
+    (rewards, dones, nll), errors = along(vae, model, latents, actions, (1, 3), 10)
+
+    stepper = model.stepper(1)  # teacher-forced by hand: the real latents throughout
+    with torch.no_grad():
+        for t in range(len(latents) - 1):
+            stepper.push(actions[t + 1][None], latents[t][None])
+            mus, sigmas, logpi, reward, done_logit = model.head(stepper.hidden)
+            assert rewards[t] == pytest.approx(float(reward[0]), abs=1e-5)
+            assert dones[t] == pytest.approx(float(torch.sigmoid(done_logit[0])), abs=1e-6)
+            assert nll[t] == pytest.approx(float(gmm_loss(latents[t + 1][None], mus, sigmas, logpi)), rel=1e-4)
 
     def by_hand(start, k):  # real inputs up to start - 1, then its own predictions
         stepper, z = model.stepper(1), None

@@ -66,26 +66,6 @@ def parse_args(argv=None):
     return args
 
 
-@torch.no_grad()
-def teacher_forced(model, latents, actions):
-    """The heads along one real rollout, given its real latents (T, LSIZE) and actions (T, ASIZE).
-
-    Returns (predicted rewards (T - 1,), done probabilities (T - 1,), NLL of the real next latents (T - 1,))
-    for the steps 1 .. T - 1 (step t + 1 follows frame t and action t + 1, as in training).
-    """
-    from models.mdrnn import gmm_loss
-
-    stepper = model.stepper(1)
-    rewards, dones, nll = [], [], []
-    for t in range(len(latents) - 1):
-        stepper.push(actions[t + 1][None], latents[t][None])
-        mus, sigmas, logpi, reward, done_logit = (x.float() for x in model.head(stepper.hidden))
-        rewards.append(float(reward[0]))
-        dones.append(float(torch.sigmoid(done_logit[0])))
-        nll.append(float(gmm_loss(latents[t + 1][None], mus, sigmas, logpi)))
-    return np.array(rewards), np.array(dones), np.array(nll)
-
-
 def rollout_latents(vae, rollout):
     """(latents (T, LSIZE) float32: the VAE's means of the frames, actions (T, ASIZE))."""
     from utils.engine.models_io import encode_frames
@@ -95,38 +75,53 @@ def rollout_latents(vae, rollout):
 
 
 @torch.no_grad()
-def open_loop(vae, model, latents, actions, horizons, every):
-    """Open-loop predictions along one rollout, all starts batched (one stepper slot each).
+def along(vae, model, latents, actions, horizons, every):
+    """The model along one real rollout, given its latents (T, LSIZE) and actions (T, ASIZE), in one
+    batched pass of its stepper (one slot per use, so a transformer's window is recomputed once a step
+    for all of them, not once per use).
 
-    Slot j is fed the real latents up to step s_j - 1, then its own predictions (the
-    mean of the mixture's likeliest component), with the real actions throughout; its
-    prediction of latent s_j - 1 + k is its horizon-k prediction. Returns
+    Slot 0 is teacher-forced: fed the real latents throughout, as while acting. Its heads give
+    (predicted rewards (T - 1,), done probabilities (T - 1,), NLL of the real next latents (T - 1,))
+    for the steps 1 .. T - 1 (step t + 1 follows frame t and action t + 1, as in training).
+
+    Slot j > 0 is open loop from s_j (every `every` steps): fed the real latents up to step s_j - 1,
+    then its own predictions (the mean of the mixture's likeliest component), with the real actions
+    throughout; its prediction of latent s_j - 1 + k is its horizon-k prediction. They give
     {k: (squared errors per latent dimension (n,), per pixel of the decoded pair (n,), and per latent
     dimension of the baseline that predicts no change: the last real latent (n,))}.
+
+    Returns ((rewards, dones, nll), {k: errors}).
     """
+    from models.mdrnn import gmm_loss
+
     longest = max(horizons)
     starts = torch.arange(every, len(latents) - longest + 1, every)
-    if len(starts) == 0:
-        return {k: (np.zeros(0), np.zeros(0), np.zeros(0)) for k in horizons}
-    n = len(starts)
+    n = len(starts) + 1
+    never = torch.tensor([len(latents)])  # slot 0's open loop would start after the rollout: never
+    own_from = torch.cat([never, starts])
     stepper = model.stepper(n)
     prediction = torch.zeros(n, latents.shape[1])
+    rewards, dones, nll = [], [], []
     found = {k: ([], [], []) for k in horizons}
-    for t in range(int(starts.max()) + longest - 1):
-        own = (t >= starts)[:, None]
+    for t in range(len(latents) - 1):
+        own = (t >= own_from)[:, None]
         stepper.push(actions[t + 1].expand(n, -1), torch.where(own, prediction, latents[t].expand(n, -1)))
-        mus, _, logpi, _, _ = (x.float() for x in model.head(stepper.hidden))
+        mus, sigmas, logpi, reward, done_logit = (x.float() for x in model.head(stepper.hidden))
+        rewards.append(float(reward[0]))
+        dones.append(float(torch.sigmoid(done_logit[0])))
+        nll.append(float(gmm_loss(latents[t + 1][None], mus[:1], sigmas[:1], logpi[:1])))
         prediction = mus[torch.arange(n), logpi.argmax(-1)]
-        horizon = t + 2 - starts  # this output predicts latent t + 1
+        horizon = t + 2 - own_from  # this output predicts latent t + 1
         for k in horizons:
             hit = torch.nonzero(horizon == k)[:, 0]
             if len(hit):
                 truth = latents[t + 1].expand(len(hit), -1)
                 found[k][0].append(((prediction[hit] - truth) ** 2).mean(-1))
-                found[k][2].append(((latents[starts[hit] - 1] - truth) ** 2).mean(-1))
+                found[k][2].append(((latents[own_from[hit] - 1] - truth) ** 2).mean(-1))
                 decoded = vae.decoder(torch.cat([prediction[hit], truth]).to(next(vae.parameters()).dtype))
                 found[k][1].append(((decoded[:len(hit)] - decoded[len(hit):]).float() ** 2).mean((1, 2, 3)))
-    return {k: tuple(torch.cat(x).numpy() for x in errors) for k, errors in found.items()}
+    errors = {k: tuple(torch.cat(x).numpy() if x else np.zeros(0) for x in e) for k, e in found.items()}
+    return (np.array(rewards), np.array(dones), np.array(nll)), errors
 
 
 def measure(vae, model, files, horizons=(1, 10, 30, 100), every=50):
@@ -140,9 +135,9 @@ def measure(vae, model, files, horizons=(1, 10, 30, 100), every=50):
     for f in files:
         rollout = load_rollout(f)
         latents, actions = rollout_latents(vae, rollout)
-        rewards, dones, nll = teacher_forced(model, latents, actions)
+        (rewards, dones, nll), found_here = along(vae, model, latents, actions, horizons, every)
         nlls.append(nll)
-        for k, found in open_loop(vae, model, latents, actions, horizons, every).items():
+        for k, found in found_here.items():
             for kept, new in zip(errors[k], found):
                 kept.append(new)
         truth = rollout["rewards"][1:]
