@@ -18,8 +18,10 @@ from its task's seed alone, so a dream episode is the same whatever else its
 batch holds. An MDN-RNN trained with dropout (trainmdrnn.py --dropout) is
 dreamt with a dropout mask drawn per episode from that seed too, as in
 Dropout's Dream Land (Wellmer & Kwok, 2021): each episode is played in a
-slightly different model, so a controller gains little from exploiting one. DreamVectorEnv puts a DreamWorld behind gymnasium's vector-env
-interface, for agents from other libraries.
+slightly different model, so that a controller cannot tune itself to one
+model's errors (the README measures whether that helps). DreamVectorEnv puts
+a DreamWorld behind gymnasium's vector-env interface, for agents from other
+libraries.
 """
 # gymnasium at import time, unlike the project's other optional imports: DreamVectorEnv
 # derives from its VectorEnv, and this module is imported only where a dream is played.
