@@ -184,6 +184,9 @@ DREAM_TEMPERATURE ?= 1.15
 DREAM_POP ?= 32
 DREAM_SAMPLES ?= 8
 DREAM_GENERATIONS ?= 60
+# > 0: every round's MDN-RNN learns with variational dropout and dreams with a mask per episode
+# (Dropout's Dream Land); 0, the recipe, trains and dreams without
+DREAM_DROPOUT ?= 0
 DREAM_SEARCH = --world dream --temperature $(DREAM_TEMPERATURE) --pop-size $(DREAM_POP) --n-samples $(DREAM_SAMPLES) \
 	--max-generations $(DREAM_GENERATIONS) --eval-every 5 --eval-rollouts 32 --envs-per-worker 128 --target-return 2000 \
 	--real-eval-every 20 --real-eval-rollouts 8
@@ -191,7 +194,7 @@ dream: $(VENV)/.installed
 	$(PY) data/generation_script.py --rollouts $(AGENT_ROLLOUTS) --rootdir $(DREAM_DIR)/data/brown
 	mkdir -p $(DREAM_DIR)/r0/vae && cp -n $(DREAM_VAE) $(DREAM_DIR)/r0/vae/best.tar
 	$(PY) world-models/trainmdrnn.py --logdir $(DREAM_DIR)/r0 --datadir $(DREAM_DIR)/data --include-reward \
-		--epochs $(DREAM_EPOCHS0)
+		--epochs $(DREAM_EPOCHS0) --dropout $(DREAM_DROPOUT)
 	$(PY) world-models/traincontroller.py --logdir $(DREAM_DIR)/r0 $(DREAM_SEARCH)
 	for r in $$(seq 1 $(DREAM_ROUNDS)); do \
 		prev=$(DREAM_DIR)/r$$((r - 1)); cur=$(DREAM_DIR)/r$$r; \
@@ -199,7 +202,7 @@ dream: $(VENV)/.installed
 			--controller $$prev --action-noise $(DREAM_NOISE) --seed $$((100000 * r)) || exit 1; \
 		mkdir -p $$cur/vae && cp -n $(DREAM_VAE) $$cur/vae/best.tar; \
 		$(PY) world-models/trainmdrnn.py --logdir $$cur --datadir $(DREAM_DIR)/data --include-reward \
-			--init $$prev/mdrnn/best.tar --epochs $(DREAM_EPOCHS) || exit 1; \
+			--init $$prev/mdrnn/best.tar --epochs $(DREAM_EPOCHS) --dropout $(DREAM_DROPOUT) || exit 1; \
 		$(PY) world-models/traincontroller.py --logdir $$cur $(DREAM_SEARCH) || exit 1; \
 	done
 	$(PY) world-models/test_controller.py --logdir $(DREAM_DIR)/r$(DREAM_ROUNDS) --episodes 100

@@ -150,9 +150,10 @@ def test_the_papers_ablations_train_resume_and_test(controller_logdir, tmp_path,
     scores = json.loads((logdir / "test_scores.json").read_text())
     assert scores["controller_inputs"] == inputs and scores["untrained_dynamics"] == untrained
     assert ("untrained dynamics model" in out) == untrained
-    # the report does not give the trained model's losses to a controller of the untrained one
+    # the report gives the trained model's losses only to a controller that read that model's h
     report = run_script("utils/stages/report.py", "--logdirs", logdir, "--out", tmp_path / "report").stdout
     assert ("| untrained (its initialisation) |" in report) == untrained
+    assert ("| not read (the controller reads z only) |" in report) == (inputs != "zh")
 
 
 def test_an_untrained_dynamics_model_is_one_model_everywhere():

@@ -141,9 +141,13 @@ def table(summaries):
                      f" {test['episodes']} ({test.get('renderer', 'exact')})")
         else:
             score = "-"
-        # a controller that read the untrained model's h: the trained model's losses are not its model's
-        dyn_loss = ("untrained (its initialisation)" if (test or {}).get("untrained_dynamics") else
-                    f"{fmt(parts.get('loss'), 4)} ({fmt(parts.get('gmm'), 4)} / {fmt(parts.get('bce'), 4)})")
+        # the trained model's losses describe the controller's inputs only when it read that model's h
+        if (test or {}).get("controller_inputs", "zh") != "zh":
+            dyn_loss = "not read (the controller reads z only)"
+        elif (test or {}).get("untrained_dynamics"):
+            dyn_loss = "untrained (its initialisation)"
+        else:
+            dyn_loss = f"{fmt(parts.get('loss'), 4)} ({fmt(parts.get('gmm'), 4)} / {fmt(parts.get('bce'), 4)})"
         rows.append(
             f"| {s['name']} | {NAMES.get(s['dynamics'], '-')} | {fmt((s['vae_best'] or {}).get('test_loss'), 2)} "
             f"| {dyn_loss} "
