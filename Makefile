@@ -237,7 +237,7 @@ dream-compare: $(VENV)/.installed
 				$(PY) $$exp/test_controller.py --logdir $$dst --episodes 100 --no-video || exit 1; \
 		done; \
 	done
-	$(PY) utils/stages/dream_report.py --logdirs $(DREAM_COMPARE_DIR)/*-seed* --out $(DREAM_COMPARE_DIR)/report
+	$(PY) utils/stages/dream_report.py --logdirs $(DREAM_COMPARE_DIR)/*-seed*/ --out $(DREAM_COMPARE_DIR)/report
 
 # The dynamics models as simulators (README, "The models as simulators"): a CMA-ES search in reality
 # whose controllers read z alone (so each means the same in every model's dream) keeps every
