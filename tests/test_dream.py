@@ -185,6 +185,24 @@ def test_a_model_trained_with_dropout_dreams_a_mask_per_episode(dream_logdir, ti
     assert "dropout 0.2 with a mask per episode" in out
 
 
+@pytest.mark.parametrize("dropout", [None, "0.05"])
+def test_make_dream_trains_every_rounds_model_at_its_dropout(tmp_path, dropout):
+    """make dream DREAM_DROPOUT=P: round 0's model and every later round's learn with dropout P; without
+    the variable, with none (the recipe). Read from make's dry run, which runs nothing."""
+    import re
+    import subprocess
+
+    from tests.conftest import ROOT
+
+    extra = [f"DREAM_DROPOUT={dropout}"] if dropout else []
+    out = subprocess.run(["make", "-n", "dream", f"DREAM_DIR={tmp_path}", *extra], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout
+    trainings = [line for line in out.replace("\\\n", " ").splitlines() if "trainmdrnn.py" in line]
+    assert len(trainings) == 2  # round 0's, and the loop's over the later rounds
+    rates = [float(re.search(r"--dropout (\S+)", line).group(1)) for line in trainings]
+    assert rates == [float(dropout or 0)] * 2
+
+
 def test_a_dream_needs_a_trained_reward_head(mdrnn_logdir):
     refused("world-models/traincontroller.py", "--logdir", mdrnn_logdir, "--world", "dream",
             expect="its reward head was not trained")
