@@ -270,4 +270,4 @@ ablation: $(VENV)/.installed
 			$(AGENT_SEARCH) || exit 1; \
 		$(call TEST_ONCE,$$dst) --episodes 100 --no-video || exit 1; \
 	done; done
-	$(PY) utils/stages/report.py --out $(ABLATION_DIR)/report --logdirs $(ABLATION_DIR)/*-seed*
+	$(PY) utils/stages/report.py --out $(ABLATION_DIR)/report --logdirs $(ABLATION_DIR)/*-seed*/
