@@ -258,16 +258,25 @@ simulators: $(VENV)/.installed
 # agent), each with ABLATION_SEEDS CMA-ES seeds and make agent's search budget, each tested over the same
 # 100 tracks. Every run resumes after a stop; a test is rerun only when its controller changed. Ends with
 # runs/ablation/report/report.md: each row over its seeds, and every two rows' difference with its interval.
+# A finished row (searched and tested) is kept in ABLATION_KEEP, which the repository holds: its controller,
+# search logs and test scores (about 150 kB). A rerun restores a kept row instead of searching again (the
+# world model is the shipped one), so the ablation goes on across machines; empty ABLATION_KEEP to redo all.
 ABLATION_DIR ?= runs/ablation
+ABLATION_KEEP ?= docs/comparison/ablation/runs
 ABLATION_ROWS ?= z zh-untrained z-hidden zh
 ABLATION_SEEDS ?= 0 1 2
+ABLATION_TEST_EPISODES ?= 100
 ablation: $(VENV)/.installed
 	$(COPY_ONCE); for seed in $(ABLATION_SEEDS); do for row in $(ABLATION_ROWS); do \
-		dst=$(ABLATION_DIR)/$$row-seed$$seed; mkdir -p $$dst; \
+		dst=$(ABLATION_DIR)/$$row-seed$$seed; kept=$(ABLATION_KEEP)/$$row-seed$$seed; mkdir -p $$dst; \
 		for m in vae mdrnn; do copy_once pretrained/world-models-r1/$$m $$dst || exit 1; done; \
+		if [ -f $$kept/test_scores.json ]; then \
+			echo "$$row-seed$$seed: kept in $$kept, not searched again"; cp -rp $$kept/. $$dst || exit 1; continue; fi; \
 		reads="--controller-inputs $$row"; [ $$row = zh-untrained ] && reads="--untrained-dynamics"; \
 		$(PY) world-models/traincontroller.py --logdir $$dst $$reads --max-generations $(AGENT_GENERATIONS) --seed $$seed \
 			$(AGENT_SEARCH) || exit 1; \
-		$(call TEST_ONCE,$$dst) --episodes 100 --no-video || exit 1; \
+		$(call TEST_ONCE,$$dst) --episodes $(ABLATION_TEST_EPISODES) --no-video || exit 1; \
+		rm -rf $$kept.tmp && mkdir -p $$kept.tmp/ctrl && cp -rp $$dst/ctrl/best.tar $$dst/ctrl/tb $$kept.tmp/ctrl \
+			&& cp -p $$dst/test_scores.json $$kept.tmp && mv $$kept.tmp $$kept || exit 1; \
 	done; done
 	$(PY) utils/stages/report.py --out $(ABLATION_DIR)/report --logdirs $(ABLATION_DIR)/*-seed*/
