@@ -262,7 +262,7 @@ simulators: $(VENV)/.installed
 # search logs and test scores (about 150 kB). A rerun restores a kept row instead of searching again (the
 # world model is the shipped one), so the ablation goes on across machines; empty ABLATION_KEEP to redo all.
 ABLATION_DIR ?= runs/ablation
-ABLATION_KEEP ?= docs/comparison/ablation/runs
+ABLATION_KEEP ?= docs/comparison/ablation/kept
 ABLATION_ROWS ?= z zh-untrained z-hidden zh
 ABLATION_SEEDS ?= 0 1 2
 ABLATION_TEST_EPISODES ?= 100
