@@ -3,6 +3,7 @@
 the kept rows instead of searching again, then reports them."""
 import json
 import os
+import re
 import shutil
 import subprocess
 
@@ -45,3 +46,12 @@ def test_make_ablation_keeps_finished_rows_and_restores_them(tmp_path):
         assert json.loads((runs / row / "test_scores.json").read_text())["mean"] == scores[row]
     # the report of the restored rows is the report of the runs (its first line names the same logdirs)
     assert (runs / "report" / "report.md").read_text() == report
+
+
+def test_make_ablation_keeps_rows_where_git_does_not_ignore_them():
+    dry = subprocess.run(["make", "-n", "ablation"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert dry.returncode == 0, dry.stderr
+    kept = re.search(r"kept=(\S+)/\$row-seed\$seed", dry.stdout).group(1)
+    # a kept row outlives the machine only once committed: .gitignore must let it in
+    probe = subprocess.run(["git", "check-ignore", "-q", f"{kept}/z-seed0/ctrl/best.tar"], cwd=ROOT)
+    assert probe.returncode == 1, f"{kept} is ignored by git"
