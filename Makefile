@@ -259,7 +259,7 @@ simulators: $(VENV)/.installed
 # 100 tracks. Every run resumes after a stop; a test is rerun only when its controller changed. Ends with
 # runs/ablation/report/report.md: each row over its seeds, and every two rows' difference with its interval.
 # A finished row (searched and tested) is kept in ABLATION_KEEP, which the repository holds: its controller,
-# search logs and test scores (about 150 kB). A rerun restores a kept row instead of searching again (the
+# search logs and test scores (70 to 250 kB). A rerun restores a kept row instead of searching again (the
 # world model is the shipped one), so the ablation goes on across machines; empty ABLATION_KEEP to redo all.
 ABLATION_DIR ?= runs/ablation
 ABLATION_KEEP ?= docs/comparison/ablation/kept
