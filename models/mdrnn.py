@@ -26,6 +26,22 @@ def gmm_loss(batch, mus, sigmas, logpi, reduce=True):
     return nll.mean() if reduce else nll
 
 
+def sample_mixture(mus, sigmas, logpi, temperature, uniform, normal):
+    """A latent per row from a Gaussian mixture at a temperature (the dream's sampler; also open-loop training's).
+
+    mus, sigmas (BSIZE, NGAUSS, LSIZE), logpi (BSIZE, NGAUSS); uniform (BSIZE,)
+    in [0, 1) picks the component from softmax(logpi / temperature) by its
+    cumulative distribution; normal (BSIZE, LSIZE) ~ N(0, 1) gives
+    mu + sigma * sqrt(temperature) * normal. Returns (BSIZE, LSIZE), differentiable in mus and sigmas
+    (the reparameterisation; the component's choice is not).
+    """
+    probs = torch.softmax(logpi / temperature, dim=-1)
+    cdf = probs.cumsum(-1)
+    component = (cdf < uniform[:, None]).sum(-1).clamp(max=logpi.shape[-1] - 1)
+    rows = torch.arange(len(component), device=component.device)
+    return mus[rows, component] + sigmas[rows, component] * (temperature ** 0.5) * normal
+
+
 class MixtureHead(nn.Module):
     """Linear map of a hidden state to a Gaussian mixture over the next latent,
     a reward prediction and a terminal logit."""
@@ -111,11 +127,46 @@ class MDRNN(nn.Module):
         h = c = inputs.new_zeros(inputs.shape[1], rnn.hidden_size)
         hiddens = []
         for x in inputs:
-            i, f, g, o = (x + F.linear(h * hidden_mask, rnn.weight_hh_l0, rnn.bias_hh_l0)).chunk(4, -1)
-            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-            h = torch.sigmoid(o) * torch.tanh(c)
+            h, c = self.lstm_step(x, h * hidden_mask, c)
             hiddens.append(h)
         return torch.stack(hiddens)
+
+    def lstm_step(self, projected_input, h, c):
+        """One step of the LSTM, its input already projected (W_ih x + b_ih, (BSIZE, 4 RSIZE)):
+        h, c (BSIZE, RSIZE) -> the next h, c. The same arithmetic as nn.LSTM, written out for the
+        loops nn.LSTM cannot run (a mask inside the recurrence, an input that depends on the last output)."""
+        rnn = self.rnn
+        i, f, g, o = (projected_input + F.linear(h, rnn.weight_hh_l0, rnn.bias_hh_l0)).chunk(4, -1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(c), c
+
+    def open_loop(self, actions, latents, steps, temperature=1.0, generator=None):
+        """The model fed its own predictions, as in a dream, over the last `steps` inputs of a sequence.
+
+        actions, latents (SEQ_LEN, BSIZE, *): the first SEQ_LEN - steps latents are the real ones;
+        from there on each input latent is sampled from the model's previous prediction
+        (sample_mixture at `temperature`, reparameterised: the loss reaches back through the samples
+        to the steps that made them), beside the real actions. 0 < steps < SEQ_LEN.
+        Returns forward's outputs for the last `steps` positions, each (steps, BSIZE, ...):
+        predictions of the real next latents[-steps:], rewards[-steps:], terminals[-steps:].
+        """
+        seq_len, batch = latents.shape[:2]
+        if not 0 < steps < seq_len:
+            raise ValueError(f"open-loop steps must be in (0, {seq_len}), got {steps}")
+        start = seq_len - steps
+        _, (h, c) = self.rnn(torch.cat([actions[:start], latents[:start]], dim=-1))
+        h, c = h[0], c[0]
+        out, outputs = self.head(h), []
+        for t in range(start, seq_len):
+            uniform = torch.rand(batch, generator=generator, device=latents.device)
+            normal = torch.randn(batch, latents.shape[-1], generator=generator, device=latents.device,
+                                 dtype=latents.dtype)
+            z = sample_mixture(*out[:3], temperature, uniform, normal)
+            x = F.linear(torch.cat([actions[t], z], -1), self.rnn.weight_ih_l0, self.rnn.bias_ih_l0)
+            h, c = self.lstm_step(x, h, c)
+            out = self.head(h)
+            outputs.append((*out, h))
+        return tuple(torch.stack(x) for x in zip(*outputs))
 
     def stepper(self, batch_size, context=None):
         return MDRNNCell(self, batch_size)

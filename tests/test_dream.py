@@ -15,7 +15,7 @@ def starts(n=3):
 
 
 def test_sampling_near_zero_temperature_gives_the_likeliest_components_mean():
-    from utils.engine.dream import sample_mixture
+    from models.mdrnn import sample_mixture
 
     g = torch.Generator().manual_seed(0)
     mus, sigmas = torch.randn(4, 5, 32, generator=g), torch.rand(4, 5, 32, generator=g) + 0.5
@@ -183,6 +183,55 @@ def test_a_model_trained_with_dropout_dreams_a_mask_per_episode(dream_logdir, ti
 
     out = run_script("world-models/traincontroller.py", *dream_search(logdir), "--max-generations", 1).stdout
     assert "dropout 0.2 with a mask per episode" in out
+
+
+def test_open_loop_training_plays_the_model_as_its_dream_does():
+    """MDRNN.open_loop (trainmdrnn.py --open-loop) is the dream's own computation: the real latents
+    up to a step, then the model's samples (the dream's sampler, the same draws) with the real actions."""
+    from models.mdrnn import MDRNN, sample_mixture
+
+    torch.manual_seed(0)
+    model = MDRNN().eval()
+    actions, latents = torch.randn(12, 3, 3), torch.randn(12, 3, 32)
+    out = model.open_loop(actions, latents, 5, temperature=1.15, generator=torch.Generator().manual_seed(3))
+    assert [x.shape[:2] for x in out] == [(5, 3)] * 6
+
+    g, cell = torch.Generator().manual_seed(3), model.stepper(3)
+    state = (torch.zeros(3, 256), torch.zeros(3, 256))
+    with torch.no_grad():
+        for t in range(7):
+            head, state = cell(actions[t], latents[t], state)
+        dreamt = []
+        for t in range(7, 12):
+            z = sample_mixture(*head[:3], 1.15, torch.rand(3, generator=g), torch.randn(3, 32, generator=g))
+            head, state = cell(actions[t], z, state)
+            dreamt.append(head)
+    for i, name in enumerate(("mus", "sigmas", "logpi", "reward", "done", "hidden")):
+        torch.testing.assert_close(out[i], torch.stack([d[i] for d in dreamt]), atol=1e-5, rtol=1e-4, msg=name)
+    # the loss of a late prediction reaches back through the samples to the head that made them
+    out[0][-1].sum().backward()
+    assert model.head.linear.weight.grad[: 5 * 32].abs().sum() > 0  # the mixture means' rows
+    with pytest.raises(ValueError, match="open-loop steps must be in"):
+        model.open_loop(actions, latents, 12)
+
+
+def test_trainmdrnn_open_loop_is_recorded_logged_and_kept_on_resume(dream_logdir, tiny_data, tmp_path):
+    from utils.stages.report import read_scalars
+
+    logdir = tmp_path / "exp"
+    shutil.copytree(dream_logdir, logdir, ignore=shutil.ignore_patterns("mdrnn"))
+    train = ["world-models/trainmdrnn.py", "--logdir", logdir, "--datadir", tiny_data, "--seq-len", TINY["seq_len"],
+             "--include-reward", "--init", dream_logdir / "mdrnn" / "best.tar"]
+    run_script(*train, "--epochs", 1, "--open-loop", 2)
+    assert torch.load(logdir / "mdrnn" / "best.tar", weights_only=True)["open_loop"] == 2
+    scalars, _ = read_scalars(logdir / "mdrnn" / "tb")
+    for name in ("losses/test_open_loop_gmm", "losses/train_open_loop_mse", "losses/test_gmm"):
+        assert name in scalars, sorted(scalars)
+    before = snapshot(logdir)
+    refused(*train, "--epochs", 2, expect="was trained with open_loop = 2, this run has 0")
+    assert snapshot(logdir) == before
+    run_script(*train, "--epochs", 2, "--open-loop", 2)  # the same flag resumes
+    assert torch.load(logdir / "mdrnn" / "checkpoint.tar", weights_only=True)["epoch"] == 1
 
 
 @pytest.mark.parametrize("dropout", [None, "0.05"])

@@ -29,24 +29,10 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from models.mdrnn import sample_mixture
 from utils.constants import ASIZE, DREAM_TEMPERATURE, LSIZE, MAX_STEPS
 
 DONE_THRESHOLD = 0.5  # probability from the done head above which a dream episode ends
-
-
-def sample_mixture(mus, sigmas, logpi, temperature, uniform, normal):
-    """A latent per row from a Gaussian mixture at a temperature.
-
-    mus, sigmas (BSIZE, NGAUSS, LSIZE), logpi (BSIZE, NGAUSS); uniform (BSIZE,)
-    in [0, 1) picks the component from softmax(logpi / temperature) by its
-    cumulative distribution; normal (BSIZE, LSIZE) ~ N(0, 1) gives
-    mu + sigma * sqrt(temperature) * normal. Returns (BSIZE, LSIZE).
-    """
-    probs = torch.softmax(logpi / temperature, dim=-1)
-    cdf = probs.cumsum(-1)
-    component = (cdf < uniform[:, None]).sum(-1).clamp(max=logpi.shape[-1] - 1)
-    rows = torch.arange(len(component), device=component.device)
-    return mus[rows, component] + sigmas[rows, component] * (temperature ** 0.5) * normal
 
 
 class DreamWorld:

@@ -74,7 +74,7 @@ class EarlyStopping:
 # What a checkpoint made before a setting was recorded was made with.
 RECORDED_SINCE = {"optimizer_name": "rmsprop", "flip": False, "done_weight": 1.0, "split_rule": "golden-ratio",
                   "test_fraction": 0.1,
-                  "dropout": 0.0}
+                  "dropout": 0.0, "open_loop": 0}
 # Recorded for the record, not an input a resume must share (a dataset grows between rounds of collection).
 NOT_COMPARED = ("vae_path", "datadir", "data_steps", "test_files")
 
