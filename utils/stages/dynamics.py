@@ -161,17 +161,17 @@ def main(dynamics, argv=None):
                     k = args.open_loop
                     dream = dynamics_loss(model.open_loop(action, latent, k), next_latent[-k:], reward[-k:],
                                           terminal[-k:], args.include_reward, args.done_weight)
-                    losses.update({f"open_loop_{name}": value for name, value in dream.items()},
+                    losses.update({f"open_loop_{key}": value for key, value in dream.items()},
                                   loss=(losses["loss"] + dream["loss"]) / 2)
                 if train:
                     optimizer.zero_grad(set_to_none=True)
                     losses["loss"].backward()
                     optimizer.step()
                 n = obs.shape[1]
-                for name, value in losses.items():
-                    totals[name] = totals.get(name, 0.0) + value.detach() * n
+                for key, value in losses.items():
+                    totals[key] = totals.get(key, 0.0) + value.detach() * n
                 count += n
-        return {name: (total / count).item() for name, total in totals.items()}
+        return {key: (total / count).item() for key, total in totals.items()}
 
     best = fit(stage_dir, dynamics, model, optimizer, args,
                train_epoch=lambda e: run_epoch("train", True, e),
