@@ -153,14 +153,20 @@ def test_a_controller_searched_with_action_noise_is_tested_with_it(dream_logdir,
     assert json.loads((logdir / "test_scores.json").read_text()) == own
 
 
+def retraining(dream_logdir, tiny_data, tmp_path):
+    """A copy of the dream experiment without its MDN-RNN, and the trainmdrnn.py command that retrains
+    one there from the dream's weights: (logdir, command without --epochs)."""
+    logdir = tmp_path / "exp"
+    shutil.copytree(dream_logdir, logdir, ignore=shutil.ignore_patterns("mdrnn"))
+    return logdir, ["world-models/trainmdrnn.py", "--logdir", logdir, "--datadir", tiny_data,
+                    "--seq-len", TINY["seq_len"], "--include-reward", "--init", dream_logdir / "mdrnn" / "best.tar"]
+
+
 def test_a_model_trained_with_dropout_dreams_a_mask_per_episode(dream_logdir, tiny_data, tmp_path):
     from utils.engine.models_io import load_world_model
     from utils.engine.rollout import RolloutGenerator, Task, play
 
-    logdir = tmp_path / "exp"
-    shutil.copytree(dream_logdir, logdir, ignore=shutil.ignore_patterns("mdrnn"))
-    train = ["world-models/trainmdrnn.py", "--logdir", logdir, "--datadir", tiny_data, "--seq-len", TINY["seq_len"],
-             "--include-reward", "--init", dream_logdir / "mdrnn" / "best.tar"]
+    logdir, train = retraining(dream_logdir, tiny_data, tmp_path)
     run_script(*train, "--epochs", 1, "--dropout", 0.2)
     assert torch.load(logdir / "mdrnn" / "best.tar", weights_only=True)["dropout"] == pytest.approx(0.2)
     before = snapshot(logdir)
@@ -218,10 +224,7 @@ def test_open_loop_training_plays_the_model_as_its_dream_does():
 def test_trainmdrnn_open_loop_is_recorded_logged_and_kept_on_resume(dream_logdir, tiny_data, tmp_path):
     from utils.stages.report import read_scalars
 
-    logdir = tmp_path / "exp"
-    shutil.copytree(dream_logdir, logdir, ignore=shutil.ignore_patterns("mdrnn"))
-    train = ["world-models/trainmdrnn.py", "--logdir", logdir, "--datadir", tiny_data, "--seq-len", TINY["seq_len"],
-             "--include-reward", "--init", dream_logdir / "mdrnn" / "best.tar"]
+    logdir, train = retraining(dream_logdir, tiny_data, tmp_path)
     run_script(*train, "--epochs", 1, "--open-loop", 2)
     assert torch.load(logdir / "mdrnn" / "best.tar", weights_only=True)["open_loop"] == 2
     scalars, _ = read_scalars(logdir / "mdrnn" / "tb")
