@@ -33,12 +33,13 @@ def test_sampling_near_zero_temperature_gives_the_likeliest_components_mean():
     torch.testing.assert_close(freq, weights, atol=0.015, rtol=0)
 
 
-def dream_generator(model, n_envs, time_limit=40, temperature=1.15):
+def dream_generator(model, n_envs, time_limit=40, temperature=1.15, members=()):
     from utils.engine.rollout import RolloutGenerator
     from models.vae import VAE
 
     return RolloutGenerator(VAE(), model, n_envs, "cpu", time_limit=time_limit,
-                            dream={"starts": starts(), "temperature": temperature, "time_limit": time_limit})
+                            dream={"starts": starts(), "temperature": temperature, "time_limit": time_limit,
+                                   "members": members})
 
 
 def test_a_dream_episode_is_the_same_alone_and_in_a_batch(dream_logdir):
@@ -55,6 +56,75 @@ def test_a_dream_episode_is_the_same_alone_and_in_a_batch(dream_logdir):
     assert together[2] == pytest.approx(alone, rel=1e-5, abs=1e-5)
     assert len(set(round(r, 6) for r in together.values())) > 1  # other seeds, other dreams
     assert gen.env_steps == 5 * 40 and gen.world.real_steps == 0 and all(t.steps == 40 for t in crowd)
+
+
+def paying_more(model):
+    """A copy of model whose reward head pays 1 more every step; its dynamics are model's."""
+    import copy
+
+    paid = copy.deepcopy(model)
+    with torch.no_grad():
+        paid.head.linear.bias[-2] += 1.0  # the reward's output (MixtureHead.forward)
+    return paid
+
+
+def test_an_ensemble_dream_plays_each_step_in_a_model_drawn_at_random(dream_logdir):
+    import copy
+
+    from utils.engine.models_io import load_world_model
+    from utils.engine.rollout import Task, play
+
+    _, model = load_world_model(dream_logdir, "mdrnn")
+    params = np.random.default_rng(1).normal(scale=0.3, size=867)
+    alone = play(dream_generator(model, 1), [Task(0, params, 7)])[0]
+    # the draws come after the episode's noise: a member with the same weights dreams the same episode
+    twin = [copy.deepcopy(model)]
+    assert play(dream_generator(model, 1, members=twin), [Task(0, params, 7)])[0] == pytest.approx(alone, abs=1e-4)
+    # a member that pays 1 more per step: the ensemble's return is the model's plus the steps that member played
+    gen = dream_generator(model, 1, members=[paying_more(model)])
+    task = Task(0, params, 7)
+    together = play(gen, [task])[0]
+    turns = int((gen.world.player[0, :task.steps] == 1).sum())
+    assert 0 < turns < task.steps and together - alone == pytest.approx(turns, abs=1e-3)
+    # and the draws follow from the episode's seed alone
+    crowd = play(dream_generator(model, 3, members=[paying_more(model)]),
+                 [Task(i, params, 7 if i == 2 else i) for i in range(4)])
+    assert crowd[2] == pytest.approx(together, abs=1e-4)
+
+
+def test_traincontroller_in_an_ensembles_dream(dream_logdir, tmp_path):
+    from utils.engine.models_io import load_world_model
+
+    logdir = tmp_path / "exp"
+    shutil.copytree(dream_logdir, logdir)
+    state = torch.load(logdir / "mdrnn" / "best.tar", weights_only=True)
+    _, model = load_world_model(logdir, "mdrnn")
+    member = tmp_path / "member.tar"
+    torch.save(dict(state, model=paying_more(model).state_dict()), member)
+    common = dream_search(logdir)
+    out = run_script("world-models/traincontroller.py", *common, "--max-generations", 1,
+                     "--dream-ensemble", member).stdout
+    assert "an ensemble of 2 models, one drawn per step" in out
+    # both models learned from the same rollouts: counted once
+    assert f"real env steps: {TINY['rollouts'] * TINY['steps']:,} (" in out, out
+    assert len(torch.load(logdir / "ctrl" / "best.tar", weights_only=True)["ensemble"]) == 1
+    before = snapshot(logdir)
+    refused("world-models/traincontroller.py", *common, "--max-generations", 2,
+            expect="in the dream at temperature 1.15 of 2 models")  # resumed without the member
+    own = logdir / "mdrnn" / "best.tar"
+    refused("world-models/traincontroller.py", *common, "--noreload", "--dream-ensemble", own,
+            expect="the same weights as another model of the dream")
+    torch.save(dict(state, model=paying_more(model).state_dict(), include_reward=False), tmp_path / "norew.tar")
+    refused("world-models/traincontroller.py", *common, "--noreload", "--dream-ensemble", tmp_path / "norew.tar",
+            expect="its reward head was not trained")
+    refused("world-models/traincontroller.py", *common, "--noreload", "--dream-ensemble", tmp_path / "none.tar",
+            expect="none.tar: no mdrnn checkpoint here")
+    refused("world-models/traincontroller.py", *common[:-10], "--world", "real", "--dream-ensemble", member,
+            expect="--dream-ensemble are for --world dream")
+    assert snapshot(logdir) == before
+    out = run_script("world-models/traincontroller.py", *common, "--max-generations", 2,
+                     "--dream-ensemble", member).stdout
+    assert "resuming CMA-ES" in out
 
 
 def test_the_done_head_ends_dream_episodes():
@@ -120,7 +190,7 @@ def test_traincontroller_in_the_dream_resumes_and_counts_real_steps(dream_logdir
     refused("world-models/traincontroller.py", *common[:-10], "--world", "real", "--max-generations", 3,
             expect="this search was played in the dream at temperature 1.15")
     refused("world-models/traincontroller.py", *common, "--temperature", 1.3, "--max-generations", 3,
-            expect="resume it with the same --world, --temperature and --action-noise")
+            expect="resume it with the same --world, --temperature, --dream-ensemble and --action-noise")
     assert snapshot(logdir) == before
     # the test is played in reality, as for any controller
     out = run_script("world-models/test_controller.py", "--logdir", logdir, "--episodes", 2, "--time-limit", 20,
@@ -140,7 +210,7 @@ def test_a_controller_searched_with_action_noise_is_tested_with_it(dream_logdir,
     before = snapshot(logdir)
     for other in ([], ["--action-noise", 0.1]):  # resumed at another noise: refused, nothing touched
         refused("world-models/traincontroller.py", *common, "--max-generations", 2, *other,
-                expect="with action noise 0.2; resume it with the same --world, --temperature and --action-noise")
+                expect="with action noise 0.2; resume it with the same --world, --temperature, --dream-ensemble and --action-noise")
     assert snapshot(logdir) == before
     test = ["world-models/test_controller.py", "--logdir", logdir, "--episodes", 2, "--time-limit", 120,
             "--no-video", "--max-workers", 1, "--envs-per-worker", 2]
@@ -259,7 +329,7 @@ def test_a_dream_needs_a_trained_reward_head(mdrnn_logdir):
     refused("world-models/traincontroller.py", "--logdir", mdrnn_logdir, "--world", "dream",
             expect="its reward head was not trained")
     refused("world-models/traincontroller.py", "--logdir", mdrnn_logdir, "--real-eval-every", 2,
-            expect="--real-eval-every and --dream-datadir are for --world dream")
+            expect="--real-eval-every, --dream-datadir and --dream-ensemble are for --world dream")
 
 
 def test_old_rollouts_tell_terminated_from_truncated(tmp_path):

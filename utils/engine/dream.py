@@ -19,7 +19,14 @@ batch holds. An MDN-RNN trained with dropout (trainmdrnn.py --dropout) is
 dreamt with a dropout mask drawn per episode from that seed too, as in
 Dropout's Dream Land (Wellmer & Kwok, 2021): each episode is played in a
 slightly different model, so that a controller cannot tune itself to one
-model's errors (the README measures whether that helps). DreamVectorEnv puts
+model's errors (the README measures whether that helps). A dream may also be
+played by an ensemble: extra dynamics models (`members`) step alongside the
+one the controller reads, on the same latents and actions, and each step's
+next latent, reward and end come from one of all of them drawn at random
+(from the episode's seed), as in PETS's trajectory sampling (Chua et al.,
+2018): a trajectory that only one model believes in falls apart at the next
+step another model plays. The controller still reads the first model's h,
+as it will in reality. DreamVectorEnv puts
 a DreamWorld behind gymnasium's vector-env interface, for agents from other
 libraries.
 """
@@ -39,13 +46,15 @@ class DreamWorld:
     """n_envs dream episodes of a dynamics model, batched on `device`.
 
     starts: (N_STARTS, LSIZE) latents of real first frames; temperature: tau > 0;
-    time_limit: steps per episode at most (MAX_STEPS, as in reality).
+    time_limit: steps per episode at most (MAX_STEPS, as in reality); members: other trained
+    dynamics models of the same latents, an ensemble (see the module's docstring); context: the
+    transformers' window for the members' steppers.
     dream_steps counts the steps dreamt; real_steps stays 0.
     """
     real = False
 
     def __init__(self, model, n_envs, device, starts, temperature=DREAM_TEMPERATURE, time_limit=MAX_STEPS,
-                 done_threshold=DONE_THRESHOLD):
+                 done_threshold=DONE_THRESHOLD, members=(), context=None):
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         self.model, self.device = model, torch.device(device)
@@ -66,6 +75,10 @@ class DreamWorld:
         if self.dropout:
             hiddens = model.rnn.hidden_size
             self.masks = [torch.ones(n_envs, n, device=self.device) for n in (LSIZE, hiddens)]
+        # An ensemble: the other models' steppers, and which model plays each slot's each step.
+        self.members = [m.to(self.device).eval() for m in members]
+        self.member_steppers = [m.stepper(n_envs, context) if context else m.stepper(n_envs) for m in self.members]
+        self.player = torch.zeros(n_envs, time_limit, dtype=torch.long, device=self.device)
 
     def bind(self, stepper):
         """Have stepper apply this world's per-episode dropout masks (if its model was trained with dropout)."""
@@ -84,6 +97,12 @@ class DreamWorld:
             for mask, new in zip(self.masks, dropout_masks(1, self.dropout, *(m.shape[1] for m in self.masks),
                                                            generator=gen)):
                 mask[slot] = new[0].to(self.device)
+        if self.members:  # drawn last, so a dream of one model dreams as before
+            self.player[slot] = torch.randint(len(self.members) + 1, (self.time_limit,), generator=gen).to(self.device)
+            only = torch.zeros(len(self.z), dtype=torch.bool, device=self.device)
+            only[slot] = True
+            for member in self.member_steppers:
+                member.reset(only)
         self.z[slot] = self.starts[start]
         self.t[slot] = 0
 
@@ -96,6 +115,9 @@ class DreamWorld:
         [(reward, terminated, truncated)] for the active ones."""
         mus, sigmas, logpi, reward, done_logit = (x.float() for x in self.model.head(stepper.hidden))
         t = self.t.clamp(max=self.time_limit - 1)
+        if self.members:
+            mus, sigmas, logpi, reward, done_logit = self.ensemble_heads(
+                (mus, sigmas, logpi, reward, done_logit), actions, self.player[self.rows, t])
         self.z = sample_mixture(mus, sigmas, logpi, self.temperature, self.uniform[self.rows, t],
                                 self.normal[self.rows, t])
         self.t += 1
@@ -104,6 +126,17 @@ class DreamWorld:
         truncated = (self.t >= self.time_limit).cpu().numpy()
         self.dream_steps += len(active)
         return [(float(reward[k]), bool(ended[k]), bool(truncated[k] and not ended[k])) for k in active]
+
+    def ensemble_heads(self, heads, actions, player):
+        """The members step on (a_t, z_t) as the first model did; each slot then takes the heads of its
+        player (BSIZE,) (0: the first model, k: member k). heads: the first model's (mus, sigmas, logpi,
+        reward, done_logit); actions: (BSIZE, ASIZE) numpy."""
+        actions = torch.as_tensor(actions, dtype=self.z.dtype, device=self.device)
+        everyone = [heads]
+        for member, stepper in zip(self.members, self.member_steppers):
+            stepper.push(actions, self.z)
+            everyone.append([x.float() for x in member.head(stepper.hidden)])
+        return tuple(torch.stack(x)[player, self.rows] for x in zip(*everyone))
 
     def close(self):
         pass

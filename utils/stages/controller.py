@@ -76,6 +76,11 @@ def parse_args(argv=None):
     parser.add_argument("--dream-datadir", type=Path, default=None,
                         help="dream only: rollouts whose encoded first frames start the dreams "
                              "(default: the dataset the dynamics model was trained on; its training files)")
+    parser.add_argument("--dream-ensemble", type=Path, nargs="+", default=None, metavar="CHECKPOINT",
+                        help="dream only: other dynamics models of the same kind (their best.tar, trained on the "
+                             "same VAE with --include-reward) that dream with --logdir's: each step's next latent, "
+                             "reward and end come from one of all of them drawn at random (the controller reads "
+                             "--logdir's model's h, as in reality); default: --logdir's model alone")
     parser.add_argument("--real-eval-every", type=int, default=0,
                         help="dream only: every N generations, play the best dream controller so far in reality, "
                              "for the learning curve only (never used to choose; its steps are counted); 0: never")
@@ -96,8 +101,8 @@ def parse_args(argv=None):
     check_flags(parser, args, positive=("n_samples", "eval_every", "eval_rollouts", "sigma0", "max_generations",
                                         "temperature", "real_eval_rollouts"),
                 non_negative=("early_stop", "real_eval_every", "action_noise"), minimum={"pop_size": 2})
-    if args.world == "real" and (args.real_eval_every or args.dream_datadir):
-        parser.error("--real-eval-every and --dream-datadir are for --world dream")
+    if args.world == "real" and (args.real_eval_every or args.dream_datadir or args.dream_ensemble):
+        parser.error("--real-eval-every, --dream-datadir and --dream-ensemble are for --world dream")
     if args.world == "dream" and args.untrained_dynamics:
         parser.error("--untrained-dynamics: an untrained model has no dream to learn in; it is for --world real")
     if args.untrained_dynamics and args.controller_inputs != "zh":
@@ -161,6 +166,34 @@ def dream_setting(datadir, state, dyn_file, vae_file, temperature, time_limit):
     return {"starts": starts, "temperature": temperature, "time_limit": time_limit}, start_dir
 
 
+def ensemble_members(paths, dynamics, lineage, dyn_state):
+    """(the members' checkpoint files as strings, their weights ids, the real env steps of the data of all
+    the dream's models): each member checked to be a trained dynamics model of this kind, with a reward head,
+    on this VAE, and none twice. Data of a member recorded from another dataset than the others' is added."""
+    from utils.checkpoint import weights_id
+    from utils.engine.models_io import load_dynamics
+
+    files, ids = [], []
+    datasets = {str(dyn_state.get("datadir")): dyn_state.get("data_steps")}
+    for path in paths:
+        _, state = load_dynamics(path, dynamics)
+        if not state.get("include_reward"):
+            raise UserError(f"--dream-ensemble {path}: its reward head was not trained; give models trained "
+                            "with --include-reward")
+        if state.get("vae_id") != lineage["vae_id"]:
+            raise UserError(f"--dream-ensemble {path}: trained on the latents of another VAE than --logdir's "
+                            "model; give models trained on the same VAE")
+        member_id = weights_id(state["model"])
+        if member_id in ids or member_id == lineage["dynamics_id"]:
+            raise UserError(f"--dream-ensemble {path}: the same weights as another model of the dream; "
+                            "give each model once (--logdir's model is always in it)")
+        files.append(str(Path(path).resolve()))
+        ids.append(member_id)
+        datasets.setdefault(str(state.get("datadir")), state.get("data_steps"))
+    counts = list(datasets.values())
+    return files, ids, None if None in counts else sum(counts)
+
+
 def main(dynamics, argv=None):
     from models.controller import Controller, flatten_params, n_params, unflatten_params
     from utils.engine.cmaes import es_state, make_es, restore_es
@@ -175,13 +208,16 @@ def main(dynamics, argv=None):
     dyn_state = load_checkpoint(dynamics_path(args.logdir, dynamics), dynamics)  # checked by build_kwargs
     world = {"world": args.world, "temperature": args.temperature if args.world == "dream" else None,
              "action_noise": args.action_noise}
+    data_steps = dyn_state.get("data_steps")
+    if args.dream_ensemble:  # recorded only then, so that other searches' records stay as they were
+        members, world["ensemble"], data_steps = ensemble_members(args.dream_ensemble, dynamics, lineage, dyn_state)
     reads = {"controller_inputs": args.controller_inputs, "untrained_dynamics": args.untrained_dynamics}
     kwargs.update(reads, action_noise=args.action_noise)
     search_kwargs = kwargs
     if args.world == "dream":
         dreaming, start_dir = dream_setting(args.dream_datadir, dyn_state, dynamics_path(args.logdir, dynamics),
                                             kwargs["vae"], args.temperature, args.time_limit)
-        search_kwargs = dict(kwargs, dream=dreaming)
+        search_kwargs = dict(kwargs, dream=dict(dreaming, members=members) if args.dream_ensemble else dreaming)
     use_gpus(args.device)
     seed_everything(args.seed)
     ctrl_dir = args.logdir / "ctrl"
@@ -193,7 +229,7 @@ def main(dynamics, argv=None):
     champions = {"generation": [], "eval_mean": [], "params": []}  # every evaluated champion, in order
     # Real env steps this search rests on: the dynamics model's data (None: not recorded), and
     # the real episodes it plays (training and evaluations in reality, real evaluations of a dream).
-    real_steps = {"data": dyn_state.get("data_steps"), "played": 0}
+    real_steps = {"data": data_steps, "played": 0}
     if last.exists() and not args.noreload:
         state = load_checkpoint(last, "cmaes", hint="rerun with --noreload to start afresh")
         if state["dynamics"] != dynamics:
@@ -203,11 +239,15 @@ def main(dynamics, argv=None):
                             f"resume with that, or --noreload")
         recorded = {"world": state.get("world", "real"), "temperature": state.get("temperature"),
                     "action_noise": state.get("action_noise", 0.0)}
+        if "ensemble" in state:
+            recorded["ensemble"] = state["ensemble"]
         if recorded != world:
             where = "in reality" if recorded["world"] == "real" else f"in the dream at temperature {recorded['temperature']}"
+            if "ensemble" in recorded:
+                where += f" of {len(recorded['ensemble']) + 1} models"
             raise UserError(f"{last}: this search was played {where} with action noise {recorded['action_noise']:g}; "
-                            "resume it with the same --world, --temperature and --action-noise, or start afresh "
-                            "with --noreload (or another --logdir)")
+                            "resume it with the same --world, --temperature, --dream-ensemble and --action-noise, "
+                            "or start afresh with --noreload (or another --logdir)")
         recorded = reads_of(state)
         if recorded != reads:
             raise UserError(f"{last}: this search's controller reads {reads_text(recorded)}; resume it with "
@@ -248,6 +288,7 @@ def main(dynamics, argv=None):
               f"{args.pop_size} x {args.n_samples} episodes of up to {args.time_limit} steps in the dream "
               f"(temperature {args.temperature}, action noise {args.action_noise:g}"
               + (f", dropout {dyn_state['dropout']:g} with a mask per episode" if dyn_state.get("dropout") else "")
+              + (f", an ensemble of {len(members) + 1} models, one drawn per step" if args.dream_ensemble else "")
               + f"; starts: {len(dreaming['starts'])} first frames of {start_dir})", flush=True)
     else:
         print(f"{where} x {args.envs_per_worker} environments, {args.renderer} renderer, {kwargs['precision']}; "
@@ -359,8 +400,9 @@ def main(dynamics, argv=None):
                 real_pool.close()
     writer.close()
     data = real_steps["data"]
+    whose = "the dream's models'" if args.dream_ensemble else "the dynamics model's"
     print(f"real env steps: {(data or 0) + real_steps['played']:,} "
-          f"({'not recorded' if data is None else f'{data:,}'} in the dynamics model's data, "
+          f"({'not recorded' if data is None else f'{data:,}'} in {whose} data, "
           f"{real_steps['played']:,} played by this search)")
     if best_file.exists():
         print(f"best controller: {best_eval['mean']:.1f} +- {best_eval['std']:.1f} over "
