@@ -92,6 +92,43 @@ def test_an_ensemble_dream_plays_each_step_in_a_model_drawn_at_random(dream_logd
     assert crowd[2] == pytest.approx(together, abs=1e-4)
 
 
+def moved(model, by=1.0):
+    """A copy of model whose every mixture component's mean is moved by `by` in every latent dimension."""
+    import copy
+
+    from utils.constants import LSIZE, NGAUSS
+
+    far = copy.deepcopy(model)
+    with torch.no_grad():
+        far.head.linear.bias[:NGAUSS * LSIZE] += by  # the mus' outputs (MixtureHead.forward)
+    return far
+
+
+def test_an_ensemble_dream_halts_where_its_models_disagree(dream_logdir):
+    from utils.engine.dream import spread
+    from utils.engine.models_io import load_world_model
+    from utils.engine.rollout import Task, play
+
+    g = torch.Generator().manual_seed(0)
+    mus, logpi = torch.randn(1, 4, 5, 32, generator=g), torch.log_softmax(torch.randn(1, 4, 5, generator=g), -1)
+    # two models whose means differ by 1 in each of 32 dimensions: each is 0.5 * sqrt(32) from their average
+    torch.testing.assert_close(spread(torch.cat([mus, mus + 1]), logpi.expand(2, 4, 5)), torch.full((4,), 32 ** 0.5 / 2))
+    assert torch.equal(spread(torch.cat([mus, mus]), logpi.expand(2, 4, 5)), torch.zeros(4))
+
+    _, model = load_world_model(dream_logdir, "mdrnn")
+    params = np.random.default_rng(1).normal(scale=0.3, size=867)
+
+    def steps(member, halt):
+        gen = dream_generator(model, 1, members=[member])
+        gen.world.halt = halt
+        task = Task(0, params, 7)
+        play(gen, [task])
+        return task.steps
+    assert steps(moved(model), 2.0) == 1  # 2.83 apart from the first step on: the first step ends it
+    assert steps(moved(model), 3.0) == 40
+    assert steps(paying_more(model), 1e-4) == 40  # the same dynamics: no spread, no halt
+
+
 def test_traincontroller_in_an_ensembles_dream(dream_logdir, tmp_path):
     from utils.engine.models_io import load_world_model
 
@@ -110,7 +147,11 @@ def test_traincontroller_in_an_ensembles_dream(dream_logdir, tmp_path):
     assert len(torch.load(logdir / "ctrl" / "best.tar", weights_only=True)["ensemble"]) == 1
     before = snapshot(logdir)
     refused("world-models/traincontroller.py", *common, "--max-generations", 2,
-            expect="in the dream at temperature 1.15 of 2 models")  # resumed without the member
+            expect="in the dream at temperature 1.15 of 2 models (halt 0)")  # resumed without the member
+    refused("world-models/traincontroller.py", *common, "--max-generations", 2, "--dream-ensemble", member,
+            "--ensemble-halt", 0.5, expect="of 2 models (halt 0)")  # or with another halt
+    refused("world-models/traincontroller.py", *common, "--noreload", "--ensemble-halt", 0.5,
+            expect="--ensemble-halt: a single model has no spread")
     own = logdir / "mdrnn" / "best.tar"
     refused("world-models/traincontroller.py", *common, "--noreload", "--dream-ensemble", own,
             expect="the same weights as another model of the dream")
@@ -190,7 +231,7 @@ def test_traincontroller_in_the_dream_resumes_and_counts_real_steps(dream_logdir
     refused("world-models/traincontroller.py", *common[:-10], "--world", "real", "--max-generations", 3,
             expect="this search was played in the dream at temperature 1.15")
     refused("world-models/traincontroller.py", *common, "--temperature", 1.3, "--max-generations", 3,
-            expect="resume it with the same --world, --temperature, --dream-ensemble and --action-noise")
+            expect="resume it with the same --world, --temperature, --dream-ensemble, --ensemble-halt and --action-noise")
     assert snapshot(logdir) == before
     # the test is played in reality, as for any controller
     out = run_script("world-models/test_controller.py", "--logdir", logdir, "--episodes", 2, "--time-limit", 20,
@@ -210,7 +251,7 @@ def test_a_controller_searched_with_action_noise_is_tested_with_it(dream_logdir,
     before = snapshot(logdir)
     for other in ([], ["--action-noise", 0.1]):  # resumed at another noise: refused, nothing touched
         refused("world-models/traincontroller.py", *common, "--max-generations", 2, *other,
-                expect="with action noise 0.2; resume it with the same --world, --temperature, --dream-ensemble and --action-noise")
+                expect="with action noise 0.2; resume it with the same --world, --temperature, --dream-ensemble, --ensemble-halt and --action-noise")
     assert snapshot(logdir) == before
     test = ["world-models/test_controller.py", "--logdir", logdir, "--episodes", 2, "--time-limit", 120,
             "--no-video", "--max-workers", 1, "--envs-per-worker", 2]
@@ -400,6 +441,14 @@ def test_measures_of_a_dynamics_model(dream_logdir, tiny_data, tmp_path):
     assert json.loads((logdir / "mdrnn" / "measures.json").read_text()) == result
     refused("utils/stages/measure.py", "--logdir", logdir, "--all-rollouts", expect="--all-rollouts needs --datadir")
     vae, model = load_world_model(logdir, "mdrnn")
+    # an ensemble's spread on the held-out rollout: a model 1 apart in every dimension is sqrt(32) / 2 from the mean
+    member = tmp_path / "member.tar"
+    torch.save(dict(torch.load(logdir / "mdrnn" / "best.tar", weights_only=True), model=moved(model).state_dict()),
+               member)
+    out = run_script("utils/stages/measure.py", "--logdir", logdir, "--datadir", tiny_data, "--horizons", 1,
+                     "--dream-ensemble", member).stdout
+    spread = json.loads((logdir / "mdrnn" / "measures.json").read_text())["ensemble_spread"]
+    assert "ensemble of 2 models" in out and spread["max"] == pytest.approx(32 ** 0.5 / 2, rel=1e-4)
     latents, actions = rollout_latents(vae, load_rollout(rollout_files(tiny_data)[0]))
     (rewards, dones, nll), errors = along(vae, model, latents, actions, (1, 3), 10)
 

@@ -26,7 +26,11 @@ next latent, reward and end come from one of all of them drawn at random
 (from the episode's seed), as in PETS's trajectory sampling (Chua et al.,
 2018): a trajectory that only one model believes in falls apart at the next
 step another model plays. The controller still reads the first model's h,
-as it will in reality. DreamVectorEnv puts
+as it will in reality. With a halt threshold, an ensemble's episode also ends
+where its models disagree (spread() above the threshold), as in MOReL
+(Kidambi et al., 2020): past that point no model of the dream is to be
+trusted, so it pays nothing more (measure.py --dream-ensemble gives the
+spread on real held-out rollouts, to set the threshold from). DreamVectorEnv puts
 a DreamWorld behind gymnasium's vector-env interface, for agents from other
 libraries.
 """
@@ -42,19 +46,28 @@ from utils.constants import ASIZE, DREAM_TEMPERATURE, LSIZE, MAX_STEPS
 DONE_THRESHOLD = 0.5  # probability from the done head above which a dream episode ends
 
 
+def spread(mus, logpi):
+    """How far an ensemble's models disagree on the next latent: the largest distance of a model's expected
+    next latent (its mixture's mean) from the models' average. mus: (N_MODELS, *, NGAUSS, LSIZE); logpi:
+    (N_MODELS, *, NGAUSS) -> (*)."""
+    means = (logpi.exp().unsqueeze(-1) * mus).sum(-2)
+    return (means - means.mean(0)).norm(dim=-1).amax(0)
+
+
 class DreamWorld:
     """n_envs dream episodes of a dynamics model, batched on `device`.
 
     starts: (N_STARTS, LSIZE) latents of real first frames; temperature: tau > 0;
     time_limit: steps per episode at most (MAX_STEPS, as in reality); members: other trained
     dynamics models of the same latents, an ensemble (see the module's docstring); context: the
-    transformers' window for the members' steppers.
+    transformers' window for the members' steppers; halt: with members, end an episode where their
+    spread passes it (0: never).
     dream_steps counts the steps dreamt; real_steps stays 0.
     """
     real = False
 
     def __init__(self, model, n_envs, device, starts, temperature=DREAM_TEMPERATURE, time_limit=MAX_STEPS,
-                 done_threshold=DONE_THRESHOLD, members=(), context=None):
+                 done_threshold=DONE_THRESHOLD, members=(), context=None, halt=0.0):
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         self.model, self.device = model, torch.device(device)
@@ -79,6 +92,7 @@ class DreamWorld:
         self.members = [m.to(self.device).eval() for m in members]
         self.member_steppers = [m.stepper(n_envs, context) if context else m.stepper(n_envs) for m in self.members]
         self.player = torch.zeros(n_envs, time_limit, dtype=torch.long, device=self.device)
+        self.halt = float(halt)
 
     def bind(self, stepper):
         """Have stepper apply this world's per-episode dropout masks (if its model was trained with dropout)."""
@@ -115,13 +129,17 @@ class DreamWorld:
         [(reward, terminated, truncated)] for the active ones."""
         mus, sigmas, logpi, reward, done_logit = (x.float() for x in self.model.head(stepper.hidden))
         t = self.t.clamp(max=self.time_limit - 1)
+        disagree = None
         if self.members:
-            mus, sigmas, logpi, reward, done_logit = self.ensemble_heads(
+            (mus, sigmas, logpi, reward, done_logit), disagree = self.ensemble_heads(
                 (mus, sigmas, logpi, reward, done_logit), actions, self.player[self.rows, t])
         self.z = sample_mixture(mus, sigmas, logpi, self.temperature, self.uniform[self.rows, t],
                                 self.normal[self.rows, t])
         self.t += 1
-        ended = (torch.sigmoid(done_logit) > self.done_threshold).cpu().numpy()
+        ended = torch.sigmoid(done_logit) > self.done_threshold
+        if self.halt and disagree is not None:
+            ended = ended | (disagree > self.halt)
+        ended = ended.cpu().numpy()
         reward = reward.cpu().numpy()
         truncated = (self.t >= self.time_limit).cpu().numpy()
         self.dream_steps += len(active)
@@ -130,13 +148,14 @@ class DreamWorld:
     def ensemble_heads(self, heads, actions, player):
         """The members step on (a_t, z_t) as the first model did; each slot then takes the heads of its
         player (BSIZE,) (0: the first model, k: member k). heads: the first model's (mus, sigmas, logpi,
-        reward, done_logit); actions: (BSIZE, ASIZE) numpy."""
+        reward, done_logit); actions: (BSIZE, ASIZE) numpy. Returns (the heads taken, the spread (BSIZE,))."""
         actions = torch.as_tensor(actions, dtype=self.z.dtype, device=self.device)
         everyone = [heads]
         for member, stepper in zip(self.members, self.member_steppers):
             stepper.push(actions, self.z)
             everyone.append([x.float() for x in member.head(stepper.hidden)])
-        return tuple(torch.stack(x)[player, self.rows] for x in zip(*everyone))
+        stacked = [torch.stack(x) for x in zip(*everyone)]
+        return tuple(x[player, self.rows] for x in stacked), spread(stacked[0], stacked[2])
 
     def close(self):
         pass

@@ -81,6 +81,10 @@ def parse_args(argv=None):
                              "same VAE with --include-reward) that dream with --logdir's: each step's next latent, "
                              "reward and end come from one of all of them drawn at random (the controller reads "
                              "--logdir's model's h, as in reality); default: --logdir's model alone")
+    parser.add_argument("--ensemble-halt", type=float, default=0.0,
+                        help="with --dream-ensemble: end a dream episode where the models' next-latent predictions "
+                             "spread further than this (utils/engine/dream.spread; measure.py --dream-ensemble gives "
+                             "the spread on real rollouts); 0: never")
     parser.add_argument("--real-eval-every", type=int, default=0,
                         help="dream only: every N generations, play the best dream controller so far in reality, "
                              "for the learning curve only (never used to choose; its steps are counted); 0: never")
@@ -100,9 +104,12 @@ def parse_args(argv=None):
     check_rollout_flags(parser, args)
     check_flags(parser, args, positive=("n_samples", "eval_every", "eval_rollouts", "sigma0", "max_generations",
                                         "temperature", "real_eval_rollouts"),
-                non_negative=("early_stop", "real_eval_every", "action_noise"), minimum={"pop_size": 2})
+                non_negative=("early_stop", "real_eval_every", "action_noise", "ensemble_halt"),
+                minimum={"pop_size": 2})
     if args.world == "real" and (args.real_eval_every or args.dream_datadir or args.dream_ensemble):
         parser.error("--real-eval-every, --dream-datadir and --dream-ensemble are for --world dream")
+    if args.ensemble_halt and not args.dream_ensemble:
+        parser.error("--ensemble-halt: a single model has no spread; give the other models with --dream-ensemble")
     if args.world == "dream" and args.untrained_dynamics:
         parser.error("--untrained-dynamics: an untrained model has no dream to learn in; it is for --world real")
     if args.untrained_dynamics and args.controller_inputs != "zh":
@@ -211,13 +218,15 @@ def main(dynamics, argv=None):
     data_steps = dyn_state.get("data_steps")
     if args.dream_ensemble:  # recorded only then, so that other searches' records stay as they were
         members, world["ensemble"], data_steps = ensemble_members(args.dream_ensemble, dynamics, lineage, dyn_state)
+        world["ensemble_halt"] = args.ensemble_halt
     reads = {"controller_inputs": args.controller_inputs, "untrained_dynamics": args.untrained_dynamics}
     kwargs.update(reads, action_noise=args.action_noise)
     search_kwargs = kwargs
     if args.world == "dream":
         dreaming, start_dir = dream_setting(args.dream_datadir, dyn_state, dynamics_path(args.logdir, dynamics),
                                             kwargs["vae"], args.temperature, args.time_limit)
-        search_kwargs = dict(kwargs, dream=dict(dreaming, members=members) if args.dream_ensemble else dreaming)
+        search_kwargs = dict(kwargs, dream=dict(dreaming, members=members, halt=args.ensemble_halt)
+                             if args.dream_ensemble else dreaming)
     use_gpus(args.device)
     seed_everything(args.seed)
     ctrl_dir = args.logdir / "ctrl"
@@ -240,13 +249,14 @@ def main(dynamics, argv=None):
         recorded = {"world": state.get("world", "real"), "temperature": state.get("temperature"),
                     "action_noise": state.get("action_noise", 0.0)}
         if "ensemble" in state:
-            recorded["ensemble"] = state["ensemble"]
+            recorded.update(ensemble=state["ensemble"], ensemble_halt=state.get("ensemble_halt", 0.0))
         if recorded != world:
             where = "in reality" if recorded["world"] == "real" else f"in the dream at temperature {recorded['temperature']}"
             if "ensemble" in recorded:
-                where += f" of {len(recorded['ensemble']) + 1} models"
+                where += f" of {len(recorded['ensemble']) + 1} models (halt {recorded['ensemble_halt']:g})"
             raise UserError(f"{last}: this search was played {where} with action noise {recorded['action_noise']:g}; "
-                            "resume it with the same --world, --temperature, --dream-ensemble and --action-noise, "
+                            "resume it with the same --world, --temperature, --dream-ensemble, --ensemble-halt and "
+                            "--action-noise, "
                             "or start afresh with --noreload (or another --logdir)")
         recorded = reads_of(state)
         if recorded != reads:
@@ -289,6 +299,7 @@ def main(dynamics, argv=None):
               f"(temperature {args.temperature}, action noise {args.action_noise:g}"
               + (f", dropout {dyn_state['dropout']:g} with a mask per episode" if dyn_state.get("dropout") else "")
               + (f", an ensemble of {len(members) + 1} models, one drawn per step" if args.dream_ensemble else "")
+              + (f", halted where they spread past {args.ensemble_halt:g}" if args.ensemble_halt else "")
               + f"; starts: {len(dreaming['starts'])} first frames of {start_dir})", flush=True)
     else:
         print(f"{where} x {args.envs_per_worker} environments, {args.renderer} renderer, {kwargs['precision']}; "
