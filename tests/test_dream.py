@@ -166,6 +166,17 @@ def test_traincontroller_in_an_ensembles_dream(dream_logdir, tmp_path):
     out = run_script("world-models/traincontroller.py", *common, "--max-generations", 2,
                      "--dream-ensemble", member).stdout
     assert "resuming CMA-ES" in out
+    # halted: a member 2.83 apart from the first step on ends every episode there
+    from utils.stages.report import read_scalars
+
+    halted, far = tmp_path / "halted", tmp_path / "far.tar"
+    shutil.copytree(dream_logdir, halted)
+    torch.save(dict(state, model=moved(model).state_dict()), far)
+    out = run_script("world-models/traincontroller.py", *dream_search(halted), "--max-generations", 1,
+                     "--dream-ensemble", far, "--ensemble-halt", 2.0).stdout
+    assert "halted where they spread past 2" in out
+    scalars, _ = read_scalars(halted / "ctrl" / "tb")
+    assert [v for _, v, _ in scalars["charts/dream/episode_length_mean"]] == [1.0]
 
 
 def test_the_done_head_ends_dream_episodes():

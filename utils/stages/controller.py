@@ -374,6 +374,8 @@ def main(dynamics, argv=None):
                 writer.add_scalar(f"charts/{prefix}best_return", fitness.max(), gen)
                 writer.add_scalar(f"charts/{prefix}mean_return", fitness.mean(), gen)
                 writer.add_scalar(f"charts/{prefix}worst_return", fitness.min(), gen)
+                # how long the episodes lasted (a dream's end its done head or its ensemble's halt; reality's, the env)
+                writer.add_scalar(f"charts/{prefix}episode_length_mean", np.mean([t.steps for t in tasks]), gen)
                 writer.add_scalar("charts/sigma", es.sigma, gen)
                 writer.add_scalar("charts/generation_seconds", time.time() - start, gen)
                 tqdm.write(f"generation {gen}{' (dream)' if dream else ''}: best {fitness.max():.1f}, "
