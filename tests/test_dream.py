@@ -177,6 +177,9 @@ def test_traincontroller_in_an_ensembles_dream(dream_logdir, tmp_path):
     assert "halted where they spread past 2" in out
     scalars, _ = read_scalars(halted / "ctrl" / "tb")
     assert [v for _, v, _ in scalars["charts/dream/episode_length_mean"]] == [1.0]
+    run_script("utils/stages/dream_report.py", "--logdirs", logdir, halted, "--out", tmp_path / "report")
+    report = (tmp_path / "report" / "dream_report.md").read_text()
+    assert "| dream, 1.15, 2 models |" in report and "| dream, 1.15, 2 models, halt 2 |" in report
 
 
 def test_the_done_head_ends_dream_episodes():

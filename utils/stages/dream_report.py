@@ -38,6 +38,7 @@ def search_summary(logdir):
     test = logdir / "test_scores.json"
     return {"logdir": str(logdir), "dynamics": state["dynamics"], "world": state.get("world", "real"),
             "temperature": state.get("temperature"), "data_steps": dyn.get("data_steps"),
+            "ensemble": len(state.get("ensemble", ())), "halt": state.get("ensemble_halt", 0.0),
             "played_steps": state.get("real_steps_played", 0), "best_eval": state["best_eval"],
             "series": series, "seconds": seconds, "test": json.loads(test.read_text()) if test.exists() else None}
 
@@ -57,6 +58,8 @@ def table(summaries):
         steps = f"{data or 0:,} + {s['played_steps']:,} ({(data or 0) + s['played_steps']:,})"
         best = s["best_eval"]
         where = s["world"] + (f", {s['temperature']:g}" if s["temperature"] else "")
+        if s["ensemble"]:  # traincontroller.py --dream-ensemble (--ensemble-halt)
+            where += f", {s['ensemble'] + 1} models" + (f", halt {s['halt']:g}" if s["halt"] else "")
         if s["test"]:
             mean, std, half = interval(s["test"])
             test = f"{mean:.1f} +- {std:.1f} ({mean - half:.1f} to {mean + half:.1f}), {s['test']['episodes']}"
