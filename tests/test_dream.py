@@ -171,15 +171,17 @@ def test_traincontroller_in_an_ensembles_dream(dream_logdir, tmp_path):
 
     halted, far = tmp_path / "halted", tmp_path / "far.tar"
     shutil.copytree(dream_logdir, halted)
-    torch.save(dict(state, model=moved(model).state_dict()), far)
+    torch.save(dict(state, model=moved(model).state_dict(), datadir="/elsewhere", data_steps=1000), far)
     out = run_script("world-models/traincontroller.py", *dream_search(halted), "--max-generations", 1,
                      "--dream-ensemble", far, "--ensemble-halt", 2.0).stdout
     assert "halted where they spread past 2" in out
+    both = TINY["rollouts"] * TINY["steps"] + 1000  # a member that learned from other rollouts: they count too
+    assert f"real env steps: {both:,} ({both:,} in the dream's models' data" in out, out
     scalars, _ = read_scalars(halted / "ctrl" / "tb")
     assert [v for _, v, _ in scalars["charts/dream/episode_length_mean"]] == [1.0]
     run_script("utils/stages/dream_report.py", "--logdirs", logdir, halted, "--out", tmp_path / "report")
     report = (tmp_path / "report" / "dream_report.md").read_text()
-    assert "| dream, 1.15, 2 models |" in report and "| dream, 1.15, 2 models, halt 2 |" in report
+    assert "| dream, 1.15, 2 models |" in report and f"| dream, 1.15, 2 models, halt 2 | {both:,} + 0 " in report
 
 
 def test_the_done_head_ends_dream_episodes():

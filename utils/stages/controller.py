@@ -403,7 +403,7 @@ def main(dynamics, argv=None):
                 writer.add_scalar("charts/real_env_steps", total_real, gen)
                 save_checkpoint(last, "cmaes", cma=es_state(es), dynamics=dynamics, best_eval=best_eval,
                                 n_samples=args.n_samples, search_id=search_id, real_steps_played=real_steps["played"],
-                                champions=champions,
+                                data_steps=real_steps["data"], champions=champions,
                                 **world, **reads, **lineage)
                 writer.flush()
                 generations.update()

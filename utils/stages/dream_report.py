@@ -37,7 +37,8 @@ def search_summary(logdir):
     series, seconds = read_scalars(logdir / "ctrl" / "tb")
     test = logdir / "test_scores.json"
     return {"logdir": str(logdir), "dynamics": state["dynamics"], "world": state.get("world", "real"),
-            "temperature": state.get("temperature"), "data_steps": dyn.get("data_steps"),
+            # the data of every model of the dream (an ensemble's); before that was recorded, the dynamics model's
+            "temperature": state.get("temperature"), "data_steps": state.get("data_steps", dyn.get("data_steps")),
             "ensemble": len(state.get("ensemble", ())), "halt": state.get("ensemble_halt", 0.0),
             "played_steps": state.get("real_steps_played", 0), "best_eval": state["best_eval"],
             "series": series, "seconds": seconds, "test": json.loads(test.read_text()) if test.exists() else None}
