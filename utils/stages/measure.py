@@ -133,18 +133,21 @@ def along(vae, model, latents, actions, horizons, every):
     return (np.array(rewards), np.array(dones), np.array(nll)), errors
 
 
-def measure(vae, model, files, horizons=(1, 10, 30, 100), every=50):
+def measure(vae, model, files, horizons=(1, 10, 30, 100), every=50, members=()):
     """Per-episode returns (true, predicted), the per-step reward R^2, done precision and recall,
-    the NLL per step and the open-loop errors at each horizon."""
+    the NLL per step and the open-loop errors at each horizon; with members (other dynamics models), also
+    the spread of model's and theirs along the rollouts (spread_along): its mean, 99th percentile and max."""
     from data.loaders import load_rollout
     from utils.engine.dream import DONE_THRESHOLD
 
-    episodes, true_r, pred_r, true_d, pred_d, nlls = [], [], [], [], [], []
+    episodes, true_r, pred_r, true_d, pred_d, nlls, spreads = [], [], [], [], [], [], []
     errors = {k: ([], [], []) for k in horizons}
     for f in files:
         rollout = load_rollout(f)
         latents, actions = rollout_latents(vae, rollout)
         (rewards, dones, nll), found_here = along(vae, model, latents, actions, horizons, every)
+        if members:
+            spreads.append(spread_along([model, *members], latents, actions))
         nlls.append(nll)
         for k, found in found_here.items():
             for kept, new in zip(errors[k], found):
@@ -168,7 +171,12 @@ def measure(vae, model, files, horizons=(1, 10, 30, 100), every=50):
                                  "no_change_latent_mse": float(np.concatenate(c).mean()),
                                  "predictions": int(sum(map(len, a)))}
                         for k, (a, b, c) in errors.items()}
-    return {"episodes": episodes, "reward_r2_per_step": float(r2), "nll_per_step": float(nlls.mean()),
+    ensemble = {}
+    if members:
+        spreads = np.concatenate(spreads)
+        ensemble = {"ensemble_spread": {"mean": float(spreads.mean()), "p99": float(np.quantile(spreads, 0.99)),
+                                        "max": float(spreads.max())}}
+    return {**ensemble, "episodes": episodes, "reward_r2_per_step": float(r2), "nll_per_step": float(nlls.mean()),
             "open_loop": open_loop_errors,
             "return_mean_abs_error": float(np.abs(true_ret - pred_ret).mean()),
             "return_correlation": float(np.corrcoef(true_ret, pred_ret)[0, 1]) if len(episodes) > 1 else None,
@@ -178,22 +186,18 @@ def measure(vae, model, files, horizons=(1, 10, 30, 100), every=50):
 
 
 @torch.no_grad()
-def ensemble_spread(vae, models, files):
-    """The models' spread (utils.engine.dream.spread) at every step of the rollouts in files, each model
-    teacher-forced with the real latents and actions as in along(): (steps,) numpy."""
-    from data.loaders import load_rollout
+def spread_along(models, latents, actions):
+    """The models' spread (utils.engine.dream.spread) at every step of one real rollout, given its latents
+    (T, LSIZE) and actions (T, ASIZE), each model teacher-forced as in along(): (T - 1,) numpy."""
     from utils.engine.dream import spread
 
-    found = []
-    for f in files:
-        latents, actions = rollout_latents(vae, load_rollout(f))
-        steppers = [model.stepper(1) for model in models]
-        for t in range(len(latents) - 1):
-            heads = []
-            for model, stepper in zip(models, steppers):
-                stepper.push(actions[t + 1][None], latents[t][None])
-                heads.append(model.head(stepper.hidden))
-            found.append(float(spread(*(torch.stack([h[i].float() for h in heads]) for i in (0, 2)))[0]))
+    steppers, found = [model.stepper(1) for model in models], []
+    for t in range(len(latents) - 1):
+        heads = []
+        for model, stepper in zip(models, steppers):
+            stepper.push(actions[t + 1][None], latents[t][None])
+            heads.append(model.head(stepper.hidden))
+        found.append(float(spread(*(torch.stack([h[i].float() for h in heads]) for i in (0, 2)))[0]))
     return np.array(found)
 
 
@@ -230,12 +234,9 @@ def main(argv=None):
         members.append(member)
     result = {"dynamics": dynamics, "datadir": str(Path(datadir).resolve()),
               "test_files": [str(Path(f).resolve()) for f in test_files],
-              **measure(vae, model, test_files, args.horizons, args.starts_every)}
+              **measure(vae, model, test_files, args.horizons, args.starts_every, members)}
     if members:
-        found = ensemble_spread(vae, [model, *members], test_files)
-        result["ensemble_spread"] = {"members": [str(Path(p).resolve()) for p in args.dream_ensemble],
-                                     "mean": float(found.mean()), "p99": float(np.quantile(found, 0.99)),
-                                     "max": float(found.max())}
+        result["ensemble_spread"]["members"] = [str(Path(p).resolve()) for p in args.dream_ensemble]
     print(f"{dynamics}, {len(test_files)} {'' if args.all_rollouts else 'held-out '}rollouts of {datadir}:")
     print("  true return -> predicted return: " + ", ".join(
         f"{e['true_return']:.0f} -> {e['predicted_return']:.0f}" for e in result["episodes"]))
