@@ -182,6 +182,8 @@ class MDRNNCell(nn.Module):
       hidden          (BSIZE, RSIZE) what the controller reads
       push(a, z)      feed one (action, latent) step per env: (BSIZE, ASIZE), (BSIZE, LSIZE)
       reset(mask)     forget the history of envs where mask (BSIZE,) is True
+      warm(mask, a, z) feed the envs where mask is True (N of them) a real past, (P, N, ASIZE), (P, N, LSIZE),
+                      as P pushes would, the other envs untouched (a dream that starts inside a rollout)
 
     masks: None, or dropout masks [(BSIZE, LSIZE), (BSIZE, RSIZE)] that push applies (a dream of a
     model trained with dropout sets them, one per episode); the controller and the heads read h unmasked.
@@ -208,6 +210,17 @@ class MDRNNCell(nn.Module):
             latents, hidden = latents * latent_mask, hidden * hidden_mask
         self.hidden, self.cell_state = self.cell(torch.cat([actions, latents], -1), (hidden, self.cell_state))
         return self.hidden
+
+    @torch.no_grad()
+    def warm(self, mask, actions, latents):
+        h, c = self.hidden[mask], self.cell_state[mask]
+        masks = None if self.masks is None else [m[mask].to(h.dtype) for m in self.masks]
+        for a, z in zip(actions, latents):
+            if masks is not None:
+                z, h = z * masks[0], h * masks[1]
+            h, c = self.cell(torch.cat([a, z], -1).to(h.dtype), (h, c))
+        self.hidden, self.cell_state = self.hidden.clone(), self.cell_state.clone()
+        self.hidden[mask], self.cell_state[mask] = h, c
 
     def forward(self, actions, latents, state):
         """One step with explicit state (h, c): returns the head's outputs, hidden and new state."""

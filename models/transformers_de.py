@@ -131,7 +131,7 @@ class WindowStepper:
     like the training sequences, and exposes the hidden output at each env's
     newest position: model.hiddens(window)[-1] (computed by hidden_at). Work per step is
     O(context), independent of the episode's length. Same protocol as
-    models.mdrnn.MDRNNCell: hidden (BSIZE, RSIZE), push(a, z), reset(mask).
+    models.mdrnn.MDRNNCell: hidden (BSIZE, RSIZE), push(a, z), reset(mask), warm(mask, a, z).
     """
 
     def __init__(self, model, batch_size, context=SEQ_LEN):
@@ -159,6 +159,19 @@ class WindowStepper:
         self.hidden = self.model.hidden_at(window[..., : actions.shape[-1]], window[..., actions.shape[-1]:],
                                            self.lengths - 1)
         return self.hidden
+
+    @torch.no_grad()
+    def warm(self, mask, actions, latents):
+        """Fill the windows of the envs where mask (BSIZE,) is True (N of them) with a real past, actions
+        (P, N, ASIZE) and latents (P, N, LSIZE): its last `context` steps, as P pushes would leave them."""
+        keep = min(len(actions), self.context)
+        steps = torch.cat([actions, latents], dim=-1)[-keep:].to(self.window.dtype)
+        self.window[:keep, mask] = steps
+        self.lengths = torch.where(mask, keep, self.lengths)
+        newest = torch.full((steps.shape[1],), keep - 1, dtype=torch.long, device=steps.device)
+        self.hidden = self.hidden.clone()
+        self.hidden[mask] = self.model.hidden_at(steps[..., : actions.shape[-1]], steps[..., actions.shape[-1]:],
+                                                 newest).to(self.hidden.dtype)
 
     def reset(self, mask):
         self.lengths = torch.where(mask, 0, self.lengths)

@@ -184,6 +184,113 @@ def test_traincontroller_in_an_ensembles_dream(dream_logdir, tmp_path):
     assert "| dream, 1.15, 2 models |" in report and f"| dream, 1.15, 2 models, halt 2 | {both:,} + 0 " in report
 
 
+@pytest.mark.parametrize("kind", ["mdrnn", "transformer", "trade"])
+def test_warming_a_stepper_is_pushing_its_past_into_those_slots_alone(kind):
+    from models.mdrnn import MDRNN
+    from models.transformers_de import TraDE, TransformerDE
+
+    torch.manual_seed(0)
+    model = {"mdrnn": MDRNN, "transformer": TransformerDE, "trade": TraDE}[kind]().eval()
+    context = {} if kind == "mdrnn" else {"context": 8}
+    past_a, past_z = torch.randn(12, 2, 3), torch.randn(12, 2, 32)  # longer than the window
+    alone = model.stepper(2, **context)
+    for a, z in zip(past_a, past_z):
+        alone.push(a, z)
+    crowd = model.stepper(4, **context)
+    for _ in range(3):
+        crowd.push(torch.randn(4, 3), torch.randn(4, 32))
+    before = crowd.hidden.clone()
+    fresh = torch.tensor([False, True, False, True])
+    crowd.reset(fresh)
+    crowd.warm(fresh, past_a, past_z)
+    torch.testing.assert_close(crowd.hidden[fresh], alone.hidden, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(crowd.hidden[~fresh], before[~fresh], atol=0, rtol=0)
+    step = torch.randn(4, 3), torch.randn(4, 32)  # and the next step goes on from that past
+    crowd.push(*step)
+    alone.push(step[0][fresh], step[1][fresh])
+    torch.testing.assert_close(crowd.hidden[fresh], alone.hidden, atol=1e-5, rtol=1e-5)
+
+
+def test_branch_starts_are_real_pasts_inside_the_rollouts(dream_logdir, tiny_data):
+    from data.loaders import load_rollout, rollout_files
+    from utils.engine.models_io import encode_frames, load_world_model
+    from utils.stages.controller import branch_starts
+
+    vae, _ = load_world_model(dream_logdir, "mdrnn")
+    files = rollout_files(tiny_data)[:2]
+    pasts, actions = branch_starts(files, vae, 5)
+    assert pasts.shape == (2 * (TINY["steps"] - 5), 6, 32) and actions.shape == (len(pasts), 5, 3)
+    rollout = load_rollout(files[1])
+    with torch.no_grad():
+        latents = encode_frames(vae, torch.from_numpy(rollout["observations"])).float().numpy()
+    t = 20  # the start at frame 20 of the second rollout: frames 15 .. 20, the actions stored after 15 .. 19
+    k = (TINY["steps"] - 5) + (t - 5)
+    np.testing.assert_allclose(pasts[k], latents[t - 5:t + 1], atol=1e-5)
+    np.testing.assert_array_equal(actions[k], rollout["actions"][t - 4:t + 1])
+    few, _ = branch_starts(files, vae, 5, most=7)
+    assert len(few) == 7 and all(any(np.allclose(p, q, atol=1e-5) for q in pasts) for p in few)
+    from utils.errors import UserError
+
+    with pytest.raises(UserError, match="--dream-branch 50: no rollout"):
+        branch_starts(files, vae, TINY["steps"])
+
+
+def test_a_branched_dream_episode_is_the_same_alone_and_in_a_batch(dream_logdir):
+    from utils.engine.models_io import load_world_model
+    from utils.engine.rollout import RolloutGenerator, Task, play
+    from models.vae import VAE
+
+    _, model = load_world_model(dream_logdir, "mdrnn")
+    rng = np.random.default_rng(0)
+    pasts, past_actions = rng.normal(size=(5, 7, 32)).astype(np.float32), rng.uniform(size=(5, 6, 3)).astype(np.float32)
+
+    def generator(n):
+        return RolloutGenerator(VAE(), model, n, "cpu", time_limit=40, dream={
+            "starts": pasts, "start_actions": past_actions, "temperature": 1.15, "time_limit": 10})
+
+    params = np.random.default_rng(1).normal(scale=0.3, size=867)
+    task = Task(0, params, 7)
+    alone = play(generator(1), [task])[0]
+    assert task.steps == 10  # the dream's horizon, under the generator's limit
+    crowd = play(generator(3), [Task(i, params, 7 if i == 2 else i) for i in range(6)])
+    assert crowd[2] == pytest.approx(alone, rel=1e-5, abs=1e-5)
+    gen = generator(1)
+    gen.world.reset(0, 7)
+    start = int(gen.world.start[0])
+    np.testing.assert_array_equal(gen.world.latents()[0].numpy(), pasts[start, -1])  # the dream goes on from there
+    with pytest.raises(ValueError, match="start_actions must be"):
+        RolloutGenerator(VAE(), model, 1, "cpu", dream={"starts": pasts, "start_actions": past_actions[:, 1:]})
+
+
+def test_traincontroller_in_a_branched_dream(dream_logdir, tmp_path):
+    from utils.stages.report import read_scalars
+
+    logdir = tmp_path / "exp"
+    shutil.copytree(dream_logdir, logdir)
+    common = dream_search(logdir)
+    branched = ["--dream-branch", 8, "--dream-horizon", 6]
+    out = run_script("world-models/traincontroller.py", *common, *branched, "--max-generations", 1).stdout
+    inside = 3 * (TINY["steps"] - 8)  # the 3 training rollouts of the 4 (one is held out)
+    assert f"episodes of up to 6 steps in the dream" in out and f"starts: {inside} frames inside the rollouts" in out
+    assert "each after its 8 real steps" in out, out
+    scalars, _ = read_scalars(logdir / "ctrl" / "tb")
+    assert [v for _, v, _ in scalars["charts/dream/episode_length_mean"]] == [6.0]
+    state = torch.load(logdir / "ctrl" / "best.tar", weights_only=True)
+    assert (state["dream_branch"], state["dream_horizon"]) == (8, 6)
+    before = snapshot(logdir)
+    refused("world-models/traincontroller.py", *common, "--max-generations", 2,
+            expect="6-step episodes branched after 8 real steps")  # resumed as a plain dream
+    refused("world-models/traincontroller.py", *common, "--noreload", "--dream-branch", TINY["steps"],
+            expect=f"--dream-branch {TINY['steps']}: no rollout")
+    refused("world-models/traincontroller.py", *common, "--noreload", "--dream-horizon", 21,
+            expect="--dream-horizon must be between 1 and --time-limit (20)")
+    refused("world-models/traincontroller.py", *common[:-10], "--world", "real", "--dream-branch", 8,
+            expect="--dream-branch and --dream-horizon are for --world dream")
+    assert snapshot(logdir) == before
+    out = run_script("world-models/traincontroller.py", *common, *branched, "--max-generations", 2).stdout
+    assert "resuming CMA-ES" in out
+
+
 def test_the_done_head_ends_dream_episodes():
     from models.mdrnn import MDRNN
     from utils.engine.rollout import Task, play
@@ -247,7 +354,8 @@ def test_traincontroller_in_the_dream_resumes_and_counts_real_steps(dream_logdir
     refused("world-models/traincontroller.py", *common[:-10], "--world", "real", "--max-generations", 3,
             expect="this search was played in the dream at temperature 1.15")
     refused("world-models/traincontroller.py", *common, "--temperature", 1.3, "--max-generations", 3,
-            expect="resume it with the same --world, --temperature, --dream-ensemble, --ensemble-halt and --action-noise")
+            expect="resume it with the same --world, --temperature, --dream-ensemble, --ensemble-halt, --dream-branch, "
+                   "--dream-horizon and --action-noise")
     assert snapshot(logdir) == before
     # the test is played in reality, as for any controller
     out = run_script("world-models/test_controller.py", "--logdir", logdir, "--episodes", 2, "--time-limit", 20,

@@ -27,6 +27,9 @@ DEFAULT_DATADIR = REPO_ROOT / "datasets" / "carracing"
 # The dream's default temperature: the paper's best real score after training in
 # the dream (VizDoom, 1092 +- 556 at 1.15; low temperatures let the controller exploit the model).
 DREAM_TEMPERATURE = 1.15
+# How many starts inside real rollouts a dream draws from (traincontroller.py --dream-branch): a fixed draw,
+# enough to cover a few hundred rollouts' driving, small enough to ship to every worker (~20 MB at P = 32).
+MAX_BRANCH_STARTS = 4096
 
 # Names of the dynamics models and the sub-folder of the logdir holding each one.
 DYNAMICS_DIRS = {"mdrnn": "mdrnn", "transformer": "transformers_de", "trade": "transformers_de"}

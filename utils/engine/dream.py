@@ -13,7 +13,12 @@ model's heads on h_{t+1}:
 
 Episodes start from latents of real first frames (encoded by the VAE, one
 chosen by the task's seed), with the stepper reset as in reality, so the
-transformers' window starts empty there too. Each episode draws its noise
+transformers' window starts empty there too. They may also start inside real
+rollouts, as MBPO's short model rollouts branch from real states (Janner et
+al., 2019): each start is then a real past of P steps (latents and actions)
+that the stepper is fed teacher-forced (warm) before the dream takes over from
+its last latent, so that a short dream scores a controller from states all
+along real episodes, where the model has not yet drifted from what it knows. Each episode draws its noise
 from its task's seed alone, so a dream episode is the same whatever else its
 batch holds. An MDN-RNN trained with dropout (trainmdrnn.py --dropout) is
 dreamt with a dropout mask drawn per episode from that seed too, as in
@@ -57,7 +62,9 @@ def spread(mus, logpi):
 class DreamWorld:
     """n_envs dream episodes of a dynamics model, batched on `device`.
 
-    starts: (N_STARTS, LSIZE) latents of real first frames; temperature: tau > 0;
+    starts: (N_STARTS, LSIZE) latents of real first frames, or (N_STARTS, P + 1, LSIZE) real pasts
+    ending at the start's latent, with start_actions (N_STARTS, P, ASIZE) the actions between them (the
+    stepper is fed the pasts by warm); temperature: tau > 0;
     time_limit: steps per episode at most (MAX_STEPS, as in reality); members: other trained
     dynamics models of the same latents, an ensemble (see the module's docstring); context: the
     transformers' window for the members' steppers; halt: with members, end an episode where their
@@ -67,13 +74,23 @@ class DreamWorld:
     real = False
 
     def __init__(self, model, n_envs, device, starts, temperature=DREAM_TEMPERATURE, time_limit=MAX_STEPS,
-                 done_threshold=DONE_THRESHOLD, members=(), context=None, halt=0.0):
+                 done_threshold=DONE_THRESHOLD, members=(), context=None, halt=0.0, start_actions=None):
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         self.model, self.device = model, torch.device(device)
         self.starts = torch.as_tensor(np.asarray(starts), dtype=torch.float32, device=self.device)
-        if self.starts.ndim != 2 or self.starts.shape[1] != LSIZE or len(self.starts) == 0:
-            raise ValueError(f"starts must be (N_STARTS, {LSIZE}) latents, got {tuple(self.starts.shape)}")
+        if self.starts.ndim == 2:
+            self.starts = self.starts[:, None]  # a first frame: a past of no steps
+        if self.starts.ndim != 3 or self.starts.shape[2] != LSIZE or len(self.starts) == 0:
+            raise ValueError(f"starts must be (N_STARTS, {LSIZE}) latents or (N_STARTS, P + 1, {LSIZE}) "
+                             f"pasts, got {tuple(self.starts.shape)}")
+        past = self.starts.shape[1] - 1
+        self.start_actions = torch.zeros(len(self.starts), 0, ASIZE, device=self.device) if start_actions is None \
+            else torch.as_tensor(np.asarray(start_actions), dtype=torch.float32, device=self.device)
+        if tuple(self.start_actions.shape) != (len(self.starts), past, ASIZE):
+            raise ValueError(f"start_actions must be ({len(self.starts)}, {past}, {ASIZE}) for these starts, "
+                             f"got {tuple(self.start_actions.shape)}")
+        self.start = torch.zeros(n_envs, dtype=torch.long, device=self.device)  # each slot's start
         self.temperature, self.time_limit, self.done_threshold = float(temperature), time_limit, done_threshold
         self.z = torch.zeros(n_envs, LSIZE, device=self.device)
         self.t = torch.zeros(n_envs, dtype=torch.long, device=self.device)
@@ -117,8 +134,19 @@ class DreamWorld:
             only[slot] = True
             for member in self.member_steppers:
                 member.reset(only)
-        self.z[slot] = self.starts[start]
+        self.z[slot] = self.starts[start, -1]
+        self.start[slot] = start
         self.t[slot] = 0
+
+    def warm(self, fresh, stepper):
+        """Feed the steppers of the slots just started (fresh (BSIZE,) bool, after their reset) their
+        starts' real pasts, teacher-forced; nothing to do for starts at first frames."""
+        if self.start_actions.shape[1] == 0 or not fresh.any():
+            return
+        start = self.start[fresh]
+        actions, latents = self.start_actions[start].transpose(0, 1), self.starts[start, :-1].transpose(0, 1)
+        for s in [stepper, *self.member_steppers]:
+            s.warm(fresh, actions, latents)
 
     def latents(self):
         return self.z
@@ -169,15 +197,16 @@ class DreamVectorEnv(gym.vector.VectorEnv):
     float32; action: (num_envs, ASIZE) in CarRacing's box. Episodes end as in
     DreamWorld and restart in the same step (gymnasium's same-step autoreset:
     the returned observation is the new episode's first; the last one is in
-    infos["final_obs"]). model: a trained dynamics model; starts: as DreamWorld's.
+    infos["final_obs"]). model: a trained dynamics model; starts, start_actions: as DreamWorld's.
     """
 
     def __init__(self, model, starts, num_envs, device="cpu", temperature=DREAM_TEMPERATURE, time_limit=MAX_STEPS,
-                 context=None):
+                 context=None, start_actions=None):
         from data.carracing import action_bounds
 
         self.num_envs = num_envs
-        self.world = DreamWorld(model.eval(), num_envs, device, starts, temperature, time_limit)
+        self.world = DreamWorld(model.eval(), num_envs, device, starts, temperature, time_limit,
+                                start_actions=start_actions)
         self.stepper = model.stepper(num_envs, context) if context else model.stepper(num_envs)
         self.world.bind(self.stepper)
         hidden = self.stepper.hidden.shape[-1]
@@ -199,6 +228,7 @@ class DreamVectorEnv(gym.vector.VectorEnv):
             self.world.reset(slot, seed)
             mask[slot] = True
         self.stepper.reset(mask)
+        self.world.warm(mask, self.stepper)
 
     def reset(self, *, seed=None, options=None):
         """seed: the episodes' starts and noise follow from it."""

@@ -74,6 +74,9 @@ class RealWorld:
         self.real_steps += len(active)
         return out
 
+    def warm(self, fresh, stepper):
+        """Nothing: a real episode starts at its first frame (DreamWorld.warm's counterpart)."""
+
     def close(self):
         for env in self.envs:
             env.close()
@@ -166,7 +169,9 @@ class RolloutGenerator:
             if not active:
                 return
             if fresh.any():
-                self.stepper.reset(torch.from_numpy(fresh).to(self.device))
+                fresh_mask = torch.from_numpy(fresh).to(self.device)
+                self.stepper.reset(fresh_mask)
+                world.warm(fresh_mask, self.stepper)  # a dream that starts inside a real rollout
             latents = world.latents()
             actions = self.controllers(latents, self.stepper.hidden.float())
             if self.action_noise:

@@ -39,7 +39,7 @@ from utils.checkpoint import load_checkpoint, save_checkpoint
 from utils.devices import use_gpus
 from utils.errors import Parser, UserError, check_flags
 from models.controller import reads_text
-from utils.constants import CONTROLLER_INPUTS, DREAM_TEMPERATURE, Z_HIDDEN
+from utils.constants import CONTROLLER_INPUTS, DREAM_TEMPERATURE, MAX_BRANCH_STARTS, Z_HIDDEN
 from utils.engine.rollout_cli import (TRAIN_SEED_STREAM, EVAL_SEED_STREAM, REAL_EVAL_SEED_STREAM, add_rollout_flags,
                                       build_kwargs, changed_model, check_rollout_flags, episode_seeds, make_pool,
                                       n_workers)
@@ -85,6 +85,14 @@ def parse_args(argv=None):
                         help="with --dream-ensemble: end a dream episode where the models' next-latent predictions "
                              "spread further than this (utils/engine/dream.spread; measure.py --dream-ensemble gives "
                              "the spread on real rollouts); 0: never")
+    parser.add_argument("--dream-branch", type=int, default=0, metavar="P",
+                        help="dream only: start each dream inside a real rollout of the dream's data instead of at "
+                             f"its first frame: at a frame t >= P (one of {MAX_BRANCH_STARTS} drawn once, the "
+                             "episode's from its seed), the dynamics model first fed the P real steps before it, "
+                             "as MBPO branches short model rollouts from real states; pair it with a short "
+                             "--dream-horizon; 0: the first frames (the paper)")
+    parser.add_argument("--dream-horizon", type=int, default=None,
+                        help="dream only: steps of a dream episode at most (default: --time-limit)")
     parser.add_argument("--real-eval-every", type=int, default=0,
                         help="dream only: every N generations, play the best dream controller so far in reality, "
                              "for the learning curve only (never used to choose; its steps are counted); 0: never")
@@ -104,10 +112,15 @@ def parse_args(argv=None):
     check_rollout_flags(parser, args)
     check_flags(parser, args, positive=("n_samples", "eval_every", "eval_rollouts", "sigma0", "max_generations",
                                         "temperature", "real_eval_rollouts"),
-                non_negative=("early_stop", "real_eval_every", "action_noise", "ensemble_halt"),
+                non_negative=("early_stop", "real_eval_every", "action_noise", "ensemble_halt", "dream_branch"),
                 minimum={"pop_size": 2})
-    if args.world == "real" and (args.real_eval_every or args.dream_datadir or args.dream_ensemble):
-        parser.error("--real-eval-every, --dream-datadir and --dream-ensemble are for --world dream")
+    if args.world == "real" and (args.real_eval_every or args.dream_datadir or args.dream_ensemble
+                                 or args.dream_branch or args.dream_horizon is not None):
+        parser.error("--real-eval-every, --dream-datadir, --dream-ensemble, --dream-branch and --dream-horizon "
+                     "are for --world dream")
+    if args.dream_horizon is not None and not 1 <= args.dream_horizon <= args.time_limit:
+        parser.error(f"--dream-horizon must be between 1 and --time-limit ({args.time_limit}), "
+                     f"got {args.dream_horizon}")
     if args.ensemble_halt and not args.dream_ensemble:
         parser.error("--ensemble-halt: a single model has no spread; give the other models with --dream-ensemble")
     if args.world == "dream" and args.untrained_dynamics:
@@ -143,9 +156,11 @@ def init_params(path, reads, lineage):
     return state["params"].numpy().astype(np.float64)
 
 
-def dream_starts(datadir, state, vae_file):
-    """The latents (N, LSIZE) that dream episodes start from: the VAE's means of the first
-    frame of each training rollout of the dynamics model's dataset (state's), or of datadir."""
+def dream_starts(datadir, state, vae_file, past=0):
+    """(the starts of dream episodes, the folder of their rollouts), from the training rollouts of the dynamics
+    model's dataset (state's) or of datadir. past 0: the latents (N, LSIZE), the VAE's means of each rollout's
+    first frame. past P > 0: (the real pasts (N, P + 1, LSIZE), their actions (N, P, ASIZE)), ending at N steps
+    drawn all along the rollouts (see branch_starts)."""
     from data.loaders import held_out_like, rollout_files, split_files
     from utils.engine.models_io import encode_frames, load_vae
 
@@ -155,6 +170,9 @@ def dream_starts(datadir, state, vae_file):
                         "give the rollouts to start dreams from with --dream-datadir")
     # its test rollouts stay unseen
     train_files, _ = held_out_like(*split_files(rollout_files(datadir), state.get("test_fraction", 0.1)), state)
+    if past:
+        vae, _ = load_vae(vae_file)
+        return branch_starts(train_files, vae, past), Path(datadir)
     frames = []
     for f in train_files:
         with np.load(f) as data:
@@ -163,14 +181,53 @@ def dream_starts(datadir, state, vae_file):
     return encode_frames(vae, torch.from_numpy(np.stack(frames))).float().numpy(), Path(datadir)
 
 
-def dream_setting(datadir, state, dyn_file, vae_file, temperature, time_limit):
+@torch.no_grad()
+def branch_starts(files, vae, past, most=MAX_BRANCH_STARTS):
+    """Up to `most` starts inside the rollouts `files`, drawn uniformly over every frame t >= past of them
+    (a fixed draw): (pasts (N, past + 1, LSIZE), the latents of frames t - past .. t; actions (N, past, ASIZE),
+    the actions that followed frames t - past .. t - 1). As in training (data/loaders.py), frame k and the
+    action stored after it, actions[k + 1], step the model to frame k + 1; so the model fed these pasts is
+    where it would be at frame t of the real episode, given its last `past` steps. UserError if no rollout
+    is longer than `past`."""
+    from data.loaders import load_rollout
+    from utils.engine.models_io import encode_frames
+
+    lengths = []
+    for f in files:
+        with np.load(f) as data:
+            lengths.append(len(data["rewards"]))  # one per frame (actions may run longer in old files)
+    candidates = [(i, t) for i, n in enumerate(lengths) for t in range(past, n)]
+    if not candidates:
+        raise UserError(f"--dream-branch {past}: no rollout of {Path(files[0]).parent} has more than {past} steps; "
+                        "give a smaller --dream-branch or longer rollouts")
+    chosen = np.random.default_rng(0).choice(len(candidates), min(most, len(candidates)), replace=False)
+    by_file = {}
+    for c in sorted(chosen):
+        i, t = candidates[c]
+        by_file.setdefault(i, []).append(t)
+    pasts, actions = [], []
+    for i, steps in by_file.items():
+        rollout = load_rollout(files[i])
+        first = min(steps) - past  # encode only the frames some past needs
+        frames = torch.from_numpy(rollout["observations"][first:max(steps) + 1])
+        latents = torch.cat([encode_frames(vae, chunk).float() for chunk in frames.split(256)]).numpy()
+        for t in steps:
+            pasts.append(latents[t - past - first:t + 1 - first])
+            actions.append(rollout["actions"][t - past + 1:t + 1])
+    return np.stack(pasts), np.stack(actions)
+
+
+def dream_setting(datadir, state, dyn_file, vae_file, temperature, time_limit, past=0):
     """(the pool's `dream` setting for the dynamics model of dyn_file, whose checkpoint is state; the
-    folder its starts come from). UserError when its reward head was not trained."""
+    folder its starts come from). past: see dream_starts. UserError when its reward head was not trained."""
     if not state.get("include_reward"):
         raise UserError(f"{dyn_file}: its reward head was not trained; retrain it with --include-reward "
                         "--noreload to train a controller in its dream")
-    starts, start_dir = dream_starts(datadir, state, vae_file)
-    return {"starts": starts, "temperature": temperature, "time_limit": time_limit}, start_dir
+    starts, start_dir = dream_starts(datadir, state, vae_file, past)
+    setting = {"temperature": temperature, "time_limit": time_limit}
+    if past:
+        starts, setting["start_actions"] = starts
+    return dict(setting, starts=starts), start_dir
 
 
 def ensemble_members(paths, dynamics, lineage, dyn_state):
@@ -219,12 +276,15 @@ def main(dynamics, argv=None):
     if args.dream_ensemble:  # recorded only then, so that other searches' records stay as they were
         members, world["ensemble"], data_steps = ensemble_members(args.dream_ensemble, dynamics, lineage, dyn_state)
         world["ensemble_halt"] = args.ensemble_halt
+    if args.dream_branch or args.dream_horizon is not None:  # recorded only then, as the ensemble
+        world.update(dream_branch=args.dream_branch, dream_horizon=args.dream_horizon or args.time_limit)
     reads = {"controller_inputs": args.controller_inputs, "untrained_dynamics": args.untrained_dynamics}
     kwargs.update(reads, action_noise=args.action_noise)
     search_kwargs = kwargs
     if args.world == "dream":
         dreaming, start_dir = dream_setting(args.dream_datadir, dyn_state, dynamics_path(args.logdir, dynamics),
-                                            kwargs["vae"], args.temperature, args.time_limit)
+                                            kwargs["vae"], args.temperature, args.dream_horizon or args.time_limit,
+                                            args.dream_branch)
         search_kwargs = dict(kwargs, dream=dict(dreaming, members=members, halt=args.ensemble_halt)
                              if args.dream_ensemble else dreaming)
     use_gpus(args.device)
@@ -250,13 +310,18 @@ def main(dynamics, argv=None):
                     "action_noise": state.get("action_noise", 0.0)}
         if "ensemble" in state:
             recorded.update(ensemble=state["ensemble"], ensemble_halt=state.get("ensemble_halt", 0.0))
+        if "dream_branch" in state:
+            recorded.update(dream_branch=state["dream_branch"], dream_horizon=state["dream_horizon"])
         if recorded != world:
             where = "in reality" if recorded["world"] == "real" else f"in the dream at temperature {recorded['temperature']}"
             if "ensemble" in recorded:
                 where += f" of {len(recorded['ensemble']) + 1} models (halt {recorded['ensemble_halt']:g})"
+            if "dream_branch" in recorded:
+                where += (f", {recorded['dream_horizon']}-step episodes branched after {recorded['dream_branch']} "
+                          "real steps")
             raise UserError(f"{last}: this search was played {where} with action noise {recorded['action_noise']:g}; "
-                            "resume it with the same --world, --temperature, --dream-ensemble, --ensemble-halt and "
-                            "--action-noise, "
+                            "resume it with the same --world, --temperature, --dream-ensemble, --ensemble-halt, "
+                            "--dream-branch, --dream-horizon and --action-noise, "
                             "or start afresh with --noreload (or another --logdir)")
         recorded = reads_of(state)
         if recorded != reads:
@@ -295,12 +360,15 @@ def main(dynamics, argv=None):
     where = "Ray actors (one per cluster CPU unless --max-workers)" if args.backend == "ray" else f"{workers} workers"
     if dream:
         print(f"{where} x {args.envs_per_worker} environments, {kwargs['precision']}; each generation plays "
-              f"{args.pop_size} x {args.n_samples} episodes of up to {args.time_limit} steps in the dream "
+              f"{args.pop_size} x {args.n_samples} episodes of up to {dreaming['time_limit']} steps in the dream "
               f"(temperature {args.temperature}, action noise {args.action_noise:g}"
               + (f", dropout {dyn_state['dropout']:g} with a mask per episode" if dyn_state.get("dropout") else "")
               + (f", an ensemble of {len(members) + 1} models, one drawn per step" if args.dream_ensemble else "")
               + (f", halted where they spread past {args.ensemble_halt:g}" if args.ensemble_halt else "")
-              + f"; starts: {len(dreaming['starts'])} first frames of {start_dir})", flush=True)
+              + (f"; starts: {len(dreaming['starts'])} frames inside the rollouts of {start_dir}, each after its "
+                 f"{args.dream_branch} real steps)"
+                 if args.dream_branch else f"; starts: {len(dreaming['starts'])} first frames of {start_dir})"),
+              flush=True)
     else:
         print(f"{where} x {args.envs_per_worker} environments, {args.renderer} renderer, {kwargs['precision']}; "
               f"each generation plays {args.pop_size} x {args.n_samples} episodes of up to {args.time_limit} steps",
