@@ -47,6 +47,15 @@ def rollout_index(path, default):
         return default
 
 
+def rollout_steps(files):
+    """The real env steps the rollout files hold (one per frame), read without their frames."""
+    steps = 0
+    for f in files:
+        with np.load(f) as data:
+            steps += len(data["rewards"])
+    return steps
+
+
 def split_files(files, test_fraction=0.1):
     """(train_files, test_files), about test_fraction of them for testing, at least one of each.
 

@@ -161,7 +161,7 @@ def test_traincontroller_in_an_ensembles_dream(dream_logdir, tmp_path):
     refused("world-models/traincontroller.py", *common, "--noreload", "--dream-ensemble", tmp_path / "none.tar",
             expect="none.tar: no mdrnn checkpoint here")
     refused("world-models/traincontroller.py", *common[:-10], "--world", "real", "--dream-ensemble", member,
-            expect="--dream-ensemble are for --world dream")
+            expect="--dream-ensemble, --dream-branch and --dream-horizon are for --world dream")
     assert snapshot(logdir) == before
     out = run_script("world-models/traincontroller.py", *common, "--max-generations", 2,
                      "--dream-ensemble", member).stdout
@@ -176,7 +176,7 @@ def test_traincontroller_in_an_ensembles_dream(dream_logdir, tmp_path):
                      "--dream-ensemble", far, "--ensemble-halt", 2.0).stdout
     assert "halted where they spread past 2" in out
     both = TINY["rollouts"] * TINY["steps"] + 1000  # a member that learned from other rollouts: they count too
-    assert f"real env steps: {both:,} ({both:,} in the dream's models' data" in out, out
+    assert f"real env steps: {both:,} ({both:,} in the data of the dream's models and starts (2 folders)" in out, out
     scalars, _ = read_scalars(halted / "ctrl" / "tb")
     assert [v for _, v, _ in scalars["charts/dream/episode_length_mean"]] == [1.0]
     run_script("utils/stages/dream_report.py", "--logdirs", logdir, halted, "--out", tmp_path / "report")
@@ -262,17 +262,20 @@ def test_a_branched_dream_episode_is_the_same_alone_and_in_a_batch(dream_logdir)
         RolloutGenerator(VAE(), model, 1, "cpu", dream={"starts": pasts, "start_actions": past_actions[:, 1:]})
 
 
-def test_traincontroller_in_a_branched_dream(dream_logdir, tmp_path):
+def test_traincontroller_in_a_branched_dream(dream_logdir, tiny_data, tmp_path):
     from utils.stages.report import read_scalars
 
     logdir = tmp_path / "exp"
     shutil.copytree(dream_logdir, logdir)
     common = dream_search(logdir)
-    branched = ["--dream-branch", 8, "--dream-horizon", 6]
+    shutil.copytree(tiny_data, tmp_path / "starts")  # rollouts the model did not learn from: real steps too
+    branched = ["--dream-branch", 8, "--dream-horizon", 6, "--dream-datadir", tmp_path / "starts"]
     out = run_script("world-models/traincontroller.py", *common, *branched, "--max-generations", 1).stdout
     inside = 3 * (TINY["steps"] - 8)  # the 3 training rollouts of the 4 (one is held out)
     assert f"episodes of up to 6 steps in the dream" in out and f"starts: {inside} frames inside the rollouts" in out
     assert "each after its 8 real steps" in out, out
+    both = 2 * TINY["rollouts"] * TINY["steps"]
+    assert f"real env steps: {both:,} ({both:,} in the data of the dream's models and starts (2 folders)" in out, out
     scalars, _ = read_scalars(logdir / "ctrl" / "tb")
     assert [v for _, v, _ in scalars["charts/dream/episode_length_mean"]] == [6.0]
     state = torch.load(logdir / "ctrl" / "best.tar", weights_only=True)
@@ -375,7 +378,8 @@ def test_a_controller_searched_with_action_noise_is_tested_with_it(dream_logdir,
     before = snapshot(logdir)
     for other in ([], ["--action-noise", 0.1]):  # resumed at another noise: refused, nothing touched
         refused("world-models/traincontroller.py", *common, "--max-generations", 2, *other,
-                expect="with action noise 0.2; resume it with the same --world, --temperature, --dream-ensemble, --ensemble-halt and --action-noise")
+                expect="with action noise 0.2; resume it with the same --world, --temperature, --dream-ensemble, --ensemble-halt, "
+                       "--dream-branch, --dream-horizon and --action-noise")
     assert snapshot(logdir) == before
     test = ["world-models/test_controller.py", "--logdir", logdir, "--episodes", 2, "--time-limit", 120,
             "--no-video", "--max-workers", 1, "--envs-per-worker", 2]
@@ -494,7 +498,8 @@ def test_a_dream_needs_a_trained_reward_head(mdrnn_logdir):
     refused("world-models/traincontroller.py", "--logdir", mdrnn_logdir, "--world", "dream",
             expect="its reward head was not trained")
     refused("world-models/traincontroller.py", "--logdir", mdrnn_logdir, "--real-eval-every", 2,
-            expect="--real-eval-every, --dream-datadir and --dream-ensemble are for --world dream")
+            expect="--real-eval-every, --dream-datadir, --dream-ensemble, --dream-branch and --dream-horizon are for "
+                   "--world dream")
 
 
 def test_old_rollouts_tell_terminated_from_truncated(tmp_path):

@@ -189,13 +189,10 @@ def branch_starts(files, vae, past, most=MAX_BRANCH_STARTS):
     action stored after it, actions[k + 1], step the model to frame k + 1; so the model fed these pasts is
     where it would be at frame t of the real episode, given its last `past` steps. UserError if no rollout
     is longer than `past`."""
-    from data.loaders import load_rollout
+    from data.loaders import load_rollout, rollout_steps
     from utils.engine.models_io import encode_frames
 
-    lengths = []
-    for f in files:
-        with np.load(f) as data:
-            lengths.append(len(data["rewards"]))  # one per frame (actions may run longer in old files)
+    lengths = [rollout_steps([f]) for f in files]
     candidates = [(i, t) for i, n in enumerate(lengths) for t in range(past, n)]
     if not candidates:
         raise UserError(f"--dream-branch {past}: no rollout of {Path(files[0]).parent} has more than {past} steps; "
@@ -230,15 +227,14 @@ def dream_setting(datadir, state, dyn_file, vae_file, temperature, time_limit, p
     return dict(setting, starts=starts), start_dir
 
 
-def ensemble_members(paths, dynamics, lineage, dyn_state):
-    """(the members' checkpoint files as strings, their weights ids, the real env steps of the data of all
-    the dream's models): each member checked to be a trained dynamics model of this kind, with a reward head,
-    on this VAE, and none twice. Data of a member recorded from another dataset than the others' is added."""
+def ensemble_members(paths, dynamics, lineage, datasets):
+    """(the members' checkpoint files as strings, their weights ids): each member checked to be a trained
+    dynamics model of this kind, with a reward head, on this VAE, and none twice. datasets ({datadir: real env
+    steps} of the dream's data so far) gains the dataset of a member recorded from another one."""
     from utils.checkpoint import weights_id
     from utils.engine.models_io import load_dynamics
 
     files, ids = [], []
-    datasets = {str(dyn_state.get("datadir")): dyn_state.get("data_steps")}
     for path in paths:
         _, state = load_dynamics(path, dynamics)
         if not state.get("include_reward"):
@@ -254,8 +250,7 @@ def ensemble_members(paths, dynamics, lineage, dyn_state):
         files.append(str(Path(path).resolve()))
         ids.append(member_id)
         datasets.setdefault(str(state.get("datadir")), state.get("data_steps"))
-    counts = list(datasets.values())
-    return files, ids, None if None in counts else sum(counts)
+    return files, ids
 
 
 def main(dynamics, argv=None):
@@ -272,9 +267,10 @@ def main(dynamics, argv=None):
     dyn_state = load_checkpoint(dynamics_path(args.logdir, dynamics), dynamics)  # checked by build_kwargs
     world = {"world": args.world, "temperature": args.temperature if args.world == "dream" else None,
              "action_noise": args.action_noise}
-    data_steps = dyn_state.get("data_steps")
+    # the real env steps of the data behind the search, per dataset (a dataset shared by several is counted once)
+    datasets = {str(dyn_state.get("datadir")): dyn_state.get("data_steps")}
     if args.dream_ensemble:  # recorded only then, so that other searches' records stay as they were
-        members, world["ensemble"], data_steps = ensemble_members(args.dream_ensemble, dynamics, lineage, dyn_state)
+        members, world["ensemble"] = ensemble_members(args.dream_ensemble, dynamics, lineage, datasets)
         world["ensemble_halt"] = args.ensemble_halt
     if args.dream_branch or args.dream_horizon is not None:  # recorded only then, as the ensemble
         world.update(dream_branch=args.dream_branch, dream_horizon=args.dream_horizon or args.time_limit)
@@ -287,6 +283,13 @@ def main(dynamics, argv=None):
                                             args.dream_branch)
         search_kwargs = dict(kwargs, dream=dict(dreaming, members=members, halt=args.ensemble_halt)
                              if args.dream_ensemble else dreaming)
+        # rollouts the dreams start from are real steps too, unless they are the models' own data (an upper
+        # bound where the two folders share rollouts)
+        if str(start_dir.resolve()) not in datasets:
+            from data.loaders import rollout_files, rollout_steps
+
+            datasets[str(start_dir.resolve())] = rollout_steps(rollout_files(start_dir))
+    data_steps = None if None in datasets.values() else sum(datasets.values())
     use_gpus(args.device)
     seed_everything(args.seed)
     ctrl_dir = args.logdir / "ctrl"
@@ -481,9 +484,10 @@ def main(dynamics, argv=None):
                 real_pool.close()
     writer.close()
     data = real_steps["data"]
-    whose = "the dream's models'" if args.dream_ensemble else "the dynamics model's"
+    whose = "the dynamics model's data" if len(datasets) == 1 else \
+        f"the data of the dream's models and starts ({len(datasets)} folders)"
     print(f"real env steps: {(data or 0) + real_steps['played']:,} "
-          f"({'not recorded' if data is None else f'{data:,}'} in {whose} data, "
+          f"({'not recorded' if data is None else f'{data:,}'} in {whose}, "
           f"{real_steps['played']:,} played by this search)")
     if best_file.exists():
         print(f"best controller: {best_eval['mean']:.1f} +- {best_eval['std']:.1f} over "
