@@ -292,6 +292,8 @@ def test_traincontroller_in_a_branched_dream(dream_logdir, tiny_data, tmp_path):
     assert snapshot(logdir) == before
     out = run_script("world-models/traincontroller.py", *common, *branched, "--max-generations", 2).stdout
     assert "resuming CMA-ES" in out
+    run_script("utils/stages/dream_report.py", "--logdirs", logdir, "--out", tmp_path / "report")
+    assert f"| dream, 1.15, 6 steps after 8 real | {both:,} + 0 " in (tmp_path / "report" / "dream_report.md").read_text()
 
 
 def test_the_done_head_ends_dream_episodes():

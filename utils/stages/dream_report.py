@@ -40,6 +40,7 @@ def search_summary(logdir):
             # the data of every model of the dream (an ensemble's); before that was recorded, the dynamics model's
             "temperature": state.get("temperature"), "data_steps": state.get("data_steps", dyn.get("data_steps")),
             "ensemble": len(state.get("ensemble", ())), "halt": state.get("ensemble_halt", 0.0),
+            "branch": state.get("dream_branch", 0), "horizon": state.get("dream_horizon"),
             "played_steps": state.get("real_steps_played", 0), "best_eval": state["best_eval"],
             "series": series, "seconds": seconds, "test": json.loads(test.read_text()) if test.exists() else None}
 
@@ -61,6 +62,8 @@ def table(summaries):
         where = s["world"] + (f", {s['temperature']:g}" if s["temperature"] else "")
         if s["ensemble"]:  # traincontroller.py --dream-ensemble (--ensemble-halt)
             where += f", {s['ensemble'] + 1} models" + (f", halt {s['halt']:g}" if s["halt"] else "")
+        if s["horizon"] is not None:  # traincontroller.py --dream-branch, --dream-horizon
+            where += f", {s['horizon']} steps" + (f" after {s['branch']} real" if s["branch"] else "")
         if s["test"]:
             mean, std, half = interval(s["test"])
             test = f"{mean:.1f} +- {std:.1f} ({mean - half:.1f} to {mean + half:.1f}), {s['test']['episodes']}"
