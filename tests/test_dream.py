@@ -171,7 +171,8 @@ def test_traincontroller_in_an_ensembles_dream(dream_logdir, tmp_path):
 
     halted, far = tmp_path / "halted", tmp_path / "far.tar"
     shutil.copytree(dream_logdir, halted)
-    torch.save(dict(state, model=moved(model).state_dict(), datadir="/elsewhere", data_steps=1000), far)
+    torch.save(dict(state, model=moved(model).state_dict(), datadir="/elsewhere", data_steps=1000,
+                    data_sources={"/elsewhere": 1000}), far)
     out = run_script("world-models/traincontroller.py", *dream_search(halted), "--max-generations", 1,
                      "--dream-ensemble", far, "--ensemble-halt", 2.0).stdout
     assert "halted where they spread past 2" in out
@@ -401,6 +402,21 @@ def retraining(dream_logdir, tiny_data, tmp_path):
     shutil.copytree(dream_logdir, logdir, ignore=shutil.ignore_patterns("mdrnn"))
     return logdir, ["world-models/trainmdrnn.py", "--logdir", logdir, "--datadir", tiny_data,
                     "--seq-len", TINY["seq_len"], "--include-reward", "--init", dream_logdir / "mdrnn" / "best.tar"]
+
+
+def test_a_model_started_from_another_counts_that_ones_data_too(dream_logdir, tiny_data, tmp_path):
+    data = TINY["rollouts"] * TINY["steps"]
+    logdir, train = retraining(dream_logdir, tiny_data, tmp_path)
+    run_script(*train, "--epochs", 1)  # the same folder: counted once
+    assert torch.load(logdir / "mdrnn" / "best.tar", weights_only=True)["data_steps"] == data
+    shutil.copytree(tiny_data, tmp_path / "more")
+    logdir, train = retraining(dream_logdir, tmp_path / "more", tmp_path / "other")
+    run_script(*train, "--epochs", 1)  # another folder: its steps and those behind the --init model
+    state = torch.load(logdir / "mdrnn" / "best.tar", weights_only=True)
+    assert state["data_steps"] == 2 * data and len(state["data_sources"]) == 2
+    out = run_script("world-models/traincontroller.py", *dream_search(logdir), "--max-generations", 1).stdout
+    assert f"real env steps: {2 * data:,} ({2 * data:,} in the data of the dream's models and starts (2 folders)" \
+        in out, out
 
 
 def test_a_model_trained_with_dropout_dreams_a_mask_per_episode(dream_logdir, tiny_data, tmp_path):

@@ -93,3 +93,10 @@ def encode_frames(vae, frames):
 
     x = frames_to_input(frames)
     return vae.encoder(x.to(next(vae.encoder.parameters()).dtype))[0]
+
+
+def data_sources(state):
+    """{datadir: real env steps} of the data behind a dynamics model's checkpoint state: every folder its
+    training saw, an --init model's included (before that was recorded: its own datadir and data_steps; None
+    where unrecorded)."""
+    return state.get("data_sources") or {str(state.get("datadir")): state.get("data_steps")}

@@ -232,7 +232,7 @@ def ensemble_members(paths, dynamics, lineage, datasets):
     dynamics model of this kind, with a reward head, on this VAE, and none twice. datasets ({datadir: real env
     steps} of the dream's data so far) gains the dataset of a member recorded from another one."""
     from utils.checkpoint import weights_id
-    from utils.engine.models_io import load_dynamics
+    from utils.engine.models_io import data_sources, load_dynamics
 
     files, ids = [], []
     for path in paths:
@@ -249,14 +249,15 @@ def ensemble_members(paths, dynamics, lineage, datasets):
                             "give each model once (--logdir's model is always in it)")
         files.append(str(Path(path).resolve()))
         ids.append(member_id)
-        datasets.setdefault(str(state.get("datadir")), state.get("data_steps"))
+        for datadir, steps in data_sources(state).items():
+            datasets.setdefault(datadir, steps)
     return files, ids
 
 
 def main(dynamics, argv=None):
     from models.controller import Controller, flatten_params, n_params, unflatten_params
     from utils.engine.cmaes import es_state, make_es, restore_es
-    from utils.engine.models_io import dynamics_path
+    from utils.engine.models_io import data_sources, dynamics_path
     from utils.engine.rollout import Task
     from utils.engine.training import seed_everything, summary_writer
 
@@ -268,7 +269,7 @@ def main(dynamics, argv=None):
     world = {"world": args.world, "temperature": args.temperature if args.world == "dream" else None,
              "action_noise": args.action_noise}
     # the real env steps of the data behind the search, per dataset (a dataset shared by several is counted once)
-    datasets = {str(dyn_state.get("datadir")): dyn_state.get("data_steps")}
+    datasets = dict(data_sources(dyn_state))
     if args.dream_ensemble:  # recorded only then, so that other searches' records stay as they were
         members, world["ensemble"] = ensemble_members(args.dream_ensemble, dynamics, lineage, datasets)
         world["ensemble_halt"] = args.ensemble_halt

@@ -16,7 +16,7 @@ from tqdm import tqdm
 from utils.checkpoint import weights_id
 from utils.constants import DYNAMICS_DIRS, LSIZE, SEQ_LEN
 from utils.errors import Parser, UserError
-from utils.engine.models_io import load_vae, recorded_vae, vae_path
+from utils.engine.models_io import data_sources, load_vae, recorded_vae, vae_path
 from utils.engine.training import (RECORDED_SINCE, add_common_flags, check_common_flags, check_logdir, finished,
                                    fit, seed_everything)
 
@@ -126,8 +126,14 @@ def main(dynamics, argv=None):
         datasets[name].encode(vae.encoder, device)  # once per run, not every epoch
     # The real env steps behind this model (every step of its rollouts, training and test),
     # counted by every controller trained on it.
-    extra.update(datadir=str(Path(args.datadir).resolve()),
-                 data_steps=sum(len(d.actions) for d in datasets.values()))
+    # A model started from another (--init) also rests on that one's data: data_sources holds the steps of
+    # every folder behind it, each counted once (the larger, newer count where --init grew the same folder;
+    # an upper bound where two folders share rollouts).
+    datadir = str(Path(args.datadir).resolve())
+    sources = dict(data_sources(init_state)) if init is not None else {}
+    sources[datadir] = sum(len(d.actions) for d in datasets.values())
+    extra.update(datadir=datadir, data_sources=sources,
+                 data_steps=None if None in sources.values() else sum(sources.values()))
     print(f"{len(datasets['train'])} training and {len(datasets['test'])} test sequences "
           f"of {args.seq_len} steps, device {device}")
     del vae
