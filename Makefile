@@ -255,27 +255,36 @@ simulators: $(VENV)/.installed
 # The paper's ablation (its Table 1) on the comparison's world model (pretrained/world-models-r1: its VAE
 # and MDN-RNN, copied into each run): the controller reading z alone (linear), [z, h] of the MDN-RNN at
 # its initialisation, z through a hidden layer of 40 tanh units, and [z, h] of the trained MDN-RNN (the
-# agent), each with ABLATION_SEEDS CMA-ES seeds and make agent's search budget, each tested over the same
-# 100 tracks. Every run resumes after a stop; a test is rerun only when its controller changed. Ends with
-# runs/ablation/report/report.md: each row over its seeds, and every two rows' difference with its interval.
-# A finished row (searched and tested) is kept in ABLATION_KEEP, which the repository holds: its controller,
-# search logs and test scores (70 to 250 kB). A rerun restores a kept row instead of searching again (the
-# world model is the shipped one), so the ablation goes on across machines; empty ABLATION_KEEP to redo all.
+# agent); then [z, h] of the comparison's Transformer and TraDE (pretrained/transformers-wm, pretrained/trade,
+# on the same VAE): the three dynamics models as feature extractors. Each row gets ABLATION_SEEDS CMA-ES
+# seeds and make agent's search budget, each run tested over the same 100 tracks; a row's seeds run one
+# after the other, then the next row's. Every run resumes after a stop; a test is rerun only when its
+# controller changed. Ends with runs/ablation/report/report.md: each row over its seeds, and every two rows'
+# difference with its interval. A finished run (searched and tested) is kept in ABLATION_KEEP, which the
+# repository holds: its controller, search logs and test scores (70 to 250 kB). A rerun restores a kept run
+# instead of searching again (the world models are the shipped ones), so the ablation goes on across
+# machines; empty ABLATION_KEEP to redo all.
 ABLATION_DIR ?= runs/ablation
 ABLATION_KEEP ?= docs/comparison/ablation/kept
-ABLATION_ROWS ?= z zh-untrained z-hidden zh
+ABLATION_ROWS ?= z zh-untrained z-hidden zh zh-transformer zh-trade
 ABLATION_SEEDS ?= 0 1 2
 ABLATION_TEST_EPISODES ?= 100
 ablation: $(VENV)/.installed
-	$(COPY_ONCE); for seed in $(ABLATION_SEEDS); do for row in $(ABLATION_ROWS); do \
+	$(COPY_ONCE); for row in $(ABLATION_ROWS); do for seed in $(ABLATION_SEEDS); do \
 		dst=$(ABLATION_DIR)/$$row-seed$$seed; kept=$(ABLATION_KEEP)/$$row-seed$$seed; mkdir -p $$dst; \
-		for m in vae mdrnn; do copy_once pretrained/world-models-r1/$$m $$dst || exit 1; done; \
+		exp=world-models; src=pretrained/world-models-r1; models="vae mdrnn"; reads="--controller-inputs $$row"; \
+		case $$row in zh-untrained) reads="--untrained-dynamics";; \
+			zh-transformer) exp=transformers-wm; src=pretrained/transformers-wm; models="vae transformers_de"; \
+				reads="--controller-inputs zh";; \
+			zh-trade) exp=trade; src=pretrained/trade; models="vae transformers_de"; reads="--controller-inputs zh";; \
+		esac; \
+		for m in $$models; do copy_once $$src/$$m $$dst || exit 1; done; \
 		if [ -f $$kept/test_scores.json ]; then \
 			echo "$$row-seed$$seed: kept in $$kept, not searched again"; cp -rp $$kept/. $$dst || exit 1; continue; fi; \
-		reads="--controller-inputs $$row"; [ $$row = zh-untrained ] && reads="--untrained-dynamics"; \
-		$(PY) world-models/traincontroller.py --logdir $$dst $$reads --max-generations $(AGENT_GENERATIONS) --seed $$seed \
+		$(PY) $$exp/traincontroller.py --logdir $$dst $$reads --max-generations $(AGENT_GENERATIONS) --seed $$seed \
 			$(AGENT_SEARCH) || exit 1; \
-		$(call TEST_ONCE,$$dst) --episodes $(ABLATION_TEST_EPISODES) --no-video || exit 1; \
+		[ $$dst/test_scores.json -nt $$dst/ctrl/best.tar ] || $(PY) $$exp/test_controller.py --logdir $$dst \
+			--episodes $(ABLATION_TEST_EPISODES) --no-video || exit 1; \
 		rm -rf $$kept.tmp && mkdir -p $$kept.tmp/ctrl && cp -rp $$dst/ctrl/best.tar $$dst/ctrl/tb $$kept.tmp/ctrl \
 			&& cp -p $$dst/test_scores.json $$kept.tmp && mv $$kept.tmp $$kept || exit 1; \
 	done; done

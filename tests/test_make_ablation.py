@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import ROOT
 
 TOY = {"AGENT_STEPS": 30, "AGENT_POP": 2, "AGENT_SAMPLES": 1, "AGENT_GENERATIONS": 1, "AGENT_EVAL_EVERY": 1,
-       "AGENT_EVAL_ROLLOUTS": 1, "ABLATION_TEST_EPISODES": 2, "ABLATION_SEEDS": 0, "ABLATION_ROWS": "z zh"}
+       "AGENT_EVAL_ROLLOUTS": 1, "ABLATION_TEST_EPISODES": 2, "ABLATION_SEEDS": 0, "ABLATION_ROWS": "z zh zh-trade"}
 
 
 def make_ablation(runs, kept):
@@ -28,8 +28,8 @@ def make_ablation(runs, kept):
 def test_make_ablation_keeps_finished_rows_and_restores_them(tmp_path):
     runs, kept = tmp_path / "runs", tmp_path / "kept"
     out = make_ablation(runs, kept)
-    assert out.count("new CMA-ES search") == 2
-    rows = ("z-seed0", "zh-seed0")
+    assert out.count("new CMA-ES search") == 3
+    rows = ("z-seed0", "zh-seed0", "zh-trade-seed0")  # the last with TraDE's experiment and model
     for row in rows:
         assert sorted(p.name for p in (kept / row).iterdir()) == ["ctrl", "test_scores.json"]
         assert (kept / row / "ctrl" / "best.tar").read_bytes() == (runs / row / "ctrl" / "best.tar").read_bytes()
