@@ -165,6 +165,8 @@ class WindowStepper:
         """Fill the windows of the envs where mask (BSIZE,) is True (N of them) with a real past, actions
         (P, N, ASIZE) and latents (P, N, LSIZE): its last `context` steps, as P pushes would leave them."""
         keep = min(len(actions), self.context)
+        if keep == 0:
+            return
         steps = torch.cat([actions, latents], dim=-1)[-keep:].to(self.window.dtype)
         self.window[:keep, mask] = steps
         self.lengths = torch.where(mask, keep, self.lengths)

@@ -177,7 +177,7 @@ def test_traincontroller_in_an_ensembles_dream(dream_logdir, tmp_path):
                      "--dream-ensemble", far, "--ensemble-halt", 2.0).stdout
     assert "halted where they spread past 2" in out
     both = TINY["rollouts"] * TINY["steps"] + 1000  # a member that learned from other rollouts: they count too
-    assert f"real env steps: {both:,} ({both:,} in the data of the dream's models and starts (2 folders)" in out, out
+    assert f"real env steps: {both:,} ({both:,} in the data behind the dream (2 folders)" in out, out
     scalars, _ = read_scalars(halted / "ctrl" / "tb")
     assert [v for _, v, _ in scalars["charts/dream/episode_length_mean"]] == [1.0]
     run_script("utils/stages/dream_report.py", "--logdirs", logdir, halted, "--out", tmp_path / "report")
@@ -259,6 +259,21 @@ def test_a_branched_dream_episode_is_the_same_alone_and_in_a_batch(dream_logdir)
     gen.world.reset(0, 7)
     start = int(gen.world.start[0])
     np.testing.assert_array_equal(gen.world.latents()[0].numpy(), pasts[start, -1])  # the dream goes on from there
+    # from where the model fed the start's past would be: frame k with the action stored after it, k < P
+    import copy
+
+    gen = RolloutGenerator(VAE(), model, 2, "cpu", time_limit=40, dream={
+        "starts": pasts, "start_actions": past_actions, "temperature": 1.15, "members": [copy.deepcopy(model)]})
+    gen.world.reset(1, 7)
+    fresh = torch.tensor([False, True])
+    gen.stepper.reset(fresh)
+    gen.world.warm(fresh, gen.stepper)
+    fed = model.stepper(1)
+    for a, z in zip(past_actions[start], pasts[start, :-1]):
+        fed.push(torch.from_numpy(a)[None], torch.from_numpy(z)[None])
+    for stepper in (gen.stepper, *gen.world.member_steppers):  # the ensemble's members too
+        torch.testing.assert_close(stepper.hidden[1:], fed.hidden, atol=1e-5, rtol=1e-5)
+        assert not stepper.hidden[0].any()
     with pytest.raises(ValueError, match="start_actions must be"):
         RolloutGenerator(VAE(), model, 1, "cpu", dream={"starts": pasts, "start_actions": past_actions[:, 1:]})
 
@@ -276,7 +291,7 @@ def test_traincontroller_in_a_branched_dream(dream_logdir, tiny_data, tmp_path):
     assert f"episodes of up to 6 steps in the dream" in out and f"starts: {inside} frames inside the rollouts" in out
     assert "each after its 8 real steps" in out, out
     both = 2 * TINY["rollouts"] * TINY["steps"]
-    assert f"real env steps: {both:,} ({both:,} in the data of the dream's models and starts (2 folders)" in out, out
+    assert f"real env steps: {both:,} ({both:,} in the data behind the dream (2 folders)" in out, out
     scalars, _ = read_scalars(logdir / "ctrl" / "tb")
     assert [v for _, v, _ in scalars["charts/dream/episode_length_mean"]] == [6.0]
     state = torch.load(logdir / "ctrl" / "best.tar", weights_only=True)
@@ -415,8 +430,15 @@ def test_a_model_started_from_another_counts_that_ones_data_too(dream_logdir, ti
     state = torch.load(logdir / "mdrnn" / "best.tar", weights_only=True)
     assert state["data_steps"] == 2 * data and len(state["data_sources"]) == 2
     out = run_script("world-models/traincontroller.py", *dream_search(logdir), "--max-generations", 1).stdout
-    assert f"real env steps: {2 * data:,} ({2 * data:,} in the data of the dream's models and starts (2 folders)" \
+    assert f"real env steps: {2 * data:,} ({2 * data:,} in the data behind the dream (2 folders)" \
         in out, out
+    # from a model that does not record its data: this dataset's steps, and a line that says so
+    unknown = tmp_path / "unknown.tar"
+    torch.save({k: v for k, v in state.items() if k not in ("data_sources", "datadir", "data_steps")}, unknown)
+    logdir, train = retraining(dream_logdir, tiny_data, tmp_path / "third")
+    out = run_script(*train[:-1], unknown, "--epochs", 1).stdout
+    assert "the real env steps of its data are not recorded; counting this dataset's only" in out
+    assert torch.load(logdir / "mdrnn" / "best.tar", weights_only=True)["data_steps"] == data
 
 
 def test_a_model_trained_with_dropout_dreams_a_mask_per_episode(dream_logdir, tiny_data, tmp_path):

@@ -249,8 +249,9 @@ def ensemble_members(paths, dynamics, lineage, datasets):
                             "give each model once (--logdir's model is always in it)")
         files.append(str(Path(path).resolve()))
         ids.append(member_id)
-        for datadir, steps in data_sources(state).items():
-            datasets.setdefault(datadir, steps)
+        for datadir, steps in data_sources(state).items():  # a folder grown between trainings: its larger count
+            known = datasets.get(datadir)
+            datasets[datadir] = steps if known is None or steps is None else max(known, steps)
     return files, ids
 
 
@@ -321,8 +322,8 @@ def main(dynamics, argv=None):
             if "ensemble" in recorded:
                 where += f" of {len(recorded['ensemble']) + 1} models (halt {recorded['ensemble_halt']:g})"
             if "dream_branch" in recorded:
-                where += (f", {recorded['dream_horizon']}-step episodes branched after {recorded['dream_branch']} "
-                          "real steps")
+                where += f", {recorded['dream_horizon']}-step episodes" + (
+                    f" branched after {recorded['dream_branch']} real steps" if recorded["dream_branch"] else "")
             raise UserError(f"{last}: this search was played {where} with action noise {recorded['action_noise']:g}; "
                             "resume it with the same --world, --temperature, --dream-ensemble, --ensemble-halt, "
                             "--dream-branch, --dream-horizon and --action-noise, "
@@ -485,8 +486,7 @@ def main(dynamics, argv=None):
                 real_pool.close()
     writer.close()
     data = real_steps["data"]
-    whose = "the dynamics model's data" if len(datasets) == 1 else \
-        f"the data of the dream's models and starts ({len(datasets)} folders)"
+    whose = "the dynamics model's data" if len(datasets) == 1 else f"the data behind the dream ({len(datasets)} folders)"
     print(f"real env steps: {(data or 0) + real_steps['played']:,} "
           f"({'not recorded' if data is None else f'{data:,}'} in {whose}, "
           f"{real_steps['played']:,} played by this search)")

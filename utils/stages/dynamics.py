@@ -131,9 +131,11 @@ def main(dynamics, argv=None):
     # an upper bound where two folders share rollouts).
     datadir = str(Path(args.datadir).resolve())
     sources = dict(data_sources(init_state)) if init is not None else {}
+    if None in sources.values():  # an --init model trained before its data was recorded: ours only, said so
+        print(f"--init {args.init}: the real env steps of its data are not recorded; counting this dataset's only")
+        sources = {k: v for k, v in sources.items() if v is not None}
     sources[datadir] = sum(len(d.actions) for d in datasets.values())
-    extra.update(datadir=datadir, data_sources=sources,
-                 data_steps=None if None in sources.values() else sum(sources.values()))
+    extra.update(datadir=datadir, data_sources=sources, data_steps=sum(sources.values()))
     print(f"{len(datasets['train'])} training and {len(datasets['test'])} test sequences "
           f"of {args.seq_len} steps, device {device}")
     del vae
