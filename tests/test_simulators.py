@@ -26,6 +26,23 @@ def test_rank_correlation():
     assert m["spearman"] == pytest.approx(0.5) and m["spearman_low"] <= m["spearman"] <= m["spearman_high"]
 
 
+def test_pairs_of_simulators_are_paired_over_the_same_controllers():
+    from utils.stages.simulators import pairs
+
+    real = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    models = [{"logdir": "right", "dream_means": real, "spearman": 1.0},
+              {"logdir": "reversed", "dream_means": real[::-1], "spearman": -1.0},
+              {"logdir": "two swapped", "dream_means": [1.0, 2.0, 3.0, 4.0, 6.0, 5.0], "spearman": 0.94}]
+    right_reversed, right_swapped, _ = pairs({"real_means": real, "models": models})
+    # every resample keeps one ranking right and the other reversed: the difference is 2 with no spread
+    assert (right_reversed["a"], right_reversed["b"]) == ("right", "reversed")
+    assert right_reversed["low"] == pytest.approx(2.0) and right_reversed["high"] == pytest.approx(2.0)
+    assert right_reversed["real"]
+    # resamples that miss controller 4 or 5 cannot tell the two apart: the interval reaches 0
+    assert right_swapped["difference"] == pytest.approx(0.06)
+    assert right_swapped["low"] == pytest.approx(0.0) and right_swapped["high"] > 0 and not right_swapped["real"]
+
+
 @pytest.fixture(scope="module")
 def z_search(tmp_path_factory, dream_logdir):
     """A search whose controllers read z alone, evaluated every generation: 3 champions."""
@@ -80,6 +97,17 @@ def test_champions_replayed_in_reality_and_in_two_models_dreams(z_search, dream_
     seeds = episode_seeds(0, SIMULATOR_SEED_STREAM, 1, 2)
     by_hand = play(gen, [Task(e, params, s) for e, s in enumerate(seeds)])
     assert result["models"][0]["dream_means"][2] == pytest.approx(np.mean(list(by_hand.values())), abs=1e-4)
+    # the two models' difference is kept, and --replot remakes the report from the record, playing nothing
+    assert [(d["a"], d["b"]) for d in result["pairs"]] == [(str(dream_logdir), str(trade))]
+    report = (out / "simulators.md").read_text()
+    assert "| MDN-RNN (`" in report and "A - B" in report
+    (out / "simulators.md").unlink()
+    (out / "simulators.png").unlink()
+    stdout = run_script("utils/stages/simulators.py", "--logdir", z_search, "--out", out, "--replot").stdout
+    assert (out / "simulators.md").read_text() == report and (out / "simulators.png").stat().st_size > 0
+    assert "A - B" in stdout
+    refused("utils/stages/simulators.py", "--logdir", dream_logdir, "--out", out, "--replot",
+            expect="records the replay of")
 
 
 def test_refusals(controller_logdir, mdrnn_logdir, z_search, tmp_path):
@@ -89,4 +117,7 @@ def test_refusals(controller_logdir, mdrnn_logdir, z_search, tmp_path):
             expect="its controllers read h (zh)")
     refused("utils/stages/simulators.py", "--logdir", z_search, "--dreams", mdrnn_logdir, "--out", out,
             expect="its reward head was not trained")
+    refused("utils/stages/simulators.py", "--logdir", z_search, "--out", out, expect="--dreams: give the")
+    refused("utils/stages/simulators.py", "--logdir", z_search, "--out", out, "--replot",
+            expect="simulators.json does not exist")
     assert not out.exists() and snapshot(z_search) == before

@@ -15,16 +15,21 @@ first frames), and compares the two mean returns of each controller:
   95% interval over the controllers;
 - the mean gap, dream minus real (how optimistic the dream is);
 - the dream's pick: the controller it scores highest, and what it really scores,
-  against the best real score of the archive.
+  against the best real score of the archive;
+- for every two models, the difference of their Spearman correlations, with a
+  paired bootstrap 95% interval (the same resampled controllers for both), and
+  whether it is real (the interval excludes 0).
 
 The archive must read the latent z alone (a search with --controller-inputs z or
 z-hidden): such a controller means the same in every model's dream, while one
 that reads h reads its own model's h. Every dream must use the search's VAE.
 
 Writes <out>/simulators.json, <out>/simulators.md and <out>/simulators.png
-(dream against real mean return, one colour per model).
+(dream against real mean return, one colour per model). --replot remakes the
+.md and .png from the recorded simulators.json without playing anything.
 """
 import copy
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -49,7 +54,7 @@ RESAMPLES = 1000  # bootstrap resamples of the controllers for Spearman's interv
 def parse_args(argv=None):
     parser = Parser(description="Replay a search's champions in reality and in each dynamics model's dream.")
     add_rollout_flags(parser)
-    parser.add_argument("--dreams", type=Path, nargs="+", required=True,
+    parser.add_argument("--dreams", type=Path, nargs="+", default=None,
                         help="experiment folders whose dynamics models (trained with --include-reward) dream")
     parser.add_argument("--episodes", type=int, default=16, help="episodes per controller, in reality and in each dream")
     parser.add_argument("--temperature", type=float, default=DREAM_TEMPERATURE,
@@ -57,8 +62,13 @@ def parse_args(argv=None):
     parser.add_argument("--dream-datadir", type=Path, default=None,
                         help="rollouts whose first frames start the dreams (default: each model's training rollouts)")
     parser.add_argument("--out", type=Path, required=True, help="folder for simulators.json, .md and .png")
+    parser.add_argument("--replot", action="store_true",
+                        help="play nothing: remake <out>/simulators.md and .png from <out>/simulators.json, "
+                             "the record of --logdir's replay")
     args = parser.parse_args(argv)
     check_rollout_flags(parser, args)
+    if not args.replot and not args.dreams:
+        parser.error("--dreams: give the experiment folders whose models dream (or --replot to remake the report)")
     check_flags(parser, args, positive=("episodes", "temperature"))
     return args
 
@@ -92,6 +102,21 @@ def compare(dream, real, seed=0):
     return {"spearman": spearman(dream, real), "spearman_low": float(low), "spearman_high": float(high),
             "mean_gap": float((dream - real).mean()), "pick": pick, "pick_dream": float(dream[pick]),
             "pick_real": float(real[pick]), "best_real": float(real.max())}
+
+
+def pairs(result, seed=0):
+    """Every two models of result: the difference of their Spearman correlations with the real means, and a
+    paired bootstrap 95% interval (both models scored on the same resampled controllers) -> list of dicts."""
+    real = np.asarray(result["real_means"], float)
+    resampled = np.random.default_rng(seed).integers(len(real), size=(RESAMPLES, len(real)))
+    out = []
+    for a, b in itertools.combinations(result["models"], 2):
+        da, db = np.asarray(a["dream_means"], float), np.asarray(b["dream_means"], float)
+        boot = [spearman(da[idx], real[idx]) - spearman(db[idx], real[idx]) for idx in resampled]
+        low, high = np.nanpercentile(boot, [2.5, 97.5])
+        out.append({"a": a["logdir"], "b": b["logdir"], "difference": a["spearman"] - b["spearman"],
+                    "low": float(low), "high": float(high), "real": bool(low > 0 or high < 0)})
+    return out
 
 
 def play_archive(args, kwargs, params, seeds, what):
@@ -179,11 +204,39 @@ def markdown(result):
         lines.append(f"| {NAMES.get(m['dynamics'], '?')} | `{m['logdir']}` | {m['spearman']:.2f} "
                      f"({m['spearman_low']:.2f} to {m['spearman_high']:.2f}) | {m['mean_gap']:.1f} | "
                      f"{m['pick_dream']:.1f} / {m['pick_real']:.1f} | {m['best_real']:.1f} |")
+    names = {m["logdir"]: f"{NAMES.get(m['dynamics'], '?')} (`{m['logdir']}`)" for m in result["models"]}
+    if len(result["models"]) > 1:
+        lines += ["", "Differences of the Spearman correlations, with paired bootstrap 95% intervals over the "
+                  "controllers:", "", "| model A | model B | A - B | 95% interval | real? |", "|---|---|---|---|---|"]
+        for d in result["pairs"]:
+            lines.append(f"| {names[d['a']]} | {names[d['b']]} | {d['difference']:.2f} | {d['low']:.2f} to "
+                         f"{d['high']:.2f} | {'yes' if d['real'] else 'no: the interval holds 0'} |")
     return "\n".join(lines) + "\n"
+
+
+def write_report(result, out):
+    atomic_write(out / "simulators.md", lambda tmp: open(tmp, "w").write(markdown(result)))
+    plot(result, out / "simulators.png")
+
+
+def replot(args):
+    """Remake the .md and .png of --out from its simulators.json (the record of --logdir's replay)."""
+    record = args.out / "simulators.json"
+    if not record.is_file():
+        raise UserError(f"--replot: {record} does not exist; run without --replot to play the archive first")
+    result = json.loads(record.read_text())
+    if Path(result["search"]) != args.logdir:
+        raise UserError(f"--replot: {record} records the replay of {result['search']}, not --logdir {args.logdir}")
+    result.setdefault("pairs", pairs(result, args.seed))  # a record made before the pairs were kept
+    write_report(result, args.out)
+    print(markdown(result), end="")
+    return result
 
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.replot:
+        return replot(args)
     state, params = load_archive(args.logdir)
     reads = state["controller_inputs"]
     kwargs, lineage = build_kwargs(args, state["dynamics"])
@@ -212,9 +265,11 @@ def main(argv=None):
               f"{model['spearman_high']:.2f}), dream - real {model['mean_gap']:.1f}; its pick scores "
               f"{model['pick_dream']:.1f} in the dream, {model['pick_real']:.1f} in reality "
               f"(best real {model['best_real']:.1f})", flush=True)
+    result["pairs"] = pairs(result, args.seed)
+    for d in result["pairs"]:
+        print(f"Spearman, {d['a']} - {d['b']}: {d['difference']:.2f} ({d['low']:.2f} to {d['high']:.2f})", flush=True)
     atomic_write(args.out / "simulators.json", lambda tmp: open(tmp, "w").write(json.dumps(result, indent=1)))
-    atomic_write(args.out / "simulators.md", lambda tmp: open(tmp, "w").write(markdown(result)))
-    plot(result, args.out / "simulators.png")
+    write_report(result, args.out)
     print(f"written to {args.out}/simulators.json, simulators.md, simulators.png")
     return result
 
