@@ -302,11 +302,6 @@ class RolloutSequenceDataset(Dataset):
 
         encoder: a models.vae.Encoder on `device`. Done once, not every epoch.
         """
-        from models.vae import frames_to_input
+        from models.vae import encode_stats
 
-        out = []
-        for start in range(0, len(self.obs), batch_size):
-            frames = torch.from_numpy(self.obs[start:start + batch_size]).to(device)
-            mu, logsigma = encoder(frames_to_input(frames))
-            out.append(torch.cat([mu, logsigma], -1).float().cpu())
-        self.obs = torch.cat(out).numpy()
+        self.obs = encode_stats(encoder, self.obs, device, batch_size)

@@ -104,11 +104,13 @@ class BatchedControllers:
                 t[slot] = v[offset: offset + n].view_as(t[slot])
                 offset += n
 
-    def __call__(self, latents, hiddens):
-        """latents (BSIZE, LSIZE), hiddens (BSIZE, RSIZE) -> actions (BSIZE, ASIZE)."""
+    def __call__(self, latents, hiddens, raw_noise=None):
+        """latents (BSIZE, LSIZE), hiddens (BSIZE, RSIZE) -> actions (BSIZE, ASIZE).
+        raw_noise: None, or (BSIZE, ASIZE) added to the outputs before the squash (a Gaussian policy
+        around the controller, as utils/engine/imagine.GaussianActor samples it)."""
         x = torch.cat([latents, hiddens], dim=-1) if self.inputs == "zh" else latents
         for i, (weights, biases) in enumerate(self.layers):
             if i:
                 x = torch.tanh(x)
             x = torch.bmm(weights, x[:, :, None])[..., 0] + biases
-        return squash(x)
+        return squash(x if raw_noise is None else x + raw_noise.to(x.dtype))

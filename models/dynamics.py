@@ -3,6 +3,8 @@ from models.mdrnn import MDRNN
 from models.transformers_de import TraDE, TransformerDE
 
 DYNAMICS = {"mdrnn": MDRNN, "transformer": TransformerDE, "trade": TraDE}
+TITLES = {"mdrnn": "the MDN-RNN", "transformer": "the Transformer density estimator",
+          "trade": "TraDE (transformer with a GRU positional encoding)"}
 
 
 def build_dynamics(name):

@@ -5,6 +5,7 @@ frame leave a 2x2x256 map, flattened to 1024 and mapped to (mu, logsigma) of
 the latent. Decoder: latent -> 1024 -> four transposed convolutions back to a
 3x64x64 frame in [0, 1].
 """
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -75,3 +76,15 @@ def frames_to_input(frames):
     Frames stay uint8 until they reach the device: this is the only conversion.
     """
     return frames.movedim(-1, -3).float().div_(255.0)
+
+
+@torch.no_grad()
+def encode_stats(encoder, frames, device, batch_size=1024):
+    """uint8 frames (N, 64, 64, 3) numpy -> the encoder's (mu, logsigma) concatenated, (N, 2 * LSIZE)
+    float32 numpy, batch_size frames at a time on `device` (what the dynamics models train on)."""
+    out = []
+    for start in range(0, len(frames), batch_size):
+        x = frames_to_input(torch.from_numpy(np.ascontiguousarray(frames[start:start + batch_size])).to(device))
+        mu, logsigma = encoder(x)
+        out.append(torch.cat([mu, logsigma], -1).float().cpu())
+    return torch.cat(out).numpy()

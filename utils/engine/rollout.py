@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from utils.constants import MAX_STEPS
+from utils.constants import ASIZE, MAX_STEPS
 
 
 @dataclass
@@ -84,7 +84,7 @@ class RealWorld:
 
 class RolloutGenerator:
     def __init__(self, vae, model, n_envs, device, time_limit=MAX_STEPS, context=None, env_kwargs=None,
-                 precision="fp32", dream=None, action_noise=0.0, controller_inputs="zh"):
+                 precision="fp32", dream=None, action_noise=0.0, controller_inputs="zh", policy_std=None):
         """vae, model: trained models.vae.VAE and dynamics model (moved to device here).
         context: the transformers' window (default: their training length); ignored by the MDN-RNN.
         precision: "fp32", or "bf16" for the VAE encoder and a transformer (see to_bf16).
@@ -92,7 +92,9 @@ class RolloutGenerator:
         (starts, temperature, members, ...): the episodes are then played in the dynamics model's dream.
         action_noise: std of Gaussian noise added to every action (then clipped into the box),
         drawn from the task's seed (data collection with a controller).
-        controller_inputs: what the controllers read (utils.constants.CONTROLLER_INPUTS)."""
+        controller_inputs: what the controllers read (utils.constants.CONTROLLER_INPUTS).
+        policy_std: None, or the std (ASIZE,) of Gaussian noise added to the controllers' outputs before
+        the squash, drawn from the task's seed: the imagination learner's stochastic policy in reality."""
         from models.controller import BatchedControllers
 
         self.device = torch.device(device)
@@ -107,6 +109,7 @@ class RolloutGenerator:
             raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
         self.precision = precision
         self.n_envs, self.time_limit, self.action_noise = n_envs, time_limit, action_noise
+        self.policy_std = None if policy_std is None else np.asarray(policy_std, np.float32)
         if dream is None:
             self.world = RealWorld(self.vae, n_envs, self.device, time_limit, env_kwargs)
         else:
@@ -162,7 +165,7 @@ class RolloutGenerator:
                     if observe:
                         observe(k, world, None)
                     self.controllers.set(k, task.params)
-                    if self.action_noise:
+                    if self.action_noise or self.policy_std is not None:
                         self.noise[k] = np.random.default_rng([int(task.seed), 1])
                     fresh[k] = True
             active = [k for k in range(n) if tasks[k] is not None]
@@ -173,7 +176,10 @@ class RolloutGenerator:
                 self.stepper.reset(fresh_mask)
                 world.warm(fresh_mask, self.stepper)  # a dream that starts inside a real rollout
             latents = world.latents()
-            actions = self.controllers(latents, self.stepper.hidden.float())
+            raw_noise = None
+            if self.policy_std is not None:
+                raw_noise = torch.from_numpy(self.draw(active, self.policy_std)).to(self.device)
+            actions = self.controllers(latents, self.stepper.hidden.float(), raw_noise)
             if self.action_noise:
                 actions = self.noisy(actions, active)
             self.stepper.push(actions, latents)
@@ -196,11 +202,15 @@ class RolloutGenerator:
         """actions (BSIZE, ASIZE) plus N(0, action_noise^2) from each slot's task, clipped into the box."""
         from data.carracing import clip_action
 
-        noise = np.zeros(tuple(actions.shape), np.float32)
-        for k in active:
-            noise[k] = self.noise[k].normal(0.0, self.action_noise, actions.shape[-1])
-        noisy = clip_action(actions.cpu().numpy() + noise)
+        noisy = clip_action(actions.cpu().numpy() + self.draw(active, self.action_noise))
         return torch.from_numpy(noisy).to(actions.device)
+
+    def draw(self, active, std):
+        """(n_envs, ASIZE) Gaussian noise of std (a number or (ASIZE,)) from each active slot's task, 0 elsewhere."""
+        noise = np.zeros((self.n_envs, ASIZE), np.float32)
+        for k in active:
+            noise[k] = self.noise[k].normal(0.0, std, ASIZE)
+        return noise
 
 # How far --precision bf16 may move what a trained agent's controller reads from
 # the fp32 values: the worst step's |x_bf16 - x_fp32| / |x_fp32| over whole

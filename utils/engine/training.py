@@ -13,6 +13,23 @@ from utils.checkpoint import load_checkpoint, save_checkpoint
 from utils.errors import UserError
 
 
+# Each model's training recipe, as its original code has it: ctallec/world-models
+# for the MDN-RNN; the seed's transformer code (Adam with the "Attention is all
+# you need" betas and eps) for both transformers.
+RECIPES = {
+    "mdrnn": {"optimizer": "rmsprop", "lr": 1e-3, "epochs": 30},
+    "transformer": {"optimizer": "adam", "lr": 1e-4, "epochs": 40},
+    "trade": {"optimizer": "adam", "lr": 1e-4, "epochs": 40},
+}
+
+
+def make_optimizer(name, parameters, lr):
+    """The optimiser of a recipe: rmsprop (alpha 0.9, ctallec's) or adam (betas (0.9, 0.98), eps 1e-9, the seed's)."""
+    if name == "rmsprop":
+        return torch.optim.RMSprop(parameters, lr=lr, alpha=0.9)
+    return torch.optim.Adam(parameters, lr=lr, betas=(0.9, 0.98), eps=1e-9)
+
+
 class TrainingDiverged(UserError):
     """A loss became NaN or infinite; the last good checkpoint is kept."""
 

@@ -13,23 +13,13 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from models.dynamics import TITLES
 from utils.checkpoint import weights_id
 from utils.constants import DYNAMICS_DIRS, LSIZE, SEQ_LEN
 from utils.errors import Parser, UserError
 from utils.engine.models_io import data_sources, load_vae, recorded_vae, vae_path
-from utils.engine.training import (RECORDED_SINCE, add_common_flags, check_common_flags, check_logdir, finished,
-                                   fit, seed_everything)
-
-# Each model's training recipe, as its original code has it: ctallec/world-models
-# for the MDN-RNN; the seed's transformer code (Adam with the "Attention is all
-# you need" betas and eps) for both transformers.
-RECIPES = {
-    "mdrnn": {"optimizer": "rmsprop", "lr": 1e-3, "epochs": 30},
-    "transformer": {"optimizer": "adam", "lr": 1e-4, "epochs": 40},
-    "trade": {"optimizer": "adam", "lr": 1e-4, "epochs": 40},
-}
-TITLES = {"mdrnn": "the MDN-RNN", "transformer": "the Transformer density estimator",
-          "trade": "TraDE (transformer with a GRU positional encoding)"}
+from utils.engine.training import (RECIPES, RECORDED_SINCE, add_common_flags, check_common_flags, check_logdir,
+                                   finished, fit, make_optimizer, seed_everything)
 
 
 def parse_args(dynamics, argv=None):
@@ -78,12 +68,6 @@ def parse_args(dynamics, argv=None):
     if args.open_loop and args.dropout:
         parser.error("--open-loop and --dropout: choose one (the open loop is trained without masks)")
     return args
-
-
-def make_optimizer(name, parameters, lr):
-    if name == "rmsprop":
-        return torch.optim.RMSprop(parameters, lr=lr, alpha=0.9)
-    return torch.optim.Adam(parameters, lr=lr, betas=(0.9, 0.98), eps=1e-9)
 
 
 def main(dynamics, argv=None):

@@ -1,0 +1,200 @@
+"""The imagination learner (trainimagination.py, utils/engine/imagine.py): its returns, its imagination
+against the models stepped by hand, and the stage through its command line (one iteration, resume, refusals)."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import TINY, run_script
+from tests.test_bad_input import refused, snapshot
+
+
+def test_lambda_returns_by_hand():
+    from utils.engine.imagine import lambda_returns
+
+    rewards = torch.tensor([[1.0, 0.0], [2.0, -1.0]])  # r_1, r_2 of two trajectories
+    values = torch.tensor([[0.0, 5.0], [10.0, 1.0], [20.0, 3.0]])  # v(s_0), v(s_1), v(s_2)
+    gamma, lam = 0.5, 0.5
+    # R_1 = r_2 + gamma v_2 (the last step bootstraps from v(s_H)); R_0 = r_1 + gamma ((1 - lam) v_1 + lam R_1)
+    r1 = [2 + 0.5 * 20, -1 + 0.5 * 3]
+    r0 = [1 + 0.5 * (0.5 * 10 + 0.5 * r1[0]), 0 + 0.5 * (0.5 * 1 + 0.5 * r1[1])]
+    assert torch.allclose(lambda_returns(rewards, values, gamma, lam), torch.tensor([r0, r1]))
+    # lam = 1: the discounted sum of rewards plus the discounted last value; lam = 0: one-step TD targets
+    assert torch.allclose(lambda_returns(rewards, values, 0.9, 1.0)[0], rewards[0] + 0.9 * rewards[1] + 0.81 * values[2])
+    assert torch.allclose(lambda_returns(rewards, values, 0.9, 0.0), rewards + 0.9 * values[1:])
+
+
+def random_replay(episodes=4, steps=60, seed=0):
+    from utils.constants import ASIZE, LSIZE
+    from utils.engine.imagine import Replay
+
+    rng = np.random.default_rng(seed)
+    replay = Replay()
+    for _ in range(episodes):
+        replay.add(rng.normal(size=(steps, 2 * LSIZE)).astype(np.float32) * 0.5,
+                   rng.uniform(-1, 1, (steps, ASIZE)).astype(np.float32), rng.normal(size=steps).astype(np.float32),
+                   np.zeros(steps, np.float32))
+    return replay
+
+
+def test_replay_sequences_pair_frames_with_the_next_action():
+    """A sequence at t: frames t .. t+L-1 with actions t+1 .. t+L (the rollout format: frame t follows action t),
+    inside one episode."""
+    replay = random_replay()
+    rng = np.random.default_rng(1)
+    stats, actions, rewards, terminated, next_stats = replay.sequences(rng, 64, 8)
+    assert stats.shape == (8, 64, 64) and actions.shape == (8, 64, 3) and next_stats.shape == stats.shape
+    for b in range(64):
+        t = int(np.flatnonzero((replay.stats == stats[0, b].numpy()).all(1))[0])
+        assert t + 8 < replay.end[t]
+        assert np.array_equal(actions[:, b].numpy(), replay.actions[t + 1:t + 9])
+        assert np.array_equal(next_stats[:, b].numpy(), replay.stats[t + 1:t + 9])
+
+
+def test_replay_starts_carry_the_real_past_that_led_there():
+    """A start at frame g of an episode: its past is the pushes (action g-n+1, frame g-n) .. (action g, frame
+    g-1), as the rollout generator made them (the action after frame j is action j+1), n = min(past, steps of
+    the episode before g); z0 is frame g's latent mean."""
+    replay = random_replay(steps=20)
+    past_len, actions, latents, z0 = replay.starts(np.random.default_rng(2), 200, 6)
+    mu = replay.stats[:, :32]
+    for b in range(200):
+        g = int(np.flatnonzero((mu == z0[b].numpy()).all(1))[0])
+        n = int(past_len[b])
+        assert n == min(6, g - replay.first[g])
+        assert np.array_equal(latents[:n, b].numpy(), mu[g - n:g])
+        assert np.array_equal(actions[:n, b].numpy(), replay.actions[g - n + 1:g + 1])
+    assert (past_len == 0).any() and (past_len == 6).any()
+
+
+@pytest.mark.parametrize("dynamics", ["mdrnn", "trade"])
+def test_imagination_equals_the_model_stepped_by_hand(dynamics):
+    """warm_starts + imagine give, at every imagined step, the hidden state and reward that the full-sequence
+    model computes on [real past, imagined steps] (the transformer: on its last `context` steps), and the
+    latents the mixture gives with the same noise."""
+    from models.dynamics import build_dynamics
+    from models.mdrnn import sample_mixture
+    from models.controller import squash
+    from utils.engine.imagine import GaussianActor, imagine, warm_starts
+
+    torch.manual_seed(0)
+    model = build_dynamics(dynamics).eval()
+    replay = random_replay()
+    past, horizon, batch, context = 6, 4, 16, 8
+    past_len, actions, latents, z0 = replay.starts(np.random.default_rng(3), batch, past)
+    actor = GaussianActor(std=0.3)
+    torch.nn.init.normal_(actor.controller.fc.weight, std=0.1)
+    stepper = model.stepper(batch, context) if dynamics != "mdrnn" else model.stepper(batch)
+    warm_starts(stepper, past_len, actions, latents)
+    gen = torch.Generator().manual_seed(5)
+    features, raws, rewards = imagine(model, stepper, actor, z0, horizon, temperature=1.0, generator=gen)
+    assert features.shape == (horizon + 1, batch, 32 + 256) and raws.shape == (horizon, batch, 3)
+
+    # the same noise, drawn in imagine's order, to recompute the sampled latents
+    gen = torch.Generator().manual_seed(5)
+    noise = []
+    for _ in range(horizon):
+        eps = torch.randn(batch, 3, generator=gen)
+        noise.append((torch.rand(batch, generator=gen), torch.randn(batch, 32, generator=gen)))
+    with torch.no_grad():
+        for b in range(batch):
+            n = int(past_len[b])
+            seq_a, seq_z = list(actions[:n, b]), list(latents[:n, b])
+            z = z0[b]
+            for k in range(horizon):
+                assert torch.allclose(features[k, b, :32], z, atol=1e-5)
+                a = squash(raws[k, b])
+                seq_a.append(a)
+                seq_z.append(z)
+                window = slice(-context, None) if dynamics != "mdrnn" else slice(None)
+                out = model(torch.stack(seq_a[window])[:, None], torch.stack(seq_z[window])[:, None])
+                h = out[-1][-1, 0]
+                assert torch.allclose(features[k + 1, b, 32:], h, atol=1e-4), (b, k)
+                assert torch.allclose(rewards[k, b], out[3][-1, 0], atol=1e-4)
+                z = sample_mixture(out[0][-1], out[1][-1], out[2][-1], 1.0, noise[k][0][b:b + 1],
+                                   noise[k][1][b:b + 1])[0]
+    assert (past_len < past).any() and (past_len == past).any()  # both kinds of start were checked
+
+
+IMAGINATION = ["--envs", 2, "--time-limit", 20, "--pretrain", 2, "--train-ratio", 2, "--batch-size", 4,
+               "--seq-len", TINY["seq_len"], "--past", TINY["seq_len"], "--imag-batch", 8, "--horizon", 3,
+               "--eval-every", 1, "--eval-episodes", 1, "--critic-units", 16]
+
+
+@pytest.fixture(scope="module")
+def imagination_logdir(tmp_path_factory, mdrnn_logdir):
+    logdir = tmp_path_factory.mktemp("imagination") / "exp"
+    shutil.copytree(mdrnn_logdir, logdir, ignore=shutil.ignore_patterns("ctrl", "test_sample*", "test_scores*"))
+    return logdir
+
+
+def test_one_iteration_through_the_command_line_then_a_test(imagination_logdir, tiny_data):
+    """One iteration: real episodes in the replay, the counts recorded, and an agent folder that
+    test_controller.py scores."""
+    run_script("world-models/trainimagination.py", "--logdir", imagination_logdir, "--datadir", tiny_data,
+               "--max-iterations", 1, *IMAGINATION)
+    root = imagination_logdir / "imagination"
+    record = json.loads((root / "record.json").read_text())
+    steps = record["real_steps"]
+    assert steps["data"] == TINY["rollouts"] * TINY["steps"]
+    assert 0 < steps["collected"] <= 2 * 20 and 0 < steps["evaluation"] <= 20
+    assert steps["total"] == steps["data"] + steps["collected"] + steps["evaluation"]
+    assert record["config"]["horizon"] == 3 and record["iterations"] == 1
+    assert len(record["history"][0]["train_returns"]) == 2 and len(record["history"][0]["eval_returns"]) == 1
+    replayed = sorted((root / "replay" / "thread_0").glob("rollout_*.npz"))
+    assert len(replayed) == 2
+    state = torch.load(root / "ctrl" / "best.tar", weights_only=True)
+    assert state["config"] == record["config"]  # the whole configuration with the controller
+    assert torch.load(root / "checkpoint.tar", weights_only=True)["config"] == record["config"]
+    run_script("world-models/test_controller.py", "--logdir", root, "--episodes", 2, "--time-limit", 20,
+               "--no-video", "--max-workers", 1)
+    assert json.loads((root / "test_scores.json").read_text())["episodes"] == 2
+
+
+def test_a_stopped_run_continues_as_one_that_never_stopped(tmp_path, mdrnn_logdir, tiny_data):
+    """Two iterations in one go, or one then a rerun: the same actor, critic, model and replay."""
+    runs = {}
+    for name, stops in (("once", [2]), ("resumed", [1, 2])):
+        logdir = tmp_path / name
+        shutil.copytree(mdrnn_logdir, logdir, ignore=shutil.ignore_patterns("ctrl", "test_sample*", "test_scores*"))
+        for stop in stops:
+            proc = run_script("world-models/trainimagination.py", "--logdir", logdir, "--datadir", tiny_data,
+                              "--max-iterations", stop, *IMAGINATION)
+        runs[name] = torch.load(logdir / "imagination" / "checkpoint.tar", weights_only=True)
+    assert "resuming" in proc.stdout
+    once, resumed = runs["once"], runs["resumed"]
+    assert once["iteration"] == resumed["iteration"] == 2 and once["replay_files"] == resumed["replay_files"] == 4
+    for part in ("actor", "critic", "model"):
+        for key in once[part]:
+            assert torch.equal(once[part][key], resumed[part][key]), (part, key)
+    assert once["steps"] == resumed["steps"]
+
+
+def test_bad_input_is_refused_in_one_line_and_writes_nothing(imagination_logdir, tiny_data):
+    for args, expect in ((["--horizon", 0], "--horizon 0: must be > 0"),
+                         (["--gamma", 1.5], "--gamma 1.5: must be in"),
+                         (["--context", 8], "--context 8: is the transformers' window"),
+                         (["--min-std", 0.9], "--min-std 0.9: must be at most --init-std 0.5"),
+                         (["--datadir", imagination_logdir / "nowhere"], "no such folder")):
+        before = snapshot(imagination_logdir)
+        refused("world-models/trainimagination.py", "--logdir", imagination_logdir, "--datadir", tiny_data, *args,
+                expect=expect)
+        assert snapshot(imagination_logdir) == before
+
+
+def test_a_resume_with_other_settings_is_refused(imagination_logdir, tiny_data):
+    """A recorded run (test_one_iteration... made it) continued with another --seed or --horizon: refused,
+    naming the flag and its recorded value; nothing written."""
+    if not (imagination_logdir / "imagination" / "checkpoint.tar").exists():
+        run_script("world-models/trainimagination.py", "--logdir", imagination_logdir, "--datadir", tiny_data,
+                   "--max-iterations", 1, *IMAGINATION)
+    before = snapshot(imagination_logdir)
+    refused("world-models/trainimagination.py", "--logdir", imagination_logdir, "--datadir", tiny_data,
+            "--max-iterations", 2, *IMAGINATION, "--seed", 3, expect="made with --seed 0, not 3")
+    args = list(IMAGINATION)
+    args[args.index("--horizon") + 1] = 5
+    refused("world-models/trainimagination.py", "--logdir", imagination_logdir, "--datadir", tiny_data,
+            "--max-iterations", 2, *args, expect="made with --horizon 3, not 5")
+    assert snapshot(imagination_logdir) == before

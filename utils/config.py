@@ -1,0 +1,116 @@
+"""One configuration object per run: its flags in one dataclass, parsed, checked, recorded and compared.
+
+A stage declares its configuration as a dataclass whose fields are made with `flag()`: the default, the
+help text and the argparse options sit beside the field, so the flag, its default and its record are one
+thing. Then
+
+    config = parse(MyConfig, argv, description)   # --help, types, choices; validate() refuses bad values
+    record = config.record()                     # every field, plain values: saved in each checkpoint
+    check_resume(config, state["config"], path)  # the RESUME fields must match the recorded run's
+
+`validate()` is the one place a stage refuses a value: it raises ConfigError with one line naming the flag,
+before anything is written. RESUME names the fields a resumed run must share with the run it continues (a
+different seed or budget would silently make another run); the others (a worker count, a display switch)
+may change between a run and its resume. A record made before a field existed counts as that field's
+RECORDED_SINCE value, the one those runs ran with.
+"""
+import dataclasses
+from pathlib import Path
+
+from utils.errors import Parser, UserError
+
+
+class ConfigError(UserError):
+    """A flag's value is refused: one line naming the flag and what to do."""
+
+
+def flag(default, help, **argparse_options):
+    """A configuration field: its default, its --help text, and extra argparse options (choices, type,
+    action, metavar)."""
+    return dataclasses.field(default=default, metadata={"help": help, **argparse_options})
+
+
+def flag_name(field_name):
+    return "--" + field_name.replace("_", "-")
+
+
+class Config:
+    """Base of a stage's configuration dataclass (see the module's docstring)."""
+
+    RESUME = ()  # fields a resumed run must share with the recorded one
+    RECORDED_SINCE = {}  # field -> the value of runs recorded before the field existed
+
+    def validate(self):
+        """Refuse impossible or meaningless values (ConfigError, one line); nothing written yet."""
+
+    def record(self):
+        """Every field as a plain value (paths as strings): what checkpoints and score files hold."""
+        return {f.name: plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    def refuse(self, name, why):
+        raise ConfigError(f"{flag_name(name)} {plain(getattr(self, name))}: {why}")
+
+    def positive(self, *names):
+        for name in names:
+            if not getattr(self, name) > 0:
+                self.refuse(name, "must be > 0")
+
+    def non_negative(self, *names):
+        for name in names:
+            if not getattr(self, name) >= 0:
+                self.refuse(name, "must be >= 0")
+
+    def within(self, name, low, high):
+        """low <= value <= high."""
+        if not low <= getattr(self, name) <= high:
+            self.refuse(name, f"must be in [{low}, {high}]")
+
+
+def plain(value):
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+def parser_for(cls, description):
+    """An argparse parser (utils.errors.Parser: one-line errors, defaults in --help) with one flag per field."""
+    parser = Parser(description=description)
+    for f in dataclasses.fields(cls):
+        options = dict(f.metadata)
+        help_text = options.pop("help")
+        if f.type in (bool, "bool") and "action" not in options:
+            options["action"] = "store_true"
+        elif "action" not in options:
+            options.setdefault("type", {"int": int, "float": float, "str": str, "Path": Path}.get(
+                f.type if isinstance(f.type, str) else f.type.__name__, None) or type(f.default))
+        parser.add_argument(flag_name(f.name), dest=f.name, default=f.default, help=help_text, **options)
+    return parser
+
+
+def parse(cls, argv=None, description=""):
+    """The configuration of cls from the command line (argv; sys.argv when None), validated."""
+    args = parser_for(cls, description).parse_args(argv)
+    config = cls(**vars(args))
+    config.validate()
+    return config
+
+
+def check_resume(config, recorded, path):
+    """Refuse to continue the run recorded at `path` (its config dict `recorded`; None for a run that recorded
+    none) with other values of config.RESUME: one line naming the first flag that differs and its value."""
+    recorded = recorded or {}
+    defaults = {f.name: plain(f.default) for f in dataclasses.fields(config)}
+    for name in config.RESUME:
+        ran = recorded[name] if name in recorded else config.RECORDED_SINCE.get(name, defaults[name])
+        now = plain(getattr(config, name))
+        if ran != now:
+            raise ConfigError(f"{path}: this run was made with {flag_name(name)} {ran}, not {now}; rerun with "
+                              f"{flag_name(name)} {ran} to continue it, or with --noreload to start afresh")
+
+
+def log_config(writer, config):
+    """The whole configuration as a table in TensorBoard's text tab (as CleanRL logs its arguments)."""
+    rows = "\n".join(f"|{name}|{value}|" for name, value in config.record().items())
+    writer.add_text("config", "|flag|value|\n|-|-|\n" + rows)
