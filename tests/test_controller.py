@@ -205,3 +205,40 @@ def test_a_search_fine_tunes_a_controller_and_can_keep_the_cmaes_mean(controller
             expect=f"--init-controller {shipped}: trained on another VAE than the one in --logdir")
     assert torch.equal(torch.load(logdir / "ctrl" / "checkpoint.tar", weights_only=True)["cma"]["mean"],
                        state["cma"]["mean"])  # the refusals overwrote nothing
+
+
+def test_a_search_records_its_configuration_and_refuses_another_seed_on_resume(controller_logdir, tmp_path):
+    """The whole configuration in ctrl/checkpoint.tar, ctrl/best.tar and test_scores.json; a resume with
+    another --seed or --n-samples is refused in one line naming the flag and its recorded value, nothing
+    written; a search made before configurations were recorded still resumes (its values taken as given)."""
+    import json
+    import shutil
+
+    from tests.conftest import run_script
+    from tests.test_bad_input import refused, snapshot
+    from utils.checkpoint import save_checkpoint
+
+    logdir = tmp_path / "exp"
+    shutil.copytree(controller_logdir, logdir, ignore=shutil.ignore_patterns("ctrl", "test_*"))
+    flags = ["--logdir", logdir, "--n-samples", 1, "--pop-size", 2, "--eval-every", 1, "--eval-rollouts", 2,
+             "--time-limit", 20, "--max-workers", 1, "--envs-per-worker", 2]
+    run_script("world-models/traincontroller.py", *flags, "--max-generations", 1, "--seed", 4)
+    last = torch.load(logdir / "ctrl" / "checkpoint.tar", weights_only=True)
+    best = torch.load(logdir / "ctrl" / "best.tar", weights_only=True)
+    for state in (last, best):
+        assert state["config"]["seed"] == 4 and state["config"]["n_samples"] == 1
+        assert state["config"]["max_generations"] == 1 and state["config"]["logdir"] == str(logdir)
+    before = snapshot(logdir)
+    refused("world-models/traincontroller.py", *flags, "--max-generations", 2,
+            expect="made with --seed 4, not 0; rerun with --seed 4")
+    refused("world-models/traincontroller.py", *flags[:2], "--n-samples", 2, *flags[4:], "--seed", 4,
+            "--max-generations", 2, expect="made with --n-samples 1, not 2")
+    assert snapshot(logdir) == before
+    # a checkpoint without a record (older searches) resumes, and is told so
+    del last["config"]
+    save_checkpoint(logdir / "ctrl" / "checkpoint.tar", **last)
+    out = run_script("world-models/traincontroller.py", *flags, "--max-generations", 2, "--seed", 4).stdout
+    assert "made before searches recorded their configuration" in out and "resuming CMA-ES" in out
+    run_script("world-models/test_controller.py", "--logdir", logdir, "--episodes", 1, "--time-limit", 20,
+               "--max-workers", 1, "--no-video")
+    assert json.loads((logdir / "test_scores.json").read_text())["config"]["episodes"] == 1

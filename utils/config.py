@@ -67,11 +67,13 @@ class Config:
 
 
 def plain(value):
-    if isinstance(value, Path):
-        return str(value)
+    """A flag's value as checkpoints and json files hold it: numbers, strings, booleans, None and lists of
+    these as they are, anything else (a path, a torch.device) as its string."""
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
-    return value
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
 
 
 def parser_for(cls, description):
@@ -98,19 +100,34 @@ def parse(cls, argv=None, description=""):
 
 
 def check_resume(config, recorded, path):
-    """Refuse to continue the run recorded at `path` (its config dict `recorded`; None for a run that recorded
-    none) with other values of config.RESUME: one line naming the first flag that differs and its value."""
-    recorded = recorded or {}
+    """Refuse to continue the run recorded at `path` (its config dict `recorded`) with other values of
+    config.RESUME: one line naming the first flag that differs and its recorded value."""
     defaults = {f.name: plain(f.default) for f in dataclasses.fields(config)}
-    for name in config.RESUME:
-        ran = recorded[name] if name in recorded else config.RECORDED_SINCE.get(name, defaults[name])
-        now = plain(getattr(config, name))
+    same_as_recorded(config.record(), recorded, config.RESUME, path, {**defaults, **config.RECORDED_SINCE})
+
+
+def same_as_recorded(current, recorded, fields, path, defaults):
+    """The resume check of every stage: current and recorded are configuration dicts (record(), record_args());
+    each of `fields` must be equal in both. A record that lacks a field counts as defaults[field] (runs made
+    before the field was recorded ran with its default). recorded None (a run made before configurations were
+    recorded): nothing can be compared, and the caller is told so by the return value False."""
+    if recorded is None:
+        return False
+    for name in fields:
+        ran, now = recorded.get(name, defaults.get(name)), plain(current[name])
         if ran != now:
             raise ConfigError(f"{path}: this run was made with {flag_name(name)} {ran}, not {now}; rerun with "
                               f"{flag_name(name)} {ran} to continue it, or with --noreload to start afresh")
+    return True
 
 
-def log_config(writer, config):
-    """The whole configuration as a table in TensorBoard's text tab (as CleanRL logs its arguments)."""
-    rows = "\n".join(f"|{name}|{value}|" for name, value in config.record().items())
+def record_args(args):
+    """An argparse namespace as a configuration dict (for the stages whose flags are argparse's)."""
+    return {name: plain(value) for name, value in sorted(vars(args).items())}
+
+
+def log_config(writer, record):
+    """A configuration dict (record(), record_args()) as a table in TensorBoard's text tab, as CleanRL logs
+    its arguments."""
+    rows = "\n".join(f"|{name}|{value}|" for name, value in record.items())
     writer.add_text("config", "|flag|value|\n|-|-|\n" + rows)

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from utils.checkpoint import load_checkpoint, save_checkpoint
+from utils.config import log_config, record_args
 from utils.errors import UserError
 
 
@@ -93,7 +94,7 @@ RECORDED_SINCE = {"optimizer_name": "rmsprop", "flip": False, "done_weight": 1.0
                   "test_fraction": 0.1,
                   "dropout": 0.0, "open_loop": 0}
 # Recorded for the record, not an input a resume must share (a dataset grows between rounds of collection).
-NOT_COMPARED = ("vae_path", "datadir", "data_steps", "data_sources", "test_files")
+NOT_COMPARED = ("vae_path", "datadir", "data_steps", "data_sources", "test_files", "config")
 
 
 def check_same_inputs(state, extra, path):
@@ -167,9 +168,10 @@ def fit(stage_dir, kind, model, optimizer, args, train_epoch, test_epoch, extra=
                         optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
                         early_stopping=stopper.state_dict(), rng=torch.get_rng_state(),
                         cuda_rng=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                        **(extra or {}))
+                        config=record_args(args), **(extra or {}))
 
     writer = summary_writer(stage_dir)  # only now: a refused resume writes nothing
+    log_config(writer, record_args(args))
     for epoch in range(start, args.epochs):
         train = train_epoch(epoch)
         test = test_epoch(epoch)

@@ -36,6 +36,7 @@ import torch
 from tqdm import tqdm
 
 from utils.checkpoint import load_checkpoint, save_checkpoint
+from utils.config import log_config, record_args, same_as_recorded
 from utils.devices import use_gpus
 from utils.errors import Parser, UserError, check_flags
 from models.controller import reads_text
@@ -44,7 +45,8 @@ from utils.engine.rollout_cli import (TRAIN_SEED_STREAM, EVAL_SEED_STREAM, REAL_
                                       build_kwargs, changed_model, check_rollout_flags, episode_seeds, make_pool,
                                       n_workers)
 
-def parse_args(argv=None):
+
+def make_parser():
     parser = Parser(description="Train the World Models controller with CMA-ES on real CarRacing episodes.")
     add_rollout_flags(parser)
     parser.add_argument("--noreload", action="store_true", help="start a fresh search instead of resuming")
@@ -108,6 +110,11 @@ def parse_args(argv=None):
     parser.add_argument("--untrained-dynamics", action="store_true",
                         help="the dynamics model at its initialisation (fixed seed) instead of its trained weights: "
                              "what training it adds to h (ablation; real world only)")
+    return parser
+
+
+def parse_args(argv=None):
+    parser = make_parser()
     args = parser.parse_args(argv)
     check_rollout_flags(parser, args)
     check_flags(parser, args, positive=("n_samples", "eval_every", "eval_rollouts", "sigma0", "max_generations",
@@ -134,6 +141,14 @@ def parse_args(argv=None):
 
 # What a controller read before this was recorded.
 READS_BEFORE = {"controller_inputs": "zh", "untrained_dynamics": False}
+
+
+# What a resumed search must share with the search it continues (other differences a resume refuses are the
+# world, reads and lineage checks above): another seed changes the tracks and CMA-ES's random stream, another
+# n-samples or eval-rollouts what a generation's scores mean. The budget (--max-generations, --target-return),
+# the display and where the workers run may change.
+RESUME = ("seed", "n_samples", "eval_rollouts", "eval_every", "sigma0", "evaluate", "early_stop", "time_limit",
+          "renderer", "dream_datadir")
 
 
 def reads_of(state):
@@ -336,6 +351,10 @@ def main(dynamics, argv=None):
         if changed:
             raise UserError(f"{last}: this search began with another {changed} (retrained since?); "
                             "rerun traincontroller.py with --noreload to search on the current world model")
+        if not same_as_recorded(record_args(args), state.get("config"), RESUME, last,
+                                  record_args(make_parser().parse_args(["--logdir", "."]))):
+            print(f"{last}: made before searches recorded their configuration; its {', '.join(RESUME)} "
+                  "are taken as given")
         es = restore_es(state["cma"], args.seed)
         best_eval = state["best_eval"]
         search_id = state.get("search_id")
@@ -360,6 +379,7 @@ def main(dynamics, argv=None):
               f"(reading {reads_text(reads)}), population {args.pop_size}, {origin}, sigma {args.sigma0}")
 
     writer = summary_writer(ctrl_dir)
+    log_config(writer, record_args(args))
     workers = n_workers(args)
     dream = args.world == "dream"
     where = "Ray actors (one per cluster CPU unless --max-workers)" if args.backend == "ray" else f"{workers} workers"
@@ -411,7 +431,7 @@ def main(dynamics, argv=None):
                             dynamics=dynamics, reward=mean, std=std, generation=gen,
                             eval_rollouts=args.eval_rollouts, search_id=search_id,
                             renderer=args.renderer, precision=kwargs["precision"], evaluate=args.evaluate,
-                            **world, **reads, **lineage)
+                            config=record_args(args), **world, **reads, **lineage)
             tqdm.write(f"new best controller saved to {best_file}")
 
     prefix = "dream/" if dream else ""
@@ -476,7 +496,7 @@ def main(dynamics, argv=None):
                 writer.add_scalar("charts/real_env_steps", total_real, gen)
                 save_checkpoint(last, "cmaes", cma=es_state(es), dynamics=dynamics, best_eval=best_eval,
                                 n_samples=args.n_samples, search_id=search_id, real_steps_played=real_steps["played"],
-                                data_steps=real_steps["data"], champions=champions,
+                                data_steps=real_steps["data"], champions=champions, config=record_args(args),
                                 **world, **reads, **lineage)
                 writer.flush()
                 generations.update()

@@ -323,7 +323,7 @@ def main(dynamics, argv=None):
         atomic_write(agent_vae, lambda tmp: shutil.copyfile(vae_file, tmp))
 
     writer = summary_writer(root)
-    log_config(writer, config)
+    log_config(writer, config.record())
     sequence_steps = c.batch_size * c.seq_len
     if resume:  # last: whatever is built before draws random numbers, and the run continues from its own
         learner.load_state_dict(state)

@@ -1,0 +1,158 @@
+"""The imagination learner's results: a table and two plots from its runs' records.
+
+    python utils/stages/imagination_report.py --runs runs/imag/world-models/imagination \
+        --cmaes pretrained/world-models/ctrl/tb --out docs/imagination
+
+Reads each run's record.json (trainimagination.py) and its test scores (test_controller.py: test_scores.json,
+the test tracks, and test_scores_seed1.json, the second set), and writes to --out:
+
+- report.md: one row per run: dynamics model, seed, real env steps in all, the last imagined return, the test
+  score over its tracks with the 95% interval of the mean, the second set's, and the wall time of its parts;
+- sample_efficiency.png: real return against real env steps: the learner's plot-only evaluations and training
+  episodes, beside the real-trained CMA-ES search's evaluations (--cmaes: its ctrl/tb, which logs
+  charts/real_env_steps); the test scores as points at each run's final count;
+- imagined_vs_real.png: per iteration, the learner's imagined return (the lambda-return at the real starts,
+  per step of the horizon) and the real training episodes' returns.
+"""
+import json
+import math
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import numpy as np  # noqa: E402
+
+from utils.checkpoint import atomic_write  # noqa: E402
+from utils.errors import Parser, UserError, run_main  # noqa: E402
+
+NAMES = {"mdrnn": "MDN-RNN", "transformer": "Transformer", "trade": "TraDE"}
+
+
+def parse_args(argv=None):
+    parser = Parser(description="Table and plots of trainimagination.py runs.")
+    parser.add_argument("--runs", type=Path, nargs="+", required=True,
+                        help="the runs' folders (<logdir>/imagination, each with record.json)")
+    parser.add_argument("--cmaes", type=Path, default=None,
+                        help="a real-trained CMA-ES search's TensorBoard folder (<logdir>/ctrl/tb) to plot beside")
+    parser.add_argument("--out", type=Path, required=True, help="folder for report.md and the plots")
+    return parser.parse_args(argv)
+
+
+def load_run(folder):
+    record_file = folder / "record.json"
+    if not record_file.is_file():
+        raise UserError(f"--runs {folder}: no record.json; give the imagination folder of a trainimagination.py run")
+    record = json.loads(record_file.read_text())
+    tests = {}
+    for name, key in (("test_scores.json", "test"), ("test_scores_seed1.json", "second")):
+        if (folder / name).is_file():
+            tests[key] = json.loads((folder / name).read_text())
+    return record, tests
+
+
+def score_text(test):
+    """'mean +- std (low to high)': the 95% interval of the mean over the test's episodes."""
+    if test is None:
+        return "-"
+    half = 1.96 * test["std"] / math.sqrt(test["episodes"])
+    return f"{test['mean']:.1f} +- {test['std']:.1f} ({test['mean'] - half:.1f} to {test['mean'] + half:.1f})"
+
+
+def table(runs):
+    rows = ["| dynamics model | seed | iterations | real env steps (data + collected + evaluation) | last imagined "
+            "return | test, 100 tracks (95% interval) | second set | wall time (play, model, imagination) |",
+            "|---|---|---|---|---|---|---|---|"]
+    for record, tests in runs:
+        steps, seconds = record["real_steps"], record["seconds"]
+        last = record["history"][-1] if record["history"] else {}
+        rows.append(
+            f"| {NAMES.get(record['dynamics'], record['dynamics'])} | {record['config']['seed']} | "
+            f"{record['iterations']} | {steps['total']:,} ({steps['data']:,} + {steps['collected']:,} + "
+            f"{steps['evaluation']:,}) | {last.get('imagined_return', float('nan')):.2f} | "
+            f"{score_text(tests.get('test'))} | {score_text(tests.get('second'))} | "
+            f"{seconds['total'] / 3600:.2f} h ({seconds['play'] / 60:.0f}, {seconds['model'] / 60:.0f}, "
+            f"{seconds['imagination'] / 60:.0f} min) |")
+    return "\n".join(rows)
+
+
+def cmaes_curve(tb):
+    """(real env steps, evaluation mean) of a CMA-ES search's TensorBoard log, at its evaluated generations."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tb))
+    events.Reload()
+    tags = events.Tags()["scalars"]
+    if "charts/real_env_steps" not in tags or "charts/eval_return_mean" not in tags:
+        raise UserError(f"--cmaes {tb}: logs no charts/real_env_steps and charts/eval_return_mean")
+    steps = {e.step: e.value for e in events.Scalars("charts/real_env_steps")}
+    evals = [(steps[e.step], e.value) for e in events.Scalars("charts/eval_return_mean") if e.step in steps]
+    return np.array(evals).T
+
+
+def plots(runs, cmaes, out):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for record, tests in runs:
+        name = f"{NAMES.get(record['dynamics'], record['dynamics'])} in imagination, seed {record['config']['seed']}"
+        history = record["history"]
+        train = [(h["real_steps"], np.mean(h["train_returns"])) for h in history]
+        line = ax.plot(*np.array(train).T, alpha=0.35, lw=1, label=f"{name}: training episodes (sampled actions)")[0]
+        evals = [(h["real_steps"], np.mean(h["eval_returns"])) for h in history if "eval_returns" in h]
+        if evals:
+            ax.plot(*np.array(evals).T, color=line.get_color(), marker="o", ms=3,
+                    label=f"{name}: evaluations (plot only, {len(history[-1].get('eval_returns', [])) or ''} tracks)")
+        if "test" in tests:
+            ax.errorbar(record["real_steps"]["total"], tests["test"]["mean"],
+                        yerr=1.96 * tests["test"]["std"] / math.sqrt(tests["test"]["episodes"]), color=line.get_color(),
+                        marker="*", ms=12, capsize=4, label=f"{name}: test, {tests['test']['episodes']} tracks")
+    if cmaes is not None:
+        ax.plot(*cmaes_curve(cmaes), color="black", marker=".", label="CMA-ES in reality (make agent, round 2): "
+                                                                      "evaluations")
+    ax.axhline(900, color="grey", ls=":", lw=1)
+    ax.set_xscale("log")
+    ax.set_xlabel("real env steps (all counted: data, collection, evaluations)")
+    ax.set_ylabel("return in reality")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title("Sample efficiency on CarRacing-v3")
+    fig.tight_layout()
+    atomic_write(out / "sample_efficiency.png", lambda tmp: fig.savefig(tmp, dpi=110))
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    ax2 = ax.twinx()
+    for record, _ in runs:
+        history = record["history"]
+        it = [h["iteration"] for h in history]
+        name = f"{NAMES.get(record['dynamics'], record['dynamics'])}, seed {record['config']['seed']}"
+        ax.plot(it, [np.mean(h["train_returns"]) for h in history], label=f"{name}: real training episodes")
+        ax2.plot(it, [h["imagined_return"] for h in history], ls="--", label=f"{name}: imagined lambda-return")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("real return (training episodes)")
+    ax2.set_ylabel("imagined lambda-return at real starts")
+    lines = ax.get_legend_handles_labels()
+    lines2 = ax2.get_legend_handles_labels()
+    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=7, loc="upper left")
+    fig.tight_layout()
+    atomic_write(out / "imagined_vs_real.png", lambda tmp: fig.savefig(tmp, dpi=110))
+    plt.close(fig)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    runs = [load_run(folder) for folder in args.runs]
+    args.out.mkdir(parents=True, exist_ok=True)
+    text = table(runs)
+    atomic_write(args.out / "report.md", lambda tmp: open(tmp, "w").write(text + "\n"))
+    plots(runs, args.cmaes, args.out)
+    print(text)
+    print(f"report and plots in {args.out}")
+
+
+if __name__ == "__main__":
+    run_main(main)
