@@ -13,7 +13,7 @@ TORCH_PIP ?=
 PY := $(VENV)/bin/python
 QS := quickstart
 
-.PHONY: install test quickstart clean-quickstart agent agent-r1 agent-r2 compare compare-seed dream dream-compare simulators ablation
+.PHONY: install test quickstart clean-quickstart agent agent-r1 agent-r2 compare compare-seed dream dream-compare simulators ablation imagination
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-ray.txt
 	$(PYTHON) -m venv $(VENV)
@@ -289,3 +289,22 @@ ablation: $(VENV)/.installed
 			&& cp -p $$dst/test_scores.json $$kept.tmp && mv $$kept.tmp $$kept || exit 1; \
 	done; done
 	$(PY) utils/stages/report.py --out $(ABLATION_DIR)/report --logdirs $(ABLATION_DIR)/*-seed*/
+
+# Learning in imagination (docs/imagination/): the MDN-RNN's actor-critic learner (trainimagination.py)
+# from make agent's 64 Brownian rollouts and the first round's V and M (pretrained/world-models-r1), with
+# IMAG_STEPS real env steps in all; then its test on the test tracks and on the second set (--seed 1).
+# Resumes where it stopped: rerun the same command after a kill. IMAG_FLAGS adds flags (e.g. --device cuda).
+IMAG_DIR ?= runs/imagination
+IMAG_STEPS ?= 1000000
+IMAG_FLAGS ?=
+imagination: $(VENV)/.installed
+	$(PY) data/generation_script.py --rollouts $(AGENT_ROLLOUTS) --rootdir $(AGENT_DIR)/datasets --max-steps $(AGENT_STEPS)
+	$(COPY_ONCE); mkdir -p $(IMAG_DIR)/world-models && copy_once pretrained/world-models-r1/vae $(IMAG_DIR)/world-models \
+		&& copy_once pretrained/world-models-r1/mdrnn $(IMAG_DIR)/world-models
+	$(PY) world-models/trainimagination.py --logdir $(IMAG_DIR)/world-models --datadir $(AGENT_DIR)/datasets \
+		--max-real-steps $(IMAG_STEPS) $(IMAG_FLAGS)
+	$(call TEST_ONCE,$(IMAG_DIR)/world-models/imagination) --episodes $(AGENT_TEST_EPISODES)
+	$(PY) world-models/test_controller.py --logdir $(IMAG_DIR)/world-models/imagination --episodes $(AGENT_TEST_EPISODES) \
+		--seed 1 --no-video
+	$(PY) utils/stages/imagination_report.py --runs $(IMAG_DIR)/world-models/imagination \
+		--cmaes pretrained/world-models/ctrl/tb --out $(IMAG_DIR)/report

@@ -45,7 +45,8 @@ def refused(script, *args, expect):
     ("trade/traintransformersde.py", ["--test-fraction", 1.5], "--test-fraction must be in (0, 1)"),
     ("world-models/trainvae.py", ["--device", "tpu"], "--device tpu: not a device"),
     ("world-models/trainvae.py", ["--device", "cuda:3"], "--device cuda:3: CUDA is not available here"),
-    ("world-models/traincontroller.py", ["--device", "cuda:1"], "argument --device: invalid choice"),
+    ("world-models/traincontroller.py", ["--device", "cuda:1"], "--device cuda:1: CUDA is not available here"),
+    ("world-models/test_controller.py", ["--device", "tpu"], "--device tpu: not a device"),
     ("world-models/traincontroller.py", ["--vae", "nowhere.tar"], "nowhere.tar: no vae checkpoint"),
 ])
 def test_impossible_flag_values(script, args, expect, mdrnn_logdir):

@@ -57,12 +57,22 @@ def pick_device(name="auto"):
     return device
 
 
+DEVICE_HELP = ("where the models run: auto (every visible GPU, else the CPU), cpu, cuda (every visible GPU) or "
+               "cuda:N (GPU N only)")
+
+
 def use_gpus(device_flag):
-    """--device of the rollout scripts: 'auto' spreads workers over every visible GPU;
-    'cpu' hides the GPUs from this process and the workers it starts."""
-    if device_flag == "cpu":
+    """--device of the rollout scripts (the same values as the training scripts', DEVICE_HELP): 'auto' and
+    'cuda' spread workers over every visible GPU; 'cuda:N' over GPU N alone; 'cpu' hides the GPUs from this
+    process and the workers it starts. Returns True when workers run on GPUs. A device that is not here is
+    refused (pick_device's one line)."""
+    device = pick_device(device_flag)
+    if device.type == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = ""  # inherited by spawned workers and Ray actors started here
-    return device_flag != "cpu" and torch.cuda.is_available()
+        return False
+    if device.index is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(device.index)  # before any worker starts: it sees GPU N only
+    return True
 
 
 def worker_devices(n_workers):

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from utils.constants import MAX_STEPS
-from utils.devices import available_cpus
+from utils.devices import DEVICE_HELP, available_cpus
 from utils.errors import UserError, check_flags
 
 TRAIN_SEED_STREAM, EVAL_SEED_STREAM = 1, 2
@@ -43,8 +43,7 @@ def add_rollout_flags(parser, precision="auto"):
                         help="how frames are drawn (data/render.py): exact = gymnasium's frames byte for byte, "
                              "faster; approx = OpenCV, 10-20x faster (README, Benchmarks), within a documented bound; "
                              "reference = gymnasium's own code")
-    parser.add_argument("--device", choices=["auto", "cpu"], default="auto",
-                        help="auto: workers spread over every visible GPU (else the CPU); cpu: no GPU at all")
+    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=precision, help=PRECISION_HELP)
     parser.add_argument("--backend", choices=["local", "ray"], default="local",
                         help="local: worker processes on this machine; ray: Ray actors across a cluster")
@@ -60,6 +59,9 @@ def check_rollout_flags(parser, args):
                                         "worker_timeout"))
     if args.logdir.exists() and not args.logdir.is_dir():
         parser.error(f"--logdir {args.logdir} is a file; give the experiment folder")
+    from utils.devices import pick_device
+
+    pick_device(args.device)  # a device that is not here: one line, before any work
 
 
 def build_kwargs(args, dynamics):

@@ -11,6 +11,7 @@ import torch
 
 from utils.checkpoint import load_checkpoint, save_checkpoint
 from utils.config import log_config, record_args
+from utils.devices import DEVICE_HELP
 from utils.errors import UserError
 
 
@@ -212,7 +213,7 @@ def add_common_flags(parser, epochs, batch_size, lr, test_fraction=0.1,
     parser.add_argument("--datadir", type=Path, default=DEFAULT_DATADIR, help="rollouts made by data/generation_script.py")
     parser.add_argument("--test-fraction", type=float, default=test_fraction, help=test_fraction_help)
     parser.add_argument("--seed", type=int, default=0, help="random seed")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
 
 
 def check_common_flags(parser, args):

@@ -90,8 +90,8 @@ class ImaginationConfig(Config):
     time_limit: int = flag(MAX_STEPS, "steps per real episode at most")
     context: int = flag(None, "transformers only: steps of history seen while acting and imagining "
                               "(default: --seq-len)", type=int)
-    device: str = flag("auto", "where the models train and act: auto (the first GPU, else the CPU), cpu, cuda "
-                               "or cuda:N")
+    device: str = flag("auto", "where the models train and act: auto (the first GPU, else the CPU), cpu, "
+                               "cuda or cuda:N (one device: the learner is one process)")
 
     # What a resumed run may change: its budget, and where it runs.
     FREE = ("logdir", "noreload", "max_real_steps", "max_iterations", "device")

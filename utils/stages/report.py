@@ -34,6 +34,7 @@ def read_scalars(tb_dir):
     """{tag: [(step, value, seconds into the stage)]} from every event file of a
     TensorBoard folder, runs of a resumed stage put end to end."""
     from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    from tensorboard.compat.proto import types_pb2
     from tensorboard.util import tensor_util
 
     series, offset = {}, 0.0
@@ -45,9 +46,10 @@ def read_scalars(tb_dir):
             for value in event.summary.value:
                 if value.HasField("simple_value"):
                     number = value.simple_value
-                elif value.HasField("tensor") and tensor_util.make_ndarray(value.tensor).size == 1:
+                elif value.HasField("tensor") and value.tensor.dtype != types_pb2.DT_STRING \
+                        and tensor_util.make_ndarray(value.tensor).size == 1:
                     number = float(tensor_util.make_ndarray(value.tensor).item())
-                else:  # an image
+                else:  # an image, or text (the run's configuration)
                     continue
                 series.setdefault(value.tag, []).append((event.step, number, offset + event.wall_time - created))
             last = max(last, event.wall_time)
