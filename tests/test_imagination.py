@@ -130,9 +130,9 @@ def imagination_logdir(tmp_path_factory, mdrnn_logdir):
     return logdir
 
 
-def test_one_iteration_through_the_command_line_then_a_test(imagination_logdir, tiny_data):
-    """One iteration: real episodes in the replay, the counts recorded, and an agent folder that
-    test_controller.py scores."""
+def test_one_iteration_through_the_command_line_then_a_test(imagination_logdir, tiny_data, tmp_path):
+    """One iteration: real episodes in the replay, the counts recorded, an agent folder that
+    test_controller.py scores, and the report's row from the records."""
     run_script("world-models/trainimagination.py", "--logdir", imagination_logdir, "--datadir", tiny_data,
                "--max-iterations", 1, *IMAGINATION)
     root = imagination_logdir / "imagination"
@@ -150,7 +150,13 @@ def test_one_iteration_through_the_command_line_then_a_test(imagination_logdir, 
     assert torch.load(root / "checkpoint.tar", weights_only=True)["config"] == record["config"]
     run_script("world-models/test_controller.py", "--logdir", root, "--episodes", 2, "--time-limit", 20,
                "--no-video", "--max-workers", 1)
-    assert json.loads((root / "test_scores.json").read_text())["episodes"] == 2
+    test = json.loads((root / "test_scores.json").read_text())
+    assert test["episodes"] == 2
+    run_script("utils/stages/imagination_report.py", "--runs", root, "--out", tmp_path / "report")
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert f"| MDN-RNN | 0 | 1 | {steps['total']:,} ({steps['data']:,} + {steps['collected']:,} + " in report
+    assert f"{test['mean']:.1f} +- {test['std']:.1f}" in report
+    assert all((tmp_path / "report" / f).stat().st_size > 0 for f in ("sample_efficiency.png", "imagined_vs_real.png"))
 
 
 def test_a_stopped_run_continues_as_one_that_never_stopped(tmp_path, mdrnn_logdir, tiny_data):
@@ -198,3 +204,15 @@ def test_a_resume_with_other_settings_is_refused(imagination_logdir, tiny_data):
     refused("world-models/trainimagination.py", "--logdir", imagination_logdir, "--datadir", tiny_data,
             "--max-iterations", 2, *args, expect="made with --horizon 3, not 5")
     assert snapshot(imagination_logdir) == before
+
+
+def test_settings_that_cannot_work_are_refused_before_anything_is_written(imagination_logdir, tiny_data):
+    """An evaluation larger than the envs that play it, a std past the squash's reach, starting rollouts
+    shorter than a training sequence: one line each, before any file is written."""
+    for args, expect in ((["--eval-episodes", 3], "--eval-episodes 3: must be at most --envs 2"),
+                         (["--init-std", 2.0], "--init-std 2.0: must be at most 1.5"),
+                         (["--seq-len", 60], "no rollout is longer than --seq-len 60")):
+        before = snapshot(imagination_logdir)
+        refused("world-models/trainimagination.py", "--logdir", imagination_logdir, "--datadir", tiny_data,
+                *IMAGINATION, *args, expect=expect)
+        assert snapshot(imagination_logdir) == before

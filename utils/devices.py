@@ -62,20 +62,21 @@ DEVICE_HELP = ("where the models run: auto (every visible GPU, else the CPU), cp
 
 
 def use_gpus(device_flag):
-    """--device of the rollout scripts (the same values as the training scripts', DEVICE_HELP): 'auto' and
-    'cuda' spread workers over every visible GPU; 'cuda:N' over GPU N alone; 'cpu' hides the GPUs from this
-    process and the workers it starts. Returns True when workers run on GPUs. A device that is not here is
-    refused (pick_device's one line)."""
+    """--device of the rollout scripts (the same values as the training scripts', DEVICE_HELP): the device the
+    workers use, "cuda" (spread over every visible GPU, also for 'auto' where one is) or "cuda:N" (GPU N
+    alone), or None (the CPU: 'cpu' also hides the GPUs from this process and the workers it starts). A
+    device that is not here is refused (pick_device's one line). Changes nothing but for 'cpu', so a second
+    call answers as the first."""
     device = pick_device(device_flag)
     if device.type == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = ""  # inherited by spawned workers and Ray actors started here
-        return False
-    if device.index is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(device.index)  # before any worker starts: it sees GPU N only
-    return True
+        return None
+    return str(device)
 
 
-def worker_devices(n_workers):
-    """Device of each rollout worker: the visible GPUs in turn, else the CPU."""
+def worker_devices(n_workers, device="cuda"):
+    """Device of each rollout worker: device "cuda:N" for all, or for "cuda" the visible GPUs in turn, else the CPU."""
+    if device and device.startswith("cuda:"):
+        return [device] * n_workers
     n_gpus = torch.cuda.device_count()
     return [f"cuda:{i % n_gpus}" if n_gpus else "cpu" for i in range(n_workers)]

@@ -30,6 +30,8 @@ from models.controller import Controller, squash
 from models.mdrnn import sample_mixture
 from utils.constants import ASIZE, LSIZE, RSIZE
 
+MAX_STD = 1.5  # the policy's std at most, before the squash (beyond it tanh saturates: more noise changes nothing)
+
 
 def lambda_returns(rewards, values, gamma, lam):
     """TD(lambda) returns of imagined trajectories.
@@ -54,7 +56,8 @@ class ReturnScale:
         self.decay, self.low, self.high = decay, None, None
 
     def update(self, returns):
-        low, high = torch.quantile(returns.detach().flatten().float(), torch.tensor([0.05, 0.95])).tolist()
+        returns = returns.detach().flatten().float()
+        low, high = torch.quantile(returns, torch.tensor([0.05, 0.95], device=returns.device)).tolist()
         if self.low is None:
             self.low, self.high = low, high
         else:
@@ -79,7 +82,7 @@ class GaussianActor(nn.Module):
     reality samples it as imagination does: utils/engine/rollout.RolloutGenerator's policy_std).
     Tested deterministic: the controller alone, as every controller of the project."""
 
-    def __init__(self, std=0.5, min_std=0.05, max_std=1.5):
+    def __init__(self, std=0.5, min_std=0.05, max_std=MAX_STD):
         super().__init__()
         self.controller = Controller("zh")
         nn.init.zeros_(self.controller.fc.weight)  # the search's start too: straight ahead at half gas
@@ -180,6 +183,10 @@ class Replay:
             return arrays[key][:self.n]
         raise AttributeError(key)
 
+    def longest(self):
+        """Steps of the longest episode (0 when empty)."""
+        return int((self.end - self.first).max()) if self.n else 0
+
     def sequences(self, rng, batch, seq_len):
         """`batch` windows of seq_len transitions inside single episodes, as RolloutSequenceDataset gives them
         (time-major): stats (seq_len, B, 2 LSIZE) of frames t .. t+L-1, the actions, rewards and terminated
@@ -209,7 +216,7 @@ class Replay:
         while sum(map(len, out)) < batch:
             g = rng.integers(0, self.n, 2 * batch)
             out.append(g[valid(g)])
-            if len(out) > 100 and not sum(map(len, out)):
+            if len(out) > 100 and not sum(map(len, out)):  # the stage checks its data first (longest())
                 raise ValueError("no episode of the replay is long enough")
         return np.concatenate(out)[:batch]
 

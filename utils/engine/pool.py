@@ -102,15 +102,16 @@ class WorkerPool:
     """n_workers processes, each with n_envs environments, evaluating Tasks.
 
     build_kwargs: keyword arguments of build_generator (logdir, dynamics, time_limit, ...).
+    device: "cuda:N" puts every worker on GPU N; otherwise they spread over the visible GPUs, if any.
     """
 
-    def __init__(self, n_workers, n_envs, build_kwargs, max_failures=3, timeout=900.0):
+    def __init__(self, n_workers, n_envs, build_kwargs, max_failures=3, timeout=900.0, device="cuda"):
         self.n_envs, self.build_kwargs = n_envs, dict(build_kwargs, n_envs=n_envs)
         self.max_failures, self.timeout = max_failures, timeout
         self.failures, self.last_error = 0, None
         self.steps_played = 0  # steps of the episodes whose returns evaluate() gave back (each counted once)
         self.ctx = mp.get_context("spawn")  # CUDA cannot be used in forked children
-        self.devices = worker_devices(n_workers)
+        self.devices = worker_devices(n_workers, device)  # device: utils.devices.use_gpus's answer
         self.workers = {}  # slot -> dict(process, conn, tasks, last_seen)
         for slot in range(n_workers):
             self._start(slot)

@@ -125,7 +125,10 @@ def make_pool(args, kwargs, workers):
             raise UserError(f"--ray-address {args.ray_address}: cannot join the Ray cluster ({err})") from None
     from utils.engine.pool import WorkerPool
 
-    return WorkerPool(workers, args.envs_per_worker, kwargs, args.max_failures, args.worker_timeout)
+    from utils.devices import use_gpus
+
+    return WorkerPool(workers, args.envs_per_worker, kwargs, args.max_failures, args.worker_timeout,
+                      device=use_gpus(args.device))
 
 
 def n_workers(args):

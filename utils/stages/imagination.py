@@ -115,8 +115,14 @@ class ImaginationConfig(Config):
             self.positive("model_lr")
         if self.context is not None:
             self.positive("context")
+        from utils.engine.imagine import MAX_STD
+
         if self.min_std > self.init_std:
             self.refuse("min_std", f"must be at most --init-std {self.init_std}")
+        if self.init_std > MAX_STD:
+            self.refuse("init_std", f"must be at most {MAX_STD} (the policy's std at most: tanh saturates beyond)")
+        if self.eval_episodes > self.envs:
+            self.refuse("eval_episodes", f"must be at most --envs {self.envs} (an evaluation's episodes play together)")
 
 
 def parse_config(dynamics, argv=None):
@@ -172,7 +178,9 @@ class Learner:
                 "actor": self.actor.state_dict(), "actor_optimizer": self.actor_optimizer.state_dict(),
                 "critic": self.critic.state_dict(), "critic_optimizer": self.critic_optimizer.state_dict(),
                 "scale": self.scale.state_dict(), "rng": json.dumps(self.rng.bit_generator.state),
-                "torch_rng": torch.get_rng_state(), "iteration": self.iteration, "replay_files": self.replay_files,
+                "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                "iteration": self.iteration, "replay_files": self.replay_files,
                 "steps": dict(self.steps), "seconds": dict(self.seconds), "history": json.dumps(self.history)}
 
     def load_state_dict(self, state):
@@ -185,6 +193,8 @@ class Learner:
         self.scale.load_state_dict(state["scale"])
         self.rng.bit_generator.state = json.loads(state["rng"])
         torch.set_rng_state(state["torch_rng"])
+        if torch.cuda.is_available() and state["cuda_rng"]:
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
         self.iteration, self.replay_files = state["iteration"], state["replay_files"]
         self.steps, self.seconds = dict(state["steps"]), dict(state["seconds"])
         self.history = json.loads(state["history"])
@@ -302,8 +312,15 @@ def main(dynamics, argv=None):
     sources = {k: v for k, v in (data_sources(init_state) if init_state else {}).items() if v is not None}
     sources[datadir] = len(learner.replay)
     learner.steps["data"] = sum(sources.values())
-
     c = config
+    if learner.replay.longest() <= c.seq_len:
+        raise UserError(f"--datadir {c.datadir}: no rollout is longer than --seq-len {c.seq_len}; give longer "
+                        "rollouts or a smaller --seq-len")
+    if state is not None and state["steps"]["data"] != learner.steps["data"]:
+        raise UserError(f"{last}: this run started from {state['steps']['data']:,} real steps of data; --datadir "
+                        f"{c.datadir} and the starting model now hold {learner.steps['data']:,}: give the run's "
+                        "own data to continue it, or rerun with --noreload")
+
     context = c.context or c.seq_len
     generator = RolloutGenerator(vae, learner.model, c.envs, device, c.time_limit,
                                  context=context if dynamics != "mdrnn" else None, env_kwargs={"renderer": c.renderer})
@@ -332,82 +349,85 @@ def main(dynamics, argv=None):
             learner.replay.add(np.load(replay_dir / "latents" / f"rollout_{i}.npy").astype(np.float32),
                                r["actions"], r["rewards"], r["terminated"].astype(np.float32))
         print(f"resuming {last} at iteration {learner.iteration} ({learner.real_steps:,} real steps)")
-    bar = tqdm(total=c.max_real_steps, initial=learner.real_steps, unit="step", desc="real env steps")
-    while not (c.max_iterations and learner.iteration >= c.max_iterations):
-        it, entry, iteration_start = learner.iteration, {"iteration": learner.iteration}, time.time()
-        room = c.max_real_steps - learner.real_steps
-        n_play = min(c.envs, room // c.time_limit)  # an episode may play time_limit steps: never past the budget
-        if n_play == 0:
-            break
-        # 1. real episodes with the current actor, sampled
-        t0 = time.time()
-        episodes = play(generator, learner, episode_seeds(c.seed, TRAIN_SEED_STREAM, it, n_play), noisy=True)
-        new_steps = 0
-        for episode in episodes:
-            stats = encode_stats(vae.encoder, np.stack(episode["frames"]), device)
-            index = learner.replay_files
-            save_rollout(replay_dir / "thread_0" / f"rollout_{index}.npz", episode["frames"], episode["actions"],
-                         episode["rewards"], episode["ends"])
-            atomic_write(replay_dir / "latents" / f"rollout_{index}.npy",
-                         lambda tmp: np.save(open(tmp, "wb"), stats.astype(np.float16)))
-            ends = np.array(episode["ends"], bool)
-            learner.replay.add(stats.astype(np.float16).astype(np.float32), np.asarray(episode["actions"], np.float32),
-                               np.asarray(episode["rewards"], np.float32), ends[:, 0].astype(np.float32))
-            learner.replay_files += 1
-            new_steps += len(episode["actions"])
-            writer.add_scalar("charts/episodic_return", episode["return"], learner.real_steps + new_steps)
-        learner.steps["collected"] += new_steps
-        learner.seconds["play"] += time.time() - t0
-        entry.update(real_steps=learner.real_steps, train_returns=[e["return"] for e in episodes])
-        # 2. the dynamics model, then 3. the critic and the actor, as many updates
-        updates = math.ceil(c.train_ratio * new_steps / sequence_steps)
-        t0 = time.time()
-        losses = learner.train_model(updates + (c.pretrain if it == 0 else 0))
-        check_finite(losses["loss"], f"iteration {it} (dynamics model)", root)
-        learner.seconds["model"] += time.time() - t0
-        t0 = time.time()
-        metrics = learner.train_actor_critic(updates, stepper)
-        check_finite(metrics["actor"] + metrics["critic"], f"iteration {it} (actor-critic)", root)
-        learner.seconds["imagination"] += time.time() - t0
-        entry.update(updates=updates, imagined_return=metrics["imagined_return"],
-                     imagined_reward=metrics["imagined_reward"], model_loss=losses["loss"],
-                     reward_mse=losses["mse"], std=learner.actor.std().tolist())
-        # 4. a real evaluation of the mean, for the plot only
-        room = c.max_real_steps - learner.real_steps
-        if c.eval_every and (it + 1) % c.eval_every == 0 and room >= c.eval_episodes * c.time_limit:
+    try:
+        bar = tqdm(total=c.max_real_steps, initial=learner.real_steps, unit="step", desc="real env steps")
+        while not (c.max_iterations and learner.iteration >= c.max_iterations):
+            it, entry, iteration_start = learner.iteration, {"iteration": learner.iteration}, time.time()
+            room = c.max_real_steps - learner.real_steps
+            n_play = min(c.envs, room // c.time_limit)  # an episode may play time_limit steps: never past the budget
+            if n_play == 0:
+                break
+            # 1. real episodes with the current actor, sampled
             t0 = time.time()
-            evaluation = play(generator, learner, episode_seeds(c.seed, REAL_EVAL_SEED_STREAM, it, c.eval_episodes),
-                              noisy=False)
-            learner.steps["evaluation"] += sum(len(e["actions"]) for e in evaluation)
-            learner.seconds["evaluation"] += time.time() - t0
-            entry["eval_returns"] = [e["return"] for e in evaluation]
-            writer.add_scalar("charts/eval_return_plot_only", np.mean(entry["eval_returns"]), learner.real_steps)
-        step = learner.real_steps
-        for key, value in losses.items():
-            writer.add_scalar(f"losses/model_{key}", value, step)
-        for key in ("critic", "actor"):
-            writer.add_scalar(f"losses/{key}", metrics[key], step)
-        for key in ("imagined_return", "imagined_reward", "value", "entropy", "return_scale"):
-            writer.add_scalar(f"charts/{key}", metrics[key], step)
-        for k, s in enumerate(learner.actor.std().tolist()):
-            writer.add_scalar(f"charts/actor_std_{k}", s, step)
-        writer.add_scalar("charts/real_steps", step, it)
-        writer.flush()
-        learner.history.append(entry)
-        learner.iteration += 1
-        learner.seconds["total"] += time.time() - iteration_start
-        # the agent as it is now, then the run: a kill between them replays this iteration
-        save_agent(root, dynamics, learner, vae_id, sources)
-        save_checkpoint(last, STAGE, config=c.record(), vae_id=vae_id, **learner.state_dict())
-        write_record(root, c, learner, sources)
-        bar.update(step - bar.n)
-        tqdm.write(f"iteration {it}: {step:,} real steps, training returns "
-                   f"{np.mean(entry['train_returns']):.1f}, imagined return {metrics['imagined_return']:.2f}, "
-                   f"model loss {losses['loss']:.3f}, reward mse {losses['mse']:.3f}"
-                   + (f", evaluation (plot only) {np.mean(entry['eval_returns']):.1f}" if "eval_returns" in entry else ""))
-    bar.close()
-    writer.close()
-    generator.close()
+            episodes = play(generator, learner, episode_seeds(c.seed, TRAIN_SEED_STREAM, it, n_play), noisy=True)
+            new_steps = 0
+            for episode in episodes:
+                stats = encode_stats(vae.encoder, np.stack(episode["frames"]), device)
+                index = learner.replay_files
+                save_rollout(replay_dir / "thread_0" / f"rollout_{index}.npz", episode["frames"], episode["actions"],
+                             episode["rewards"], episode["ends"])
+                atomic_write(replay_dir / "latents" / f"rollout_{index}.npy",
+                             lambda tmp: np.save(open(tmp, "wb"), stats.astype(np.float16)))
+                ends = np.array(episode["ends"], bool)
+                learner.replay.add(stats.astype(np.float16).astype(np.float32), np.asarray(episode["actions"], np.float32),
+                                   np.asarray(episode["rewards"], np.float32), ends[:, 0].astype(np.float32))
+                learner.replay_files += 1
+                new_steps += len(episode["actions"])
+                writer.add_scalar("charts/episodic_return", episode["return"], learner.real_steps + new_steps)
+            learner.steps["collected"] += new_steps
+            learner.seconds["play"] += time.time() - t0
+            entry.update(real_steps=learner.real_steps, train_returns=[e["return"] for e in episodes])
+            # 2. the dynamics model, then 3. the critic and the actor, as many updates
+            updates = math.ceil(c.train_ratio * new_steps / sequence_steps)
+            t0 = time.time()
+            losses = learner.train_model(updates + (c.pretrain if it == 0 else 0))
+            check_finite(losses["loss"], f"iteration {it} (dynamics model)", root)
+            learner.seconds["model"] += time.time() - t0
+            t0 = time.time()
+            metrics = learner.train_actor_critic(updates, stepper)
+            check_finite(metrics["actor"] + metrics["critic"], f"iteration {it} (actor-critic)", root)
+            learner.seconds["imagination"] += time.time() - t0
+            entry.update(updates=updates, imagined_return=metrics["imagined_return"],
+                         imagined_reward=metrics["imagined_reward"], model_loss=losses["loss"],
+                         reward_mse=losses["mse"], std=learner.actor.std().tolist())
+            # 4. a real evaluation of the mean, for the plot only
+            room = c.max_real_steps - learner.real_steps
+            if c.eval_every and (it + 1) % c.eval_every == 0 and room >= c.eval_episodes * c.time_limit:
+                t0 = time.time()
+                evaluation = play(generator, learner, episode_seeds(c.seed, REAL_EVAL_SEED_STREAM, it, c.eval_episodes),
+                                  noisy=False)
+                learner.steps["evaluation"] += sum(len(e["actions"]) for e in evaluation)
+                learner.seconds["evaluation"] += time.time() - t0
+                entry["eval_returns"] = [e["return"] for e in evaluation]
+                writer.add_scalar("charts/eval_return_plot_only", np.mean(entry["eval_returns"]), learner.real_steps)
+            step = learner.real_steps
+            for key, value in losses.items():
+                writer.add_scalar(f"losses/model_{key}", value, step)
+            for key in ("critic", "actor"):
+                writer.add_scalar(f"losses/{key}", metrics[key], step)
+            for key in ("imagined_return", "imagined_reward", "value", "entropy", "return_scale"):
+                writer.add_scalar(f"charts/{key}", metrics[key], step)
+            for k, s in enumerate(learner.actor.std().tolist()):
+                writer.add_scalar(f"charts/actor_std_{k}", s, step)
+            writer.add_scalar("charts/real_steps", step, it)
+            writer.flush()
+            learner.history.append(entry)
+            learner.iteration += 1
+            learner.seconds["total"] += time.time() - iteration_start
+            # the agent as it is now, then the run: a kill between them replays this iteration
+            save_agent(root, dynamics, learner, vae_id, sources)
+            save_checkpoint(last, STAGE, config=c.record(), vae_id=vae_id, **learner.state_dict())
+            write_record(root, c, learner, sources)
+            bar.update(step - bar.n)
+            tqdm.write(f"iteration {it}: {step:,} real steps, training returns "
+                       f"{np.mean(entry['train_returns']):.1f}, imagined return {metrics['imagined_return']:.2f}, "
+                       f"model loss {losses['loss']:.3f}, reward mse {losses['mse']:.3f}"
+                       + (f", evaluation (plot only) {np.mean(entry['eval_returns']):.1f}" if "eval_returns" in entry else ""))
+        write_record(root, c, learner, sources)  # also after a rerun with nothing left to do
+        bar.close()
+    finally:
+        writer.close()
+        generator.close()
     print(f"{STAGE}: {learner.iteration} iterations, {learner.real_steps:,} real env steps; agent in {root} "
           f"(test: python {'world-models' if dynamics == 'mdrnn' else 'trade' if dynamics == 'trade' else 'transformers-wm'}"
           f"/test_controller.py --logdir {root})")

@@ -92,6 +92,7 @@ def cmaes_curve(tb):
 
 
 def plots(runs, cmaes, out):
+    """The two figures; cmaes: cmaes_curve's (steps, returns) or None."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -112,7 +113,7 @@ def plots(runs, cmaes, out):
                         yerr=1.96 * tests["test"]["std"] / math.sqrt(tests["test"]["episodes"]), color=line.get_color(),
                         marker="*", ms=12, capsize=4, label=f"{name}: test, {tests['test']['episodes']} tracks")
     if cmaes is not None:
-        ax.plot(*cmaes_curve(cmaes), color="black", marker=".", label="CMA-ES in reality (make agent, round 2): "
+        ax.plot(*cmaes, color="black", marker=".", label="CMA-ES in reality (make agent, round 2): "
                                                                       "evaluations")
     ax.axhline(900, color="grey", ls=":", lw=1)
     ax.set_xscale("log")
@@ -146,10 +147,12 @@ def plots(runs, cmaes, out):
 def main(argv=None):
     args = parse_args(argv)
     runs = [load_run(folder) for folder in args.runs]
+    cmaes = cmaes_curve(args.cmaes) if args.cmaes else None  # read before anything is written
     args.out.mkdir(parents=True, exist_ok=True)
-    text = table(runs)
+    text = ("Made by `python utils/stages/imagination_report.py --runs " + " ".join(map(str, args.runs))
+            + (f" --cmaes {args.cmaes}" if args.cmaes else "") + f" --out {args.out}`.\n\n" + table(runs))
     atomic_write(args.out / "report.md", lambda tmp: open(tmp, "w").write(text + "\n"))
-    plots(runs, args.cmaes, args.out)
+    plots(runs, cmaes, args.out)
     print(text)
     print(f"report and plots in {args.out}")
 

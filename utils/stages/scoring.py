@@ -127,7 +127,7 @@ def main(dynamics, argv=None):
     kwargs.update(controller_inputs=state.get("controller_inputs", "zh"),
                   untrained_dynamics=state.get("untrained_dynamics", False), action_noise=noise)
     seeds = episode_seeds(args.seed, TEST_SEED_STREAM, 0, args.episodes)
-    device = "cuda" if use_gpus(args.device) else "cpu"
+    device = use_gpus(args.device) or "cpu"
 
     print(f"scoring {ctrl_file} (generation {state['generation']}, reading {reads_text(kwargs)}) with the VAE "
           f"{kwargs['vae']} and {dynamics_path(args.logdir, dynamics)}, {args.renderer} renderer, "
