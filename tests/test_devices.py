@@ -1,21 +1,23 @@
-"""utils/devices.py: the thread pools of a worker process."""
-import subprocess
-import sys
-from pathlib import Path
+"""--device: one meaning in every stage (utils/devices.py), checked here without a GPU."""
+import os
 
-ROOT = Path(__file__).resolve().parents[1]
+import pytest
+
+from utils.devices import pick_device, use_gpus, worker_devices
+from utils.errors import UserError
 
 
-def test_one_thread_per_worker_sets_torch_and_opencv():
-    """Both pools start with more threads on a multi-core machine (here forced
-    to 2), and one_thread_per_worker leaves one each; in a fresh interpreter, so
-    this test process keeps its own settings."""
-    code = ("import cv2, torch\n"
-            "torch.set_num_threads(2); cv2.setNumThreads(2)\n"
-            "before = (torch.get_num_threads(), cv2.getNumThreads())\n"
-            "from utils.devices import one_thread_per_worker\n"
-            "one_thread_per_worker()\n"
-            "print(before, (torch.get_num_threads(), cv2.getNumThreads()))\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=ROOT).stdout
-    assert out.strip() == "(2, 2) (1, 1)"
+def test_cuda_n_puts_every_worker_on_gpu_n_and_cuda_spreads_them():
+    assert worker_devices(3, "cuda:2") == ["cuda:2"] * 3
+    assert worker_devices(2, None) == ["cpu", "cpu"]  # no GPU visible here (tests/conftest.py hides them)
+
+
+def test_cpu_hides_the_gpus_and_a_device_that_is_not_here_is_one_line(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    assert use_gpus("cpu") is None and os.environ["CUDA_VISIBLE_DEVICES"] == ""
+    assert use_gpus("auto") is None  # no GPU here: the CPU, asked twice, the same answer
+    assert use_gpus("auto") is None
+    with pytest.raises(UserError, match=r"^--device cuda:1: CUDA is not available here; use --device cpu$"):
+        use_gpus("cuda:1")
+    with pytest.raises(UserError, match="--device tpu: not a device"):
+        pick_device("tpu")

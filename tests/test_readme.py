@@ -16,6 +16,9 @@ SCALE = {
     "traintransformersde.py": ["--epochs", 1, "--seq-len", 8],
     "traincontroller.py": ["--n-samples", 1, "--pop-size", 2, "--max-generations", 1, "--eval-every", 1,
                            "--eval-rollouts", 1, "--time-limit", 20, "--max-workers", 1, "--envs-per-worker", 2],
+    "trainimagination.py": ["--max-iterations", 1, "--envs", 2, "--time-limit", 20, "--pretrain", 2, "--train-ratio", 2,
+                            "--batch-size", 4, "--seq-len", 8, "--past", 8, "--imag-batch", 8, "--horizon", 3,
+                            "--eval-every", 0, "--critic-units", 16],
     "test_controller.py": ["--episodes", 2, "--time-limit", 20, "--max-workers", 1],
     "utils/stages/report.py": [],
 }

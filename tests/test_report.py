@@ -104,3 +104,25 @@ def test_the_horizon_plot_from_measures(tmp_path):
     runs = [{"name": "a", "dynamics": "mdrnn", "measures": {"open_loop": loop}}, {"name": "b", "dynamics": "trade"}]
     assert plot_horizons(runs, tmp_path / "h.png") and (tmp_path / "h.png").stat().st_size > 1000
     assert not plot_horizons(runs[1:], tmp_path / "none.png") and not (tmp_path / "none.png").exists()
+
+
+def test_runs_are_seeds_of_one_row_only_when_their_budgets_match(capsys):
+    """A run whose recorded budget (population, samples, generations, ...) differs from its row's first run is a
+    row of its own, named by the flags that differ, and said so; a run that recorded no budget joins its row."""
+    import numpy as np
+
+    from utils.stages.report import BUDGET, rows_of
+
+    budget = {key: value for key, value in zip(BUDGET, (16, 2, 100, 4, 24, 1000, "approx", 0.1))}
+
+    def run(name, mean, **changes):
+        returns = (mean + np.random.default_rng(int(mean)).standard_normal(100)).tolist()
+        return {"name": name, "dynamics": "mdrnn", "world": "real", "budget": {**budget, **changes},
+                "test": {"returns": returns, "controller_inputs": "zh", "untrained_dynamics": False}}
+
+    old = run("old", 850.0)
+    old["budget"] = None
+    rows = rows_of([run("a", 880.0), run("b", 860.0), run("c", 700.0, pop_size=4, max_generations=10), old])
+    row = "MDN-RNN, [z, h] of the trained dynamics model"
+    assert [len(rows[row]), len(rows[f"{row} (--pop-size 4, --max-generations 10)"])] == [3, 1]
+    assert "c: not a seed of the row" in capsys.readouterr().out

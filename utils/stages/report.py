@@ -70,6 +70,8 @@ def stage_summary(logdir):
     dynamics = ctrl_state["dynamics"] if ctrl_state else find_dynamics(logdir)
     out["dynamics"], out["world"] = dynamics, (ctrl_state or {}).get("world", "real")
     out["evaluates"] = (ctrl_state or {}).get("evaluate", "best")  # what its evaluations scored
+    config = (ctrl_state or {}).get("config")  # None: a search made before configurations were recorded
+    out["budget"] = None if config is None else {key: config.get(key) for key in BUDGET}
     search = logdir / "ctrl" / "checkpoint.tar"
     champions = load_checkpoint(search, "cmaes").get("champions", {}) if search.exists() else {}
     # a fine-tune's starting controller (--init-controller), evaluated as generation -1
@@ -182,14 +184,32 @@ def row_of(summary):
     return f"{NAMES.get(summary['dynamics'], '-')}, {reads_text(reads)}{where}{noise}"
 
 
+# What a search spent: runs of one row must match in all of it to count as its seeds (report's rows).
+BUDGET = ("pop_size", "n_samples", "max_generations", "eval_every", "eval_rollouts", "time_limit", "renderer",
+          "sigma0")
+
+
 def rows_of(summaries):
-    """{row: [per-episode returns of each scored run]}, in the order the rows first appear."""
+    """{row: [per-episode returns of each scored run]}, in the order the rows first appear. Runs of one row_of
+    are seeds of that row only when their recorded budgets (BUDGET) match; a run whose budget differs from the
+    row's first is a row of its own, named by what differs, and said so. A run that recorded no budget (made
+    before searches recorded their configuration) joins its row."""
     import numpy as np
 
-    rows = {}
+    rows, budgets = {}, {}
     for s in summaries:
-        if s["test"] and s["test"].get("returns"):
-            rows.setdefault(row_of(s), []).append(np.asarray(s["test"]["returns"], dtype=float))
+        if not (s["test"] and s["test"].get("returns")):
+            continue
+        row, budget = row_of(s), s.get("budget")
+        if budget is not None:
+            first = budgets.setdefault(row, budget)
+            differ = [key for key in BUDGET if first.get(key) != budget.get(key)]
+            if differ:
+                flags = ", ".join(f"--{key.replace('_', '-')} {budget.get(key)}" for key in differ)
+                print(f"{s['name']}: not a seed of the row '{row}': its {flags} differ from the row's first run; "
+                      "reported as a row of its own")
+                row = f"{row} ({flags})"
+        rows.setdefault(row, []).append(np.asarray(s["test"]["returns"], dtype=float))
     return rows
 
 
