@@ -56,19 +56,14 @@ def step_envs(envs, actions):
     """Step several envs (made by make_env) with one action each: a list of
     env.step's (frame, reward, terminated, truncated, info).
 
-    The same results as stepping them one by one; approx-rendered envs (those
-    with a render_frames) draw their frames together afterwards (data/render.py),
-    which shares the per-call work of drawing among them."""
-    batched = [k for k, env in enumerate(envs) if hasattr(env.unwrapped, "render_frames")]
-    together = [envs[k].unwrapped for k in batched]
-    for env in together:
-        env._defer = True
-    try:
+    The same results as stepping them one by one; the approx-rendered envs draw
+    their frames together after all have stepped (ApproxCarRacing.frames_later,
+    data/render.py), which shares the per-call work of drawing among them."""
+    from data.render import ApproxCarRacing
+
+    batched = [k for k, env in enumerate(envs) if isinstance(env.unwrapped, ApproxCarRacing)]
+    with ApproxCarRacing.frames_later([envs[k].unwrapped for k in batched]) as frames:
         results = [list(env.step(action)) for env, action in zip(envs, actions, strict=True)]
-    finally:
-        for env in together:
-            env._defer = False
-    if together:
-        for k, env, frame in zip(batched, together, together[0].render_frames(together)):
-            results[k][0] = env.state = frame
+    for k, frame in zip(batched, frames):
+        results[k][0] = frame
     return [tuple(result) for result in results]

@@ -22,7 +22,8 @@ def test_lambda_returns_by_hand():
     r0 = [1 + 0.5 * (0.5 * 10 + 0.5 * r1[0]), 0 + 0.5 * (0.5 * 1 + 0.5 * r1[1])]
     assert torch.allclose(lambda_returns(rewards, values, gamma, lam), torch.tensor([r0, r1]))
     # lam = 1: the discounted sum of rewards plus the discounted last value; lam = 0: one-step TD targets
-    assert torch.allclose(lambda_returns(rewards, values, 0.9, 1.0)[0], rewards[0] + 0.9 * rewards[1] + 0.81 * values[2])
+    by_sum = rewards[0] + 0.9 * rewards[1] + 0.81 * values[2]
+    assert torch.allclose(lambda_returns(rewards, values, 0.9, 1.0)[0], by_sum)
     assert torch.allclose(lambda_returns(rewards, values, 0.9, 0.0), rewards + 0.9 * values[1:])
 
 

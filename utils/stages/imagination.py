@@ -46,6 +46,7 @@ from utils.engine.rollout_cli import REAL_EVAL_SEED_STREAM, TRAIN_SEED_STREAM, e
 from utils.errors import UserError
 
 STAGE = "imagination"
+EXPERIMENTS = {"mdrnn": "world-models", "transformer": "transformers-wm", "trade": "trade"}  # their folders
 
 
 @dataclass
@@ -324,7 +325,7 @@ def main(dynamics, argv=None):
     context = c.context or c.seq_len
     generator = RolloutGenerator(vae, learner.model, c.envs, device, c.time_limit,
                                  context=context if dynamics != "mdrnn" else None, env_kwargs={"renderer": c.renderer})
-    stepper = learner.model.stepper(c.imag_batch, context) if dynamics != "mdrnn" else learner.model.stepper(c.imag_batch)
+    stepper = learner.model.stepper(c.imag_batch, context)  # (the MDN-RNN has no window: ignored)
     # Only now is anything written.
     root.mkdir(parents=True, exist_ok=True)
     replay_dir = root / "replay"
@@ -369,7 +370,8 @@ def main(dynamics, argv=None):
                 atomic_write(replay_dir / "latents" / f"rollout_{index}.npy",
                              lambda tmp: np.save(open(tmp, "wb"), stats.astype(np.float16)))
                 ends = np.array(episode["ends"], bool)
-                learner.replay.add(stats.astype(np.float16).astype(np.float32), np.asarray(episode["actions"], np.float32),
+                learner.replay.add(stats.astype(np.float16).astype(np.float32),
+                                   np.asarray(episode["actions"], np.float32),
                                    np.asarray(episode["rewards"], np.float32), ends[:, 0].astype(np.float32))
                 learner.replay_files += 1
                 new_steps += len(episode["actions"])
@@ -422,15 +424,15 @@ def main(dynamics, argv=None):
             tqdm.write(f"iteration {it}: {step:,} real steps, training returns "
                        f"{np.mean(entry['train_returns']):.1f}, imagined return {metrics['imagined_return']:.2f}, "
                        f"model loss {losses['loss']:.3f}, reward mse {losses['mse']:.3f}"
-                       + (f", evaluation (plot only) {np.mean(entry['eval_returns']):.1f}" if "eval_returns" in entry else ""))
+                       + (f", evaluation (plot only) {np.mean(entry['eval_returns']):.1f}"
+                          if "eval_returns" in entry else ""))
         write_record(root, c, learner, sources)  # also after a rerun with nothing left to do
         bar.close()
     finally:
         writer.close()
         generator.close()
     print(f"{STAGE}: {learner.iteration} iterations, {learner.real_steps:,} real env steps; agent in {root} "
-          f"(test: python {'world-models' if dynamics == 'mdrnn' else 'trade' if dynamics == 'trade' else 'transformers-wm'}"
-          f"/test_controller.py --logdir {root})")
+          f"(test: python {EXPERIMENTS[dynamics]}/test_controller.py --logdir {root})")
     return learner
 
 
