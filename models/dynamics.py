@@ -3,6 +3,7 @@ from models.mdrnn import MDRNN
 from models.transformers_de import TraDE, TransformerDE
 
 DYNAMICS = {"mdrnn": MDRNN, "transformer": TransformerDE, "trade": TraDE}
+NAMES = {"mdrnn": "MDN-RNN", "transformer": "Transformer", "trade": "TraDE"}  # in tables and plots
 TITLES = {"mdrnn": "the MDN-RNN", "transformer": "the Transformer density estimator",
           "trade": "TraDE (transformer with a GRU positional encoding)"}
 

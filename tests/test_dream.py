@@ -167,7 +167,7 @@ def test_traincontroller_in_an_ensembles_dream(dream_logdir, tmp_path):
                      "--dream-ensemble", member).stdout
     assert "resuming CMA-ES" in out
     # halted: a member 2.83 apart from the first step on ends every episode there
-    from utils.stages.report import read_scalars
+    from utils.engine.training import read_scalars
 
     halted, far = tmp_path / "halted", tmp_path / "far.tar"
     shutil.copytree(dream_logdir, halted)
@@ -215,7 +215,7 @@ def test_warming_a_stepper_is_pushing_its_past_into_those_slots_alone(kind):
 def test_branch_starts_are_real_pasts_inside_the_rollouts(dream_logdir, tiny_data):
     from data.loaders import load_rollout, rollout_files
     from utils.engine.models_io import encode_frames, load_world_model
-    from utils.stages.controller import branch_starts
+    from utils.engine.dream_setup import branch_starts
 
     vae, _ = load_world_model(dream_logdir, "mdrnn")
     files = rollout_files(tiny_data)[:2]
@@ -279,7 +279,7 @@ def test_a_branched_dream_episode_is_the_same_alone_and_in_a_batch(dream_logdir)
 
 
 def test_traincontroller_in_a_branched_dream(dream_logdir, tiny_data, tmp_path):
-    from utils.stages.report import read_scalars
+    from utils.engine.training import read_scalars
 
     logdir = tmp_path / "exp"
     shutil.copytree(dream_logdir, logdir)
@@ -501,7 +501,7 @@ def test_open_loop_training_plays_the_model_as_its_dream_does():
 
 
 def test_trainmdrnn_open_loop_is_recorded_logged_and_kept_on_resume(dream_logdir, tiny_data, tmp_path):
-    from utils.stages.report import read_scalars
+    from utils.engine.training import read_scalars
 
     logdir, train = retraining(dream_logdir, tiny_data, tmp_path)
     run_script(*train, "--epochs", 1, "--open-loop", 2)

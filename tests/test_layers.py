@@ -191,6 +191,15 @@ def test_no_module_imports_a_higher_layer():
     assert not found, "imports of a higher layer:\n" + "\n".join(found)
 
 
+def test_no_stage_imports_another_stage():
+    """A stage is one script's work: what two stages share lives below them (docs/architecture.md)."""
+    files, edges, _ = import_graph(ROOT)
+    stage = LAYERS["utils/stages"]
+    across = [f"{files[a]}:{line} imports {b}" for a, line, b in edges
+              if a != b and layer_of(files[a]) == stage and layer_of(files[b]) == stage]
+    assert not across, "\n".join(across)
+
+
 def test_the_checks_catch_cycles_upward_and_dangling_imports(tmp_path):
     sources = {
         "utils/__init__.py": "",

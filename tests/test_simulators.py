@@ -72,7 +72,7 @@ def test_champions_replayed_in_reality_and_in_two_models_dreams(z_search, dream_
     from utils.engine.rollout import RolloutGenerator, Task, play
     from utils.engine.rollout_cli import SIMULATOR_SEED_STREAM, episode_seeds
     from utils.engine.models_io import dynamics_path
-    from utils.stages.controller import dream_starts
+    from utils.engine.dream_setup import dream_starts
 
     trade = tmp_path / "trade"
     shutil.copytree(dream_logdir, trade, ignore=shutil.ignore_patterns("mdrnn", "ctrl"))

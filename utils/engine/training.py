@@ -57,6 +57,33 @@ def summary_writer(folder):
     return SummaryWriter(str(Path(folder) / "tb"))
 
 
+def read_scalars(tb_dir):
+    """{tag: [(step, value, seconds into the stage)]} from every event file of a
+    TensorBoard folder, runs of a resumed stage put end to end."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    from tensorboard.compat.proto import types_pb2
+    from tensorboard.util import tensor_util
+
+    series, offset = {}, 0.0
+    files = sorted(Path(tb_dir).glob("events.out.tfevents.*"), key=lambda p: float(p.name.split(".")[3]))
+    for f in files:
+        created = float(f.name.split(".")[3])
+        last = created
+        for event in EventFileLoader(str(f)).Load():
+            for value in event.summary.value:
+                if value.HasField("simple_value"):
+                    number = value.simple_value
+                elif value.HasField("tensor") and value.tensor.dtype != types_pb2.DT_STRING \
+                        and tensor_util.make_ndarray(value.tensor).size == 1:
+                    number = float(tensor_util.make_ndarray(value.tensor).item())
+                else:  # an image, or text (the run's configuration)
+                    continue
+                series.setdefault(value.tag, []).append((event.step, number, offset + event.wall_time - created))
+            last = max(last, event.wall_time)
+        offset += last - created
+    return series, offset
+
+
 def check_finite(loss, where, stage_dir):
     if not math.isfinite(loss):
         last = Path(stage_dir) / "checkpoint.tar"

@@ -21,7 +21,8 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 from utils.checkpoint import atomic_write, load_checkpoint  # noqa: E402
 from utils.errors import Parser, UserError, run_main  # noqa: E402
-from utils.stages.report import NAMES, read_scalars  # noqa: E402
+from models.dynamics import NAMES  # noqa: E402
+from utils.engine.training import read_scalars  # noqa: E402
 
 
 def search_summary(logdir):

@@ -24,10 +24,10 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 import numpy as np  # noqa: E402
 
+from models.dynamics import NAMES  # noqa: E402
 from utils.checkpoint import atomic_write  # noqa: E402
 from utils.errors import Parser, UserError, run_main  # noqa: E402
 
-NAMES = {"mdrnn": "MDN-RNN", "transformer": "Transformer", "trade": "TraDE"}
 
 
 def parse_args(argv=None):

@@ -44,7 +44,7 @@ from utils.constants import DREAM_TEMPERATURE  # noqa: E402
 from utils.errors import Parser, UserError, check_flags, run_main  # noqa: E402
 from utils.engine.rollout_cli import (SIMULATOR_SEED_STREAM, add_rollout_flags, build_kwargs,  # noqa: E402
                                       changed_model, check_rollout_flags, episode_seeds, make_pool, workers_for)
-from utils.stages.report import NAMES  # noqa: E402
+from models.dynamics import NAMES  # noqa: E402
 
 Z_ONLY = ("z", "z-hidden")  # controllers that read the latent alone: the same controller in any model's dream
 MIN_CHAMPIONS = 3  # fewer cannot be ranked
@@ -151,7 +151,7 @@ def load_archive(logdir):
 def dream_kwargs(args, logdir, vae_id, reads):
     """The pool kwargs of logdir's dream at --temperature, for controllers that read `reads`."""
     from utils.engine.models_io import dynamics_path, find_dynamics
-    from utils.stages.controller import dream_setting
+    from utils.engine.dream_setup import dream_setting
 
     dynamics = find_dynamics(logdir)
     if dynamics is None:
