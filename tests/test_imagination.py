@@ -97,7 +97,7 @@ def test_imagination_equals_the_model_stepped_by_hand(dynamics):
     gen = torch.Generator().manual_seed(5)
     noise = []
     for _ in range(horizon):
-        eps = torch.randn(batch, 3, generator=gen)
+        torch.randn(batch, 3, generator=gen)  # the actor's draw (its samples are in raws)
         noise.append((torch.rand(batch, generator=gen), torch.randn(batch, 32, generator=gen)))
     with torch.no_grad():
         for b in range(batch):

@@ -172,58 +172,90 @@ def init_params(path, reads, lineage):
     return state["params"].numpy().astype(np.float64)
 
 
-def main(dynamics, argv=None):
-    from models.controller import Controller, flatten_params, n_params, unflatten_params
-    from utils.engine.cmaes import es_state, make_es, restore_es
-    from utils.engine.models_io import data_sources, dynamics_path
-    from utils.engine.rollout import Task
-    from utils.engine.training import seed_everything, summary_writer
+class Search:
+    """One CMA-ES search of traincontroller.py, in the order it runs: the configuration (__init__: the world
+    model, where episodes are played, what is recorded), open() (resume the search, or start one),
+    describe(), then run(): generation() after generation, evaluate() every --eval-every, a real evaluation
+    of a dream's choice for the plot (real_evaluation()), the checkpoint (record()); report() at the end."""
 
-    args = parse_args(argv)
-    if not args.logdir.is_dir():
-        raise UserError(f"--logdir {args.logdir}: no such experiment folder; train the VAE and dynamics model first")
-    kwargs, lineage = build_kwargs(args, dynamics)
-    dyn_state = load_checkpoint(dynamics_path(args.logdir, dynamics), dynamics)  # checked by build_kwargs
-    world = {"world": args.world, "temperature": args.temperature if args.world == "dream" else None,
-             "action_noise": args.action_noise}
-    # the real env steps of the data behind the search, per dataset (a dataset shared by several is counted once)
-    datasets = dict(data_sources(dyn_state))
-    if args.dream_ensemble:  # recorded only then, so that other searches' records stay as they were
-        members, world["ensemble"] = ensemble_members(args.dream_ensemble, dynamics, lineage, datasets)
-        world["ensemble_halt"] = args.ensemble_halt
-    if args.dream_branch or args.dream_horizon is not None:  # recorded only then, as the ensemble
-        world.update(dream_branch=args.dream_branch, dream_horizon=args.dream_horizon or args.time_limit)
-    reads = {"controller_inputs": args.controller_inputs, "untrained_dynamics": args.untrained_dynamics}
-    kwargs.update(reads, action_noise=args.action_noise)
-    search_kwargs = kwargs
-    if args.world == "dream":
-        dreaming, start_dir = dream_setting(args.dream_datadir, dyn_state, dynamics_path(args.logdir, dynamics),
-                                            kwargs["vae"], args.temperature, args.dream_horizon or args.time_limit,
-                                            args.dream_branch)
-        search_kwargs = dict(kwargs, dream=dict(dreaming, members=members, halt=args.ensemble_halt)
-                             if args.dream_ensemble else dreaming)
-        # rollouts the dreams start from are real steps too, unless they are the models' own data (an upper
-        # bound where the two folders share rollouts)
-        if str(start_dir.resolve()) not in datasets:
-            from data.loaders import rollout_files, rollout_steps
+    def __init__(self, dynamics, args):
+        from utils.engine.models_io import data_sources, dynamics_path
+        from utils.engine.training import seed_everything
 
-            datasets[str(start_dir.resolve())] = rollout_steps(rollout_files(start_dir))
-    data_steps = None if None in datasets.values() else sum(datasets.values())
-    use_gpus(args.device)
-    seed_everything(args.seed)
-    ctrl_dir = args.logdir / "ctrl"
-    ctrl_dir.mkdir(parents=True, exist_ok=True)
-    last, best_file = ctrl_dir / "checkpoint.tar", ctrl_dir / "best.tar"
+        if not args.logdir.is_dir():
+            raise UserError(f"--logdir {args.logdir}: no such experiment folder; train the VAE and dynamics "
+                            "model first")
+        self.dynamics, self.args = dynamics, args
+        self.kwargs, self.lineage = build_kwargs(args, dynamics)
+        self.dyn_state = load_checkpoint(dynamics_path(args.logdir, dynamics), dynamics)  # checked by build_kwargs
+        self.world = {"world": args.world, "temperature": args.temperature if args.world == "dream" else None,
+                      "action_noise": args.action_noise}
+        # the real env steps of the data behind the search, per dataset (a dataset shared by several is counted
+        # once)
+        self.datasets = dict(data_sources(self.dyn_state))
+        self.members = None
+        if args.dream_ensemble:  # recorded only then, so that other searches' records stay as they were
+            self.members, self.world["ensemble"] = ensemble_members(args.dream_ensemble, dynamics, self.lineage,
+                                                                    self.datasets)
+            self.world["ensemble_halt"] = args.ensemble_halt
+        if args.dream_branch or args.dream_horizon is not None:  # recorded only then, as the ensemble
+            self.world.update(dream_branch=args.dream_branch, dream_horizon=args.dream_horizon or args.time_limit)
+        self.reads = {"controller_inputs": args.controller_inputs, "untrained_dynamics": args.untrained_dynamics}
+        self.kwargs.update(self.reads, action_noise=args.action_noise)
+        self.search_kwargs = self.kwargs
+        self.dream = args.world == "dream"
+        if self.dream:
+            self.dreaming, self.start_dir = dream_setting(
+                args.dream_datadir, self.dyn_state, dynamics_path(args.logdir, dynamics), self.kwargs["vae"],
+                args.temperature, args.dream_horizon or args.time_limit, args.dream_branch)
+            self.search_kwargs = dict(self.kwargs, dream=dict(self.dreaming, members=self.members,
+                                                              halt=args.ensemble_halt)
+                                      if args.dream_ensemble else self.dreaming)
+            # rollouts the dreams start from are real steps too, unless they are the models' own data (an upper
+            # bound where the two folders share rollouts)
+            if str(self.start_dir.resolve()) not in self.datasets:
+                from data.loaders import rollout_files, rollout_steps
 
-    best_eval = {"mean": -math.inf, "std": 0.0}
-    starting = None  # the --init-controller parameters a fresh search evaluates before its first generation
-    champions = {"generation": [], "eval_mean": [], "params": []}  # every evaluated champion, in order
-    # Real env steps this search rests on: the dynamics model's data (None: not recorded), and
-    # the real episodes it plays (training and evaluations in reality, real evaluations of a dream).
-    real_steps = {"data": data_steps, "played": 0}
-    if last.exists() and not args.noreload:
-        state = load_checkpoint(last, "cmaes", hint="rerun with --noreload to start afresh")
-        if state["dynamics"] != dynamics:
+                self.datasets[str(self.start_dir.resolve())] = rollout_steps(rollout_files(self.start_dir))
+        data_steps = None if None in self.datasets.values() else sum(self.datasets.values())
+        use_gpus(args.device)
+        seed_everything(args.seed)
+        self.ctrl_dir = args.logdir / "ctrl"
+        self.ctrl_dir.mkdir(parents=True, exist_ok=True)
+        self.last, self.best_file = self.ctrl_dir / "checkpoint.tar", self.ctrl_dir / "best.tar"
+        self.best_eval = {"mean": -math.inf, "std": 0.0}
+        self.starting = None  # the --init-controller parameters a fresh search evaluates before its first generation
+        self.champions = {"generation": [], "eval_mean": [], "params": []}  # every evaluated champion, in order
+        # Real env steps this search rests on: the dynamics model's data (None: not recorded), and
+        # the real episodes it plays (training and evaluations in reality, real evaluations of a dream).
+        self.real_steps = {"data": data_steps, "played": 0}
+        self.prefix = "dream/" if self.dream else ""
+        self.real_pool = None  # a dream search's pool of real envs, made at its first real evaluation
+
+    def open(self):
+        """Resume the search of ctrl/checkpoint.tar (refusing one made otherwise), or start a new one."""
+        if self.last.exists() and not self.args.noreload:
+            self.resume(load_checkpoint(self.last, "cmaes", hint="rerun with --noreload to start afresh"))
+        else:
+            from models.controller import Controller, flatten_params, n_params
+            from utils.engine.cmaes import make_es
+
+            args = self.args
+            self.search_id = secrets.token_hex(8)  # tells this search's files from an earlier search's
+            if args.init_controller is not None:
+                self.starting = init_params(args.init_controller, self.reads, self.lineage)
+                x0, origin = self.starting, f"from {args.init_controller}"
+            else:
+                x0, origin = flatten_params(Controller(args.controller_inputs)), "from the controller's initialisation"
+            self.es = make_es(x0, args.sigma0, args.pop_size, args.seed)
+            print(f"new CMA-ES search over {n_params(args.controller_inputs)} controller parameters "
+                  f"(reading {reads_text(self.reads)}), population {args.pop_size}, {origin}, sigma {args.sigma0}")
+
+    def resume(self, state):
+        from utils.engine.cmaes import restore_es
+
+        args, last = self.args, self.last
+        if state["dynamics"] != self.dynamics:
             raise UserError(f"{last}: a search for a {state['dynamics']} controller; use --noreload to start afresh")
         if state["cma"]["popsize"] != args.pop_size:
             raise UserError(f"{last}: was made with --pop-size {state['cma']['popsize']}; "
@@ -234,8 +266,9 @@ def main(dynamics, argv=None):
             recorded.update(ensemble=state["ensemble"], ensemble_halt=state.get("ensemble_halt", 0.0))
         if "dream_branch" in state:
             recorded.update(dream_branch=state["dream_branch"], dream_horizon=state["dream_horizon"])
-        if recorded != world:
-            where = "in reality" if recorded["world"] == "real" else f"in the dream at temperature {recorded['temperature']}"
+        if recorded != self.world:
+            where = ("in reality" if recorded["world"] == "real"
+                     else f"in the dream at temperature {recorded['temperature']}")
             if "ensemble" in recorded:
                 where += f" of {len(recorded['ensemble']) + 1} models (halt {recorded['ensemble_halt']:g})"
             if "dream_branch" in recorded:
@@ -246,174 +279,206 @@ def main(dynamics, argv=None):
                             "--dream-branch, --dream-horizon and --action-noise, "
                             "or start afresh with --noreload (or another --logdir)")
         recorded = reads_of(state)
-        if recorded != reads:
+        if recorded != self.reads:
             raise UserError(f"{last}: this search's controller reads {reads_text(recorded)}; resume it with "
                             "the same --controller-inputs and --untrained-dynamics, or start afresh with --noreload")
-        changed = changed_model(state, lineage)
+        changed = changed_model(state, self.lineage)
         if changed:
             raise UserError(f"{last}: this search began with another {changed} (retrained since?); "
                             "rerun traincontroller.py with --noreload to search on the current world model")
         if not same_as_recorded(record_args(args), state.get("config"), RESUME, last,
-                                  record_args(make_parser().parse_args(["--logdir", "."]))):
+                                record_args(make_parser().parse_args(["--logdir", "."]))):
             print(f"{last}: made before searches recorded their configuration; its {', '.join(RESUME)} "
                   "are taken as given")
-        es = restore_es(state["cma"], args.seed)
-        best_eval = state["best_eval"]
-        search_id = state.get("search_id")
-        real_steps["played"] = state.get("real_steps_played", 0)
-        champions = state.get("champions", champions)
-        if best_file.exists():  # a kill between the two writes must not lose the best
-            saved = load_checkpoint(best_file, "controller")
+        self.es = restore_es(state["cma"], args.seed)
+        self.best_eval = state["best_eval"]
+        self.search_id = state.get("search_id")
+        self.real_steps["played"] = state.get("real_steps_played", 0)
+        self.champions = state.get("champions", self.champions)
+        if self.best_file.exists():  # a kill between the two writes must not lose the best
+            saved = load_checkpoint(self.best_file, "controller")
             # (only this search's best: one left by an earlier search, before --noreload, does not count)
-            if saved.get("search_id") == search_id and saved["reward"] > best_eval["mean"]:
-                best_eval = {"mean": saved["reward"], "std": saved["std"], "generation": saved["generation"]}
-        print(f"resuming CMA-ES from {last} at generation {es.countiter} (sigma {es.sigma:.4f}, "
-              f"best evaluation {best_eval['mean']:.1f})")
-    else:
-        search_id = secrets.token_hex(8)  # tells this search's files from an earlier search's
-        if args.init_controller is not None:
-            starting = init_params(args.init_controller, reads, lineage)
-            x0, origin = starting, f"from {args.init_controller}"
+            if saved.get("search_id") == self.search_id and saved["reward"] > self.best_eval["mean"]:
+                self.best_eval = {"mean": saved["reward"], "std": saved["std"], "generation": saved["generation"]}
+        print(f"resuming CMA-ES from {last} at generation {self.es.countiter} (sigma {self.es.sigma:.4f}, "
+              f"best evaluation {self.best_eval['mean']:.1f})")
+
+    def describe(self, workers):
+        args, kwargs = self.args, self.kwargs
+        where = ("Ray actors (one per cluster CPU unless --max-workers)" if args.backend == "ray"
+                 else f"{workers} workers")
+        if self.dream:
+            dreaming = self.dreaming
+            print(f"{where} x {args.envs_per_worker} environments, {kwargs['precision']}; each generation plays "
+                  f"{args.pop_size} x {args.n_samples} episodes of up to {dreaming['time_limit']} steps in the dream "
+                  f"(temperature {args.temperature}, action noise {args.action_noise:g}"
+                  + (f", dropout {self.dyn_state['dropout']:g} with a mask per episode"
+                     if self.dyn_state.get("dropout") else "")
+                  + (f", an ensemble of {len(self.members) + 1} models, one drawn per step"
+                     if args.dream_ensemble else "")
+                  + (f", halted where they spread past {args.ensemble_halt:g}" if args.ensemble_halt else "")
+                  + (f"; starts: {len(dreaming['starts'])} frames inside the rollouts of {self.start_dir}, each "
+                     f"after its {args.dream_branch} real steps)"
+                     if args.dream_branch
+                     else f"; starts: {len(dreaming['starts'])} first frames of {self.start_dir})"),
+                  flush=True)
         else:
-            x0, origin = flatten_params(Controller(args.controller_inputs)), "from the controller's initialisation"
-        es = make_es(x0, args.sigma0, args.pop_size, args.seed)
-        print(f"new CMA-ES search over {n_params(args.controller_inputs)} controller parameters "
-              f"(reading {reads_text(reads)}), population {args.pop_size}, {origin}, sigma {args.sigma0}")
+            print(f"{where} x {args.envs_per_worker} environments, {args.renderer} renderer, {kwargs['precision']}; "
+                  f"each generation plays {args.pop_size} x {args.n_samples} episodes of up to {args.time_limit} "
+                  "steps", flush=True)
 
-    writer = summary_writer(ctrl_dir)
-    log_config(writer, record_args(args))
-    workers = n_workers(args)
-    dream = args.world == "dream"
-    where = "Ray actors (one per cluster CPU unless --max-workers)" if args.backend == "ray" else f"{workers} workers"
-    if dream:
-        print(f"{where} x {args.envs_per_worker} environments, {kwargs['precision']}; each generation plays "
-              f"{args.pop_size} x {args.n_samples} episodes of up to {dreaming['time_limit']} steps in the dream "
-              f"(temperature {args.temperature}, action noise {args.action_noise:g}"
-              + (f", dropout {dyn_state['dropout']:g} with a mask per episode" if dyn_state.get("dropout") else "")
-              + (f", an ensemble of {len(members) + 1} models, one drawn per step" if args.dream_ensemble else "")
-              + (f", halted where they spread past {args.ensemble_halt:g}" if args.ensemble_halt else "")
-              + (f"; starts: {len(dreaming['starts'])} frames inside the rollouts of {start_dir}, each after its "
-                 f"{args.dream_branch} real steps)"
-                 if args.dream_branch else f"; starts: {len(dreaming['starts'])} first frames of {start_dir})"),
-              flush=True)
-    else:
-        print(f"{where} x {args.envs_per_worker} environments, {args.renderer} renderer, {kwargs['precision']}; "
-              f"each generation plays {args.pop_size} x {args.n_samples} episodes of up to {args.time_limit} steps",
-              flush=True)
-    real_pool = None  # a dream search's pool of real envs, made at its first real evaluation
+    def play(self, pool, tasks, bar=None, real=None):
+        """pool.evaluate(tasks), the real env steps it played counted (real: whether they are real; by default
+        those of a search in reality)."""
+        before = pool.steps_played
+        results = pool.evaluate(tasks, bar)
+        if (not self.dream) if real is None else real:
+            self.real_steps["played"] += pool.steps_played - before
+        return results
 
-    def count_real(pool, before):
-        real_steps["played"] += pool.steps_played - before
-
-    def evaluate(pool, params, gen):
+    def evaluate(self, pool, params, gen):
         """Play `params` on the evaluation tracks, archive it as generation `gen`'s champion, and save it
         to best.tar if it beats the best so far (gen -1: the --init-controller a search starts from)."""
-        nonlocal best_eval
+        from models.controller import Controller, unflatten_params
+        from utils.engine.rollout import Task
+
+        args = self.args
         eval_seeds = episode_seeds(args.seed, EVAL_SEED_STREAM, 0, args.eval_rollouts)
         eval_tasks = [Task(i, params, s) for i, s in enumerate(eval_seeds)]  # never stopped early
-        before = pool.steps_played
-        scores = np.array(list(pool.evaluate(eval_tasks).values()))
-        if not dream:
-            count_real(pool, before)
+        scores = np.array(list(self.play(pool, eval_tasks).values()))
         mean, std = float(scores.mean()), float(scores.std())
-        champions["generation"].append(gen)
-        champions["eval_mean"].append(mean)
-        champions["params"].append(torch.from_numpy(np.asarray(params, dtype=np.float64)))
+        self.champions["generation"].append(gen)
+        self.champions["eval_mean"].append(mean)
+        self.champions["params"].append(torch.from_numpy(np.asarray(params, dtype=np.float64)))
         if gen >= 0:
-            writer.add_scalar(f"charts/{prefix}eval_return_mean", mean, gen)
-            writer.add_scalar(f"charts/{prefix}eval_return_std", std, gen)
+            self.writer.add_scalar(f"charts/{self.prefix}eval_return_mean", mean, gen)
+            self.writer.add_scalar(f"charts/{self.prefix}eval_return_std", std, gen)
         what = "the starting controller" if gen < 0 else \
             f"generation {gen}'s {'best' if args.evaluate == 'best' else 'CMA-ES mean'}"
-        tqdm.write(f"{'dream ' if dream else ''}evaluation of {what} over {len(scores)} episodes: "
+        tqdm.write(f"{'dream ' if self.dream else ''}evaluation of {what} over {len(scores)} episodes: "
                    f"{mean:.1f} +- {std:.1f}")
-        if mean > best_eval["mean"]:
-            best_eval = {"mean": mean, "std": std, "generation": gen}
-            save_checkpoint(best_file, "controller", params=torch.from_numpy(np.asarray(params)),
+        if mean > self.best_eval["mean"]:
+            self.best_eval = {"mean": mean, "std": std, "generation": gen}
+            save_checkpoint(self.best_file, "controller", params=torch.from_numpy(np.asarray(params)),
                             model=unflatten_params(params, Controller(args.controller_inputs)).state_dict(),
-                            dynamics=dynamics, reward=mean, std=std, generation=gen,
-                            eval_rollouts=args.eval_rollouts, search_id=search_id,
-                            renderer=args.renderer, precision=kwargs["precision"], evaluate=args.evaluate,
-                            config=record_args(args), **world, **reads, **lineage)
-            tqdm.write(f"new best controller saved to {best_file}")
+                            dynamics=self.dynamics, reward=mean, std=std, generation=gen,
+                            eval_rollouts=args.eval_rollouts, search_id=self.search_id,
+                            renderer=args.renderer, precision=self.kwargs["precision"], evaluate=args.evaluate,
+                            config=record_args(args), **self.world, **self.reads, **self.lineage)
+            tqdm.write(f"new best controller saved to {self.best_file}")
 
-    prefix = "dream/" if dream else ""
-    with make_pool(args, search_kwargs, workers) as pool:
-        try:
-            if starting is not None:
-                evaluate(pool, starting, -1)
-            generations = tqdm(desc="generations", unit="gen", initial=es.countiter, total=args.max_generations)
-            while True:
-                gen = es.countiter
-                if args.max_generations is not None and gen >= args.max_generations:
-                    print(f"reached --max-generations {args.max_generations}")
-                    break
-                if best_eval["mean"] >= args.target_return:
-                    print(f"reached --target-return {args.target_return}: {best_eval['mean']:.1f}")
-                    break
-                start = time.time()
-                solutions = es.ask()
-                seeds = episode_seeds(args.seed, TRAIN_SEED_STREAM, gen, args.n_samples)
-                tasks = [Task(c * args.n_samples + r, solutions[c], seeds[r], args.early_stop)
-                         for c in range(len(solutions)) for r in range(args.n_samples)]
-                bar = tqdm(total=len(tasks), desc=f"generation {gen}", leave=False) if args.display else None
-                before = pool.steps_played
-                results = pool.evaluate(tasks, bar)
-                if not dream:
-                    count_real(pool, before)
-                if bar:
-                    bar.close()
-                returns = np.array([[results[c * args.n_samples + r] for r in range(args.n_samples)]
-                                    for c in range(len(solutions))])
-                fitness = returns.mean(1)
-                es.tell(solutions, (-fitness).tolist())  # pycma minimises
-                writer.add_scalar(f"charts/{prefix}best_return", fitness.max(), gen)
-                writer.add_scalar(f"charts/{prefix}mean_return", fitness.mean(), gen)
-                writer.add_scalar(f"charts/{prefix}worst_return", fitness.min(), gen)
-                # how long the episodes lasted (a dream's end its done head or its ensemble's halt; reality's, the env)
-                writer.add_scalar(f"charts/{prefix}episode_length_mean", np.mean([t.steps for t in tasks]), gen)
-                writer.add_scalar("charts/sigma", es.sigma, gen)
-                writer.add_scalar("charts/generation_seconds", time.time() - start, gen)
-                tqdm.write(f"generation {gen}{' (dream)' if dream else ''}: best {fitness.max():.1f}, "
-                           f"mean {fitness.mean():.1f}, sigma {es.sigma:.4f} ({time.time() - start:.0f} s)")
+    def generation(self, pool, gen):
+        """One generation: ask, play every candidate on the generation's tracks, tell; log it. Returns
+        (the candidates, their fitness)."""
+        from utils.engine.rollout import Task
 
-                if (gen + 1) % args.eval_every == 0:
-                    # the mean: the distribution's centre, which no single noisy ranking picked
-                    evaluate(pool, es.mean.copy() if args.evaluate == "mean" else solutions[int(fitness.argmax())],
-                             gen)
-                if dream and args.real_eval_every and (gen + 1) % args.real_eval_every == 0 and best_file.exists():
-                    # For the plot: the controller the dream chose so far, in reality. Chooses nothing.
-                    if real_pool is None:
-                        real_pool = make_pool(args, kwargs, workers)
-                    chosen = load_checkpoint(best_file, "controller")["params"].numpy()
-                    real_seeds = episode_seeds(args.seed, REAL_EVAL_SEED_STREAM, 0, args.real_eval_rollouts)
-                    before = real_pool.steps_played
-                    real = np.array(list(real_pool.evaluate([Task(i, chosen, s)
-                                                              for i, s in enumerate(real_seeds)]).values()))
-                    count_real(real_pool, before)
-                    writer.add_scalar("charts/real_eval_return_mean", real.mean(), gen)
-                    writer.add_scalar("charts/real_eval_return_std", real.std(), gen)
-                    tqdm.write(f"real evaluation of the dream's choice (plot only, chooses nothing) over "
-                               f"{len(real)} episodes: {real.mean():.1f} +- {real.std():.1f}")
-                total_real = (real_steps["data"] or 0) + real_steps["played"]
-                writer.add_scalar("charts/real_env_steps", total_real, gen)
-                save_checkpoint(last, "cmaes", cma=es_state(es), dynamics=dynamics, best_eval=best_eval,
-                                n_samples=args.n_samples, search_id=search_id, real_steps_played=real_steps["played"],
-                                data_steps=real_steps["data"], champions=champions, config=record_args(args),
-                                **world, **reads, **lineage)
-                writer.flush()
-                generations.update()
-            generations.close()
-        finally:
-            if real_pool is not None:
-                real_pool.close()
-    writer.close()
-    data = real_steps["data"]
-    whose = "the dynamics model's data" if len(datasets) == 1 else f"the data behind the dream ({len(datasets)} folders)"
-    print(f"real env steps: {(data or 0) + real_steps['played']:,} "
-          f"({'not recorded' if data is None else f'{data:,}'} in {whose}, "
-          f"{real_steps['played']:,} played by this search)")
-    if best_file.exists():
-        print(f"best controller: {best_eval['mean']:.1f} +- {best_eval['std']:.1f} over "
-              f"{args.eval_rollouts} {'dream ' if dream else ''}episodes, in {best_file}")
-    else:
-        print(f"no evaluation yet (every {args.eval_every} generations), so no {best_file}")
+        args, es, writer, prefix = self.args, self.es, self.writer, self.prefix
+        start = time.time()
+        solutions = es.ask()
+        seeds = episode_seeds(args.seed, TRAIN_SEED_STREAM, gen, args.n_samples)
+        tasks = [Task(c * args.n_samples + r, solutions[c], seeds[r], args.early_stop)
+                 for c in range(len(solutions)) for r in range(args.n_samples)]
+        bar = tqdm(total=len(tasks), desc=f"generation {gen}", leave=False) if args.display else None
+        results = self.play(pool, tasks, bar)
+        if bar:
+            bar.close()
+        returns = np.array([[results[c * args.n_samples + r] for r in range(args.n_samples)]
+                            for c in range(len(solutions))])
+        fitness = returns.mean(1)
+        es.tell(solutions, (-fitness).tolist())  # pycma minimises
+        writer.add_scalar(f"charts/{prefix}best_return", fitness.max(), gen)
+        writer.add_scalar(f"charts/{prefix}mean_return", fitness.mean(), gen)
+        writer.add_scalar(f"charts/{prefix}worst_return", fitness.min(), gen)
+        # how long the episodes lasted (a dream's end its done head or its ensemble's halt; reality's, the env)
+        writer.add_scalar(f"charts/{prefix}episode_length_mean", np.mean([t.steps for t in tasks]), gen)
+        writer.add_scalar("charts/sigma", es.sigma, gen)
+        writer.add_scalar("charts/generation_seconds", time.time() - start, gen)
+        tqdm.write(f"generation {gen}{' (dream)' if self.dream else ''}: best {fitness.max():.1f}, "
+                   f"mean {fitness.mean():.1f}, sigma {es.sigma:.4f} ({time.time() - start:.0f} s)")
+        return solutions, fitness
+
+    def real_evaluation(self, gen, workers):
+        """For the plot: the controller the dream chose so far, in reality. Chooses nothing."""
+        from utils.engine.rollout import Task
+
+        args = self.args
+        if self.real_pool is None:
+            self.real_pool = make_pool(args, self.kwargs, workers)
+        chosen = load_checkpoint(self.best_file, "controller")["params"].numpy()
+        real_seeds = episode_seeds(args.seed, REAL_EVAL_SEED_STREAM, 0, args.real_eval_rollouts)
+        real = np.array(list(self.play(self.real_pool, [Task(i, chosen, s) for i, s in enumerate(real_seeds)],
+                                       real=True).values()))
+        self.writer.add_scalar("charts/real_eval_return_mean", real.mean(), gen)
+        self.writer.add_scalar("charts/real_eval_return_std", real.std(), gen)
+        tqdm.write(f"real evaluation of the dream's choice (plot only, chooses nothing) over "
+                   f"{len(real)} episodes: {real.mean():.1f} +- {real.std():.1f}")
+
+    def record(self, gen):
+        """The search's checkpoint after generation `gen`, and its real env steps so far."""
+        from utils.engine.cmaes import es_state
+
+        total_real = (self.real_steps["data"] or 0) + self.real_steps["played"]
+        self.writer.add_scalar("charts/real_env_steps", total_real, gen)
+        save_checkpoint(self.last, "cmaes", cma=es_state(self.es), dynamics=self.dynamics, best_eval=self.best_eval,
+                        n_samples=self.args.n_samples, search_id=self.search_id,
+                        real_steps_played=self.real_steps["played"], data_steps=self.real_steps["data"],
+                        champions=self.champions, config=record_args(self.args),
+                        **self.world, **self.reads, **self.lineage)
+        self.writer.flush()
+
+    def run(self):
+        """Generations until --max-generations or --target-return, in one pool of workers."""
+        from utils.engine.training import summary_writer
+
+        args, es = self.args, self.es
+        self.writer = summary_writer(self.ctrl_dir)
+        log_config(self.writer, record_args(args))
+        workers = n_workers(args)
+        self.describe(workers)
+        with make_pool(args, self.search_kwargs, workers) as pool:
+            try:
+                if self.starting is not None:
+                    self.evaluate(pool, self.starting, -1)
+                generations = tqdm(desc="generations", unit="gen", initial=es.countiter, total=args.max_generations)
+                while True:
+                    gen = es.countiter
+                    if args.max_generations is not None and gen >= args.max_generations:
+                        print(f"reached --max-generations {args.max_generations}")
+                        break
+                    if self.best_eval["mean"] >= args.target_return:
+                        print(f"reached --target-return {args.target_return}: {self.best_eval['mean']:.1f}")
+                        break
+                    solutions, fitness = self.generation(pool, gen)
+                    if (gen + 1) % args.eval_every == 0:
+                        # the mean: the distribution's centre, which no single noisy ranking picked
+                        self.evaluate(pool, es.mean.copy() if args.evaluate == "mean"
+                                      else solutions[int(fitness.argmax())], gen)
+                    if (self.dream and args.real_eval_every and (gen + 1) % args.real_eval_every == 0
+                            and self.best_file.exists()):
+                        self.real_evaluation(gen, workers)
+                    self.record(gen)
+                    generations.update()
+                generations.close()
+            finally:
+                if self.real_pool is not None:
+                    self.real_pool.close()
+        self.writer.close()
+
+    def report(self):
+        args, data, played = self.args, self.real_steps["data"], self.real_steps["played"]
+        whose = ("the dynamics model's data" if len(self.datasets) == 1
+                 else f"the data behind the dream ({len(self.datasets)} folders)")
+        print(f"real env steps: {(data or 0) + played:,} "
+              f"({'not recorded' if data is None else f'{data:,}'} in {whose}, {played:,} played by this search)")
+        if self.best_file.exists():
+            print(f"best controller: {self.best_eval['mean']:.1f} +- {self.best_eval['std']:.1f} over "
+                  f"{args.eval_rollouts} {'dream ' if self.dream else ''}episodes, in {self.best_file}")
+        else:
+            print(f"no evaluation yet (every {args.eval_every} generations), so no {self.best_file}")
+
+
+def main(dynamics, argv=None):
+    search = Search(dynamics, parse_args(argv))
+    search.open()
+    search.run()
+    search.report()

@@ -40,7 +40,7 @@ from tqdm import tqdm
 
 from utils.checkpoint import atomic_write, load_checkpoint, save_checkpoint, weights_id
 from utils.config import Config, check_resume, flag, log_config, parse
-from utils.constants import DEFAULT_DATADIR, DYNAMICS_DIRS, MAX_STEPS, SEQ_LEN
+from utils.constants import DEFAULT_DATADIR, MAX_STEPS, SEQ_LEN
 from utils.devices import available_cpus, pick_device
 from utils.engine.rollout_cli import REAL_EVAL_SEED_STREAM, TRAIN_SEED_STREAM, episode_seeds
 from utils.errors import UserError
@@ -269,7 +269,7 @@ def main(dynamics, argv=None):
     from models.vae import encode_stats
     from data.generation import save_rollout
     from data.loaders import load_rollout, rollout_files
-    from utils.engine.models_io import data_sources, dynamics_path, load_dynamics, load_vae, recorded_vae, vae_path
+    from utils.engine.models_io import data_sources, dynamics_path, load_dynamics, load_vae, vae_path
     from utils.engine.rollout import RolloutGenerator
     from utils.engine.training import check_finite, seed_everything, summary_writer
 
