@@ -183,10 +183,6 @@ class Replay:
             return arrays[key][:self.n]
         raise AttributeError(key)
 
-    def longest(self):
-        """Steps of the longest episode (0 when empty)."""
-        return int((self.end - self.first).max()) if self.n else 0
-
     def sequences(self, rng, batch, seq_len):
         """`batch` windows of seq_len transitions inside single episodes, as RolloutSequenceDataset gives them
         (time-major): stats (seq_len, B, 2 LSIZE) of frames t .. t+L-1, the actions, rewards and terminated
@@ -216,7 +212,7 @@ class Replay:
         while sum(map(len, out)) < batch:
             g = rng.integers(0, self.n, 2 * batch)
             out.append(g[valid(g)])
-            if len(out) > 100 and not sum(map(len, out)):  # the stage checks its data first (longest())
+            if len(out) > 100 and not sum(map(len, out)):  # the stage checks its data first
                 raise ValueError("no episode of the replay is long enough")
         return np.concatenate(out)[:batch]
 

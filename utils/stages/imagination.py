@@ -122,7 +122,7 @@ class ImaginationConfig(Config):
             self.refuse("min_std", f"must be at most --init-std {self.init_std}")
         if self.init_std > MAX_STD:
             self.refuse("init_std", f"must be at most {MAX_STD} (the policy's std at most: tanh saturates beyond)")
-        if self.eval_episodes > self.envs:
+        if self.eval_every and self.eval_episodes > self.envs:
             self.refuse("eval_episodes", f"must be at most --envs {self.envs} (an evaluation's episodes play together)")
 
 
@@ -268,7 +268,7 @@ def play(generator, learner, seeds, noisy):
 def main(dynamics, argv=None):
     from models.vae import encode_stats
     from data.generation import save_rollout
-    from data.loaders import load_rollout, rollout_files
+    from data.loaders import load_rollout, rollout_files, rollout_steps
     from utils.engine.models_io import data_sources, dynamics_path, load_dynamics, load_vae, vae_path
     from utils.engine.rollout import RolloutGenerator
     from utils.engine.training import check_finite, seed_everything, summary_writer
@@ -279,6 +279,10 @@ def main(dynamics, argv=None):
     last = root / "checkpoint.tar"
     resume = last.exists() and not config.noreload
     state = None
+    files = rollout_files(config.datadir)  # first: no data, nothing else to say
+    if max(rollout_steps([f]) for f in files) <= config.seq_len:
+        raise UserError(f"--datadir {config.datadir}: no rollout is longer than --seq-len {config.seq_len}; give "
+                        "longer rollouts or a smaller --seq-len")
     if resume:
         state = load_checkpoint(last, STAGE, hint="rerun with --noreload to start afresh")
         check_resume(config, state.get("config"), last)
@@ -293,7 +297,6 @@ def main(dynamics, argv=None):
         _, init_state = load_dynamics(init_file, dynamics)
         if init_state.get("vae_id", vae_id) != vae_id:
             raise UserError(f"--init {init_file}: was trained on the latents of another VAE than {vae_file}")
-    files = rollout_files(config.datadir)
     if state is not None and state["vae_id"] != vae_id:
         raise UserError(f"{last}: was run with another VAE than {vae_file} (retrained since?); rerun with --noreload")
 
@@ -314,9 +317,6 @@ def main(dynamics, argv=None):
     sources[datadir] = len(learner.replay)
     learner.steps["data"] = sum(sources.values())
     c = config
-    if learner.replay.longest() <= c.seq_len:
-        raise UserError(f"--datadir {c.datadir}: no rollout is longer than --seq-len {c.seq_len}; give longer "
-                        "rollouts or a smaller --seq-len")
     if state is not None and state["steps"]["data"] != learner.steps["data"]:
         raise UserError(f"{last}: this run started from {state['steps']['data']:,} real steps of data; --datadir "
                         f"{c.datadir} and the starting model now hold {learner.steps['data']:,}: give the run's "
