@@ -14,12 +14,16 @@ from tests.conftest import ROOT, run_script
 # shipped copy 885.3), TraDE 830.3, the Transformer 818.0 (its seed-1 search, 815.3 on
 # these 4 tracks; the seed-0 search's controller, shipped before, did not drive: -18.2);
 # the controller trained only in the MDN-RNN's dream 335.1 (216.1 on these 4 tracks). A
-# random or still car scores below 0 over 1000 steps.
+# random or still car scores below 0 over 1000 steps. The actor-critic learned in the MDN-RNN's imagination
+# (docs/imagination/) 327.6 (280.7 on these 4 tracks).
 SHIPPED = [("world-models", "mdrnn", (700, 1000)), ("world-models-r1", "mdrnn", (700, 1000)),
            ("trade", "transformers_de", (600, 1000)), ("transformers-wm", "transformers_de", (650, 1000)),
-           ("world-models-dream", "mdrnn", (100, 400))]
+           ("world-models-dream", "mdrnn", (100, 400)), ("world-models-imagination", "mdrnn", (100, 500))]
 # the experiment folder whose scripts a shipped agent uses
-EXPERIMENT = {"world-models-dream": "world-models", "world-models-r1": "world-models"}
+EXPERIMENT = {"world-models-dream": "world-models", "world-models-r1": "world-models",
+              "world-models-imagination": "world-models"}
+# where a shipped controller was trained, by its folder's name (reality where none says)
+WORLD = {"-dream": "dream", "-imagination": "imagination"}
 
 
 @pytest.mark.parametrize("shipped_name,models,expected", SHIPPED)
@@ -30,7 +34,7 @@ def test_shipped_agent_scores_its_row(shipped_name, models, expected, tmp_path):
         assert torch.load(shipped / sub / "best.tar", weights_only=True)["kind"] in (
             "vae", "mdrnn", "transformer", "trade", "controller")
     world = torch.load(shipped / "ctrl" / "best.tar", weights_only=True).get("world", "real")
-    assert world == ("dream" if shipped_name.endswith("-dream") else "real")  # where its controller was trained
+    assert world == next((w for end, w in WORLD.items() if shipped_name.endswith(end)), "real")
     logdir = tmp_path / experiment  # a copy: scoring writes its results beside the models
     shutil.copytree(shipped, logdir, ignore=shutil.ignore_patterns("test_sample*", "test_scores.json"))
     out = run_script(f"{experiment}/test_controller.py", "--logdir", logdir, "--episodes", 4, "--max-workers", 2,

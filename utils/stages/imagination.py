@@ -452,7 +452,7 @@ def save_agent(root, dynamics, learner, vae_id, sources):
     save_checkpoint(root / "ctrl" / "best.tar", "controller", params=torch.from_numpy(params),
                     model=learner.actor.controller.state_dict(), dynamics=dynamics,
                     reward=last["imagined_return"], std=0.0, generation=learner.iteration - 1,
-                    chosen_by="the last actor (no real episode chooses)", controller_inputs="zh",
+                    chosen_by="the last actor (no real episode chooses)", world=STAGE, controller_inputs="zh",
                     untrained_dynamics=False, action_noise=0.0, vae_id=vae_id, dynamics_id=weights_id(model_state),
                     renderer=learner.config.renderer, precision="fp32", config=learner.config.record())
 

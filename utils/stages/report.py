@@ -153,7 +153,7 @@ def row_of(summary):
     reads = {"controller_inputs": test.get("controller_inputs", "zh"),
              "untrained_dynamics": test.get("untrained_dynamics", False)}
     world = summary.get("world", "real")
-    where = ", trained in the dream" if world == "dream" else ""
+    where = {"dream": ", trained in the dream", "imagination": ", trained in imagination"}.get(world, "")
     noise = f", action noise {test['action_noise']:g}" if test.get("action_noise") else ""
     return f"{NAMES.get(summary['dynamics'], '-')}, {reads_text(reads)}{where}{noise}"
 
