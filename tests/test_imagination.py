@@ -40,6 +40,33 @@ def random_replay(episodes=4, steps=60, seed=0):
     return replay
 
 
+def test_the_entropy_of_the_actions_is_that_of_their_histogram():
+    """GaussianActor.entropy given samples: steer (tanh) and gas ((tanh + 1) / 2) measured on a fine histogram
+    of the squashed samples, the brake's raw Gaussian entropy beside them; and where tanh saturates, widening
+    the raw std widens the actions less, so the bonus's pull on the std is weaker than the raw entropy's (1)."""
+    from utils.engine.imagine import GaussianActor
+
+    torch.manual_seed(0)
+    actor = GaussianActor(std=0.8)
+    with torch.no_grad():
+        actor.controller.fc.bias.copy_(torch.tensor([1.5, 1.5, 0.0]))
+    features = torch.zeros(200_000, actor.controller.fc.in_features)
+    with torch.no_grad():
+        raws, actions = actor.sample(features)
+
+    def histogram_entropy(x, low, high, bins=2000):
+        counts, edges = np.histogram(x, bins=bins, range=(low, high))
+        p = counts[counts > 0] / counts.sum()
+        return -(p * np.log(p / (edges[1] - edges[0]))).sum()
+
+    brake = 0.5 + 0.5 * np.log(2 * np.pi) + np.log(0.8)
+    measured = histogram_entropy(actions[:, 0].numpy(), -1, 1) + histogram_entropy(actions[:, 1].numpy(), 0, 1)
+    entropy = actor.entropy(features, raws)
+    assert float(entropy) == pytest.approx(measured + brake, abs=0.02)
+    entropy.backward()
+    assert (actor.log_std.grad[:2] < 0.7).all() and float(actor.log_std.grad[2]) == pytest.approx(1.0)
+
+
 def test_replay_sequences_pair_frames_with_the_next_action():
     """A sequence at t: frames t .. t+L-1 with actions t+1 .. t+L (the rollout format: frame t follows action t),
     inside one episode."""

@@ -78,6 +78,9 @@ class ImaginationConfig(Config):
     actor_lr: float = flag(3e-4, "actor's learning rate (Adam)")
     critic_lr: float = flag(3e-4, "critic's learning rate (Adam)")
     entropy_scale: float = flag(3e-4, "weight of the actor's entropy bonus (returns are normalised)")
+    entropy_of: str = flag("raw", "the bonus's entropy: of the raw Gaussian, or of the actions as played "
+                                  "(tanh's saturation counted; utils/engine/imagine.GaussianActor.entropy)",
+                           choices=["raw", "action"])
     init_std: float = flag(0.5, "the policy's initial std, before the squash")
     min_std: float = flag(0.05, "the policy's std at least")
     critic_units: int = flag(256, "units of each of the critic's two hidden layers")
@@ -228,7 +231,8 @@ class Learner:
             warm_starts(stepper, past_len, actions, latents)
             features, raws, rewards = imagine(self.model, stepper, self.actor, z0, c.horizon, c.temperature)
             critic_loss, actor_loss, metrics = actor_critic_losses(self.actor, self.critic, self.scale, features,
-                                                                   raws, rewards, c.gamma, c.lam, c.entropy_scale)
+                                                                   raws, rewards, c.gamma, c.lam, c.entropy_scale,
+                                                                   c.entropy_of)
             clip_step(self.critic_optimizer, self.critic.net.parameters(), critic_loss, c.grad_clip)
             clip_step(self.actor_optimizer, self.actor.parameters(), actor_loss, c.grad_clip)
             self.critic.update_target(c.slow_critic)
