@@ -131,3 +131,32 @@ def log_config(writer, record):
     its arguments."""
     rows = "\n".join(f"|{name}|{value}|" for name, value in record.items())
     writer.add_text("config", "|flag|value|\n|-|-|\n" + rows)
+
+
+def git_commit():
+    """The commit of the code that runs (None outside a git checkout)."""
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def provenance():
+    """What a record of a run holds beside its numbers: the command, the commit and the machine."""
+    import os
+    import platform
+    import sys
+
+    import torch
+
+    from utils.devices import available_cpus
+
+    return {"command": " ".join(["python", *sys.argv]), "commit": git_commit(),
+            "machine": {"platform": platform.platform(), "processor": platform.processor(),
+                        "cpus": available_cpus(), "torch": torch.__version__,
+                        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+                        # what else ran: the 1, 5 and 15-minute load averages when the record is written
+                        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}}

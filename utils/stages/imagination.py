@@ -27,9 +27,7 @@ returns.
 import dataclasses
 import json
 import math
-import platform
 import shutil
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +37,7 @@ import torch
 from tqdm import tqdm
 
 from utils.checkpoint import atomic_write, load_checkpoint, save_checkpoint, weights_id
-from utils.config import Config, check_resume, flag, log_config, parse
+from utils.config import Config, check_resume, flag, log_config, parse, provenance
 from utils.constants import DEFAULT_DATADIR, MAX_STEPS, SEQ_LEN
 from utils.devices import available_cpus, pick_device
 from utils.engine.rollout_cli import REAL_EVAL_SEED_STREAM, TRAIN_SEED_STREAM, episode_seeds
@@ -138,14 +136,6 @@ def parse_config(dynamics, argv=None):
     if dynamics == "mdrnn" and config.context is not None:
         config.refuse("context", "is the transformers' window; the MDN-RNN has none (drop the flag)")
     return config
-
-
-def git_commit():
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).parent, timeout=10).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 class Learner:
@@ -463,10 +453,7 @@ def save_agent(root, dynamics, learner, vae_id, sources):
 
 def write_record(root, config, learner, sources):
     """record.json: what the run is and has cost, for the docs' tables."""
-    record = {"stage": STAGE, "dynamics": learner.dynamics, "config": config.record(), "commit": git_commit(),
-              "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                          "cpus": available_cpus(), "torch": torch.__version__,
-                          "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
+    record = {"stage": STAGE, "dynamics": learner.dynamics, "config": config.record(), **provenance(),
               "iterations": learner.iteration, "real_steps": dict(learner.steps, total=learner.real_steps),
               "data_sources": sources, "seconds": dict(learner.seconds), "history": learner.history}
     atomic_write(root / "record.json", lambda tmp: open(tmp, "w").write(json.dumps(record, indent=1)))

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from models.controller import reads_text
 from utils.checkpoint import atomic_path, atomic_write, load_checkpoint
-from utils.config import record_args
+from utils.config import provenance, record_args
 from utils.devices import use_gpus
 from utils.errors import Parser, UserError, check_flags
 from utils.engine.models_io import dynamics_path
@@ -159,7 +159,7 @@ def main(dynamics, argv=None):
                "time_limit": args.time_limit, "controller": str(ctrl_file.resolve()),
                "controller_generation": state["generation"], "vae": kwargs["vae"],
                "dynamics_model": str(dynamics_path(args.logdir, dynamics).resolve()), **lineage,
-               "seconds": time.time() - start, "config": record_args(args)}
+               "seconds": time.time() - start, "config": record_args(args), **provenance()}
     # another --seed is another set of tracks: its scores go beside the first set's, not over them
     # so does the policy at another noise than its own
     out = args.logdir / ("test_scores" + (f"_seed{args.seed}" if args.seed else "")
