@@ -42,7 +42,7 @@ clean-quickstart:
 	rm -rf $(QS)
 
 # A driving agent on a CPU-only machine, from an empty disk to a score over 100
-# test episodes (README, "A driving agent on two CPU cores"). Every stage resumes
+# test episodes (docs/agent). Every stage resumes
 # where it stopped: rerun the same command after a kill. The scale is chosen for
 # the fastest climb per CPU hour; override any of it, e.g. make agent AGENT_GENERATIONS=200
 # (the second round's search; AGENT_R1_GENERATIONS is the first's).
@@ -54,7 +54,7 @@ AGENT_POP ?= 16
 AGENT_SAMPLES ?= 2
 AGENT_GENERATIONS ?= 100
 # The first round's agent only drives the second round's data: its search stops at the generation
-# whose controller was the best of 100 in the README's run (generation 51, 881.8 on the evaluation
+# whose controller was the best of 100 in docs/agent's run (generation 51, 881.8 on the evaluation
 # tracks); make compare continues it to AGENT_GENERATIONS, the comparison's budget.
 AGENT_R1_GENERATIONS ?= 52
 AGENT_EVAL_EVERY ?= 4
@@ -62,7 +62,7 @@ AGENT_EVAL_ROLLOUTS ?= 24
 AGENT_TEST_EPISODES ?= 100
 # steps per rollout and per episode at most (the environment's 1000; shorter only for a dry run)
 AGENT_STEPS ?= 1000
-# fp32: as the runs the README reports; auto uses bf16 where the CPU has it (faster, README "GPUs, cores").
+# fp32: as the reported runs; auto uses bf16 where the CPU has it (faster, docs/machines).
 AGENT_PRECISION ?= fp32
 # A shell function for recipes: copy folder $1 into folder $2 unless $2 has it already, beside and then
 # moved in whole, so that a copy stopped halfway is redone, not used (make compare-seed, dream-compare,
@@ -88,7 +88,7 @@ agent-r1: $(VENV)/.installed
 		$(AGENT_SEARCH)
 
 # make agent's second round, the paper's iterative procedure once: AGENT_DRIVE_ROLLOUTS rollouts
-# driven by the first round's agent (no action noise: it would slow the car, README), V and M
+# driven by the first round's agent (no action noise: it would slow the car, docs/agent), V and M
 # retrained from scratch on them and the Brownian rollouts (AGENT_R2_EPOCHS each, on twice the data),
 # then the same search and test. Its recipe made the agent shipped as pretrained/world-models (that
 # run drove with the first round's shipped copy, pretrained/world-models-r1, which is also the world
@@ -113,8 +113,7 @@ agent-r2: agent-r1
 		$(AGENT_SEARCH)
 	$(call TEST_ONCE,$(AGENT_DIR)/world-models-r2) --episodes $(AGENT_TEST_EPISODES) --time-limit $(AGENT_STEPS)
 
-# The three dynamics models at equal budget (README, "The three dynamics models
-# compared"), after `make agent`: its MDN-RNN agent and two more experiments that share
+# The three dynamics models at equal budget (docs/comparison), after `make agent`: its MDN-RNN agent and two more experiments that share
 # its dataset and its VAE (the shipped half-precision copy, pretrained/world-models-r1),
 # each dynamics model trained with its own recipe for the same number of epochs,
 # each controller searched with the same CMA-ES budget on the same tracks.
@@ -165,8 +164,7 @@ compare-seed: $(VENV)/.installed
 		$(COMPARE_BASE) $(COMPARE_DIR)/transformers-wm $(COMPARE_DIR)/trade \
 		$(COMPARE_DIR)/world-models-seed$(SEED) $(COMPARE_DIR)/transformers-wm-seed$(SEED) $(COMPARE_DIR)/trade-seed$(SEED)
 
-# A controller trained only inside the MDN-RNN's dream (README, "Learning inside the
-# dream"), the paper's iterative procedure: 64 Brownian rollouts (those of make agent, whose
+# A controller trained only inside the MDN-RNN's dream (docs/dream), the paper's iterative procedure: 64 Brownian rollouts (those of make agent, whose
 # VAE, the shipped pretrained/world-models-r1/vae, was trained on exactly them), an MDN-RNN with
 # its reward head, a CMA-ES search in its dream; then DREAM_ROUNDS rounds of: DREAM_COLLECT
 # rollouts driven by the last dream controller with action noise, the MDN-RNN retrained from
@@ -207,7 +205,7 @@ dream: $(VENV)/.installed
 	done
 	$(PY) world-models/test_controller.py --logdir $(DREAM_DIR)/r$(DREAM_ROUNDS) --episodes 100
 
-# The three dynamics models in the dream, one protocol (README, "The three models in the dream"). Run
+# The three dynamics models in the dream, one protocol (docs/dream, "The three models in the dream"). Run
 # after make dream's rounds 0 to 2: all three models learn the same 264 rollouts (hard links in
 # $(DREAM_DIR)/data264, as the data of later rounds is left out), with the same VAE; the MDN-RNN is round 2's,
 # the Transformer and TraDE one epoch on them from the shipped ones, with their reward heads. Each gets
@@ -239,7 +237,7 @@ dream-compare: $(VENV)/.installed
 	done
 	$(PY) utils/stages/dream_report.py --logdirs $(DREAM_COMPARE_DIR)/*-seed*/ --out $(DREAM_COMPARE_DIR)/report
 
-# The dynamics models as simulators (README, "The models as simulators"): a CMA-ES search in reality
+# The dynamics models as simulators (docs/comparison, "The three as simulators"): a CMA-ES search in reality
 # whose controllers read z alone (so each means the same in every model's dream) keeps every
 # evaluated generation's best; utils/stages/simulators.py replays these champions in reality and in
 # the dreams of make dream-compare's three models, and ranks them. Resumes; the replay is redone.

@@ -1,5 +1,6 @@
-"""The README's recipe, walked as written at toy scale: its commands are read
-from the README itself (scale flags appended), in a fresh copy of the code."""
+"""The recipe of docs/usage, walked as written at toy scale: its commands are read
+from the page itself (scale flags appended), in a fresh copy of the code; and the
+README's one command per stage is a command of that recipe."""
 import re
 import shutil
 import sys
@@ -8,7 +9,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-# Flags appended to each README command: argparse keeps the last value of a flag.
+# Flags appended to each command: argparse keeps the last value of a flag.
 SCALE = {
     "data/generation_script.py": ["--rollouts", 4, "--max-steps", 50, "--threads", 2],
     "trainvae.py": ["--epochs", 1],
@@ -25,11 +26,12 @@ SCALE = {
 CODE = ("data", "models", "utils", "world-models", "transformers-wm", "trade")
 
 
-def section_commands(title):
-    """The indented `python ...` and `tensorboard ...` lines of the README section `title`."""
-    text = (ROOT / "README.md").read_text()
+def section_commands(page, title):
+    """The indented `python ...` and `tensorboard ...` lines of the section `title` of a markdown page (its
+    comments after `#` left out)."""
+    text = (ROOT / page).read_text()
     body = text.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0].replace("\\\n", " ")  # join continued lines
-    return [line.strip() for line in body.splitlines() if re.match(r"    (python|tensorboard) ", line)]
+    return [line.split(" # ")[0].strip() for line in body.splitlines() if re.match(r"    (python|tensorboard) ", line)]
 
 
 def scaled(command):
@@ -54,11 +56,25 @@ def walk(commands, cwd):
 
     for command in commands:
         proc = subprocess.run(scaled(command), cwd=cwd, capture_output=True, text=True, timeout=600)
-        assert proc.returncode == 0, f"README command failed: {command}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+        assert proc.returncode == 0, f"command failed: {command}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+
+
+RECIPE = ("docs/usage/README.md", "The full recipe, stage by stage")
+
+
+def test_the_readme_stages_are_commands_of_the_recipe():
+    """The README gives one command per stage; each is walked by the test below, as a command of the recipe
+    (the same script and logdir, every flag and value of the README's among the recipe's)."""
+    recipe = [command.split() for command in section_commands(*RECIPE)]
+    stages = section_commands("README.md", "The stages, one command each")
+    assert len(stages) >= 6
+    for command in stages:
+        words = command.split()
+        assert any(r[:4] == words[:4] and set(words) <= set(r) for r in recipe), f"not in docs/usage's recipe: {command}"
 
 
 def test_the_full_recipe_runs_as_written(clone):
-    commands = section_commands("The full recipe, stage by stage")
+    commands = section_commands(*RECIPE)
     scripts = [c.split()[1] for c in commands if c.startswith("python")]
     for folder in ("world-models", "transformers-wm", "trade"):  # every stage of every experiment is there
         assert f"{folder}/traincontroller.py" in scripts and f"{folder}/test_controller.py" in scripts
@@ -70,9 +86,9 @@ def test_the_full_recipe_runs_as_written(clone):
 
 def test_the_ray_section_runs_after_the_recipe(clone):
     pytest.importorskip("ray")
-    recipe = [c for c in section_commands("The full recipe, stage by stage")
+    recipe = [c for c in section_commands(*RECIPE)
               if c.split()[1] in ("data/generation_script.py", "world-models/trainvae.py", "world-models/trainmdrnn.py")]
-    local = [c for c in section_commands("Running on a Ray cluster (`--backend ray`)") if "--ray-address" not in c]
+    local = [c for c in section_commands("docs/machines/README.md", "Running on a Ray cluster (`--backend ray`)") if "--ray-address" not in c]
     assert local, "the Ray section has no single-machine command"
     walk(recipe + local, clone)
     assert (clone / "runs" / "world-models" / "ctrl" / "checkpoint.tar").is_file()

@@ -16,6 +16,7 @@ the test tracks, and test_scores_seed1.json, the second set), and writes to --ou
 """
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -48,19 +49,21 @@ def load_run(folder):
     tests = {}
     for name, key in (("test_scores.json", "test"), ("test_scores_seed1.json", "second")):
         if (folder / name).is_file():
-            tests[key] = json.loads((folder / name).read_text())
+            tests[key] = dict(json.loads((folder / name).read_text()), path=folder / name)
     return record, tests
 
 
-def score_text(test):
-    """'mean +- std (low to high)': the 95% interval of the mean over the test's episodes."""
+def score_text(test, out):
+    """'[mean +- std](its record) (low to high)': the 95% interval of the mean over the test's episodes; the
+    link is relative to the folder `out` the table is written in (tests/test_records.py checks it)."""
     if test is None:
         return "-"
     half = 1.96 * test["std"] / math.sqrt(test["episodes"])
-    return f"{test['mean']:.1f} +- {test['std']:.1f} ({test['mean'] - half:.1f} to {test['mean'] + half:.1f})"
+    link = os.path.relpath(Path(test["path"]).resolve(), Path(out).resolve())
+    return f"[{test['mean']:.1f} +- {test['std']:.1f}]({link}) ({test['mean'] - half:.1f} to {test['mean'] + half:.1f})"
 
 
-def table(runs):
+def table(runs, out):
     rows = ["| dynamics model | seed | iterations | real env steps (data + collected + evaluation) | last imagined "
             "return | test, 100 tracks (95% interval) | second set | wall time (play, model, imagination) |",
             "|---|---|---|---|---|---|---|---|"]
@@ -71,7 +74,7 @@ def table(runs):
             f"| {NAMES.get(record['dynamics'], record['dynamics'])} | {record['config']['seed']} | "
             f"{record['iterations']} | {steps['total']:,} ({steps['data']:,} + {steps['collected']:,} + "
             f"{steps['evaluation']:,}) | {last.get('imagined_return', float('nan')):.2f} | "
-            f"{score_text(tests.get('test'))} | {score_text(tests.get('second'))} | "
+            f"{score_text(tests.get('test'), out)} | {score_text(tests.get('second'), out)} | "
             f"{seconds['total'] / 3600:.2f} h ({seconds['play'] / 60:.0f}, {seconds['model'] / 60:.0f}, "
             f"{seconds['imagination'] / 60:.0f} min) |")
     return "\n".join(rows)
@@ -150,7 +153,7 @@ def main(argv=None):
     cmaes = cmaes_curve(args.cmaes) if args.cmaes else None  # read before anything is written
     args.out.mkdir(parents=True, exist_ok=True)
     text = ("Made by `python utils/stages/imagination_report.py --runs " + " ".join(map(str, args.runs))
-            + (f" --cmaes {args.cmaes}" if args.cmaes else "") + f" --out {args.out}`.\n\n" + table(runs))
+            + (f" --cmaes {args.cmaes}" if args.cmaes else "") + f" --out {args.out}`.\n\n" + table(runs, args.out))
     atomic_write(args.out / "report.md", lambda tmp: open(tmp, "w").write(text + "\n"))
     plots(runs, cmaes, args.out)
     print(text)

@@ -1,0 +1,55 @@
+"""Every score quoted as a link to its record, `[mean +- std](path/to/test_scores.json)`, in README.md and
+docs/, is the record's: a stale number fails here. A record is test_controller.py's score file: its
+returns, and the mean and std of them; those the README links to also say what was run, on which commit
+and machine."""
+import json
+import re
+
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT
+
+SCORE_LINK = re.compile(r"\[(-?[0-9.]+) \+- ([0-9.]+)\]\(([^)\s]+\.json)\)")
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+
+
+def quoted_scores():
+    """(page, mean text, std text, record path) for every score link of the pages."""
+    for page in PAGES:
+        for mean, std, target in SCORE_LINK.findall(page.read_text()):
+            yield page, mean, std, (page.parent / target).resolve()
+
+
+def test_the_readme_quotes_every_shipped_agent_on_both_sets_of_tracks():
+    linked = {path for page, _, _, path in quoted_scores() if page.name == "README.md" and page.parent == ROOT}
+    for agent in sorted(p for p in (ROOT / "pretrained").iterdir() if p.is_dir()):
+        for name in ("test_scores.json", "test_scores_seed1.json"):
+            assert agent / name in linked, f"README.md does not quote {agent.name}/{name}"
+    assert "SCORE" not in (ROOT / "README.md").read_text()
+
+
+@pytest.mark.parametrize("page,mean,std,path", list(quoted_scores()),
+                         ids=lambda x: x.relative_to(ROOT).as_posix() if hasattr(x, "relative_to") else str(x))
+def test_a_quoted_score_is_its_record(page, mean, std, path):
+    assert path.is_file(), f"{page.relative_to(ROOT)} links to a missing record {path}"
+    record = json.loads(path.read_text())
+    returns = np.array(record["returns"])
+    assert len(returns) == record["episodes"]
+    assert (returns.mean(), returns.std()) == pytest.approx((record["mean"], record["std"]), abs=1e-6)
+    assert (mean, std) == (f"{record['mean']:.1f}", f"{record['std']:.1f}"), \
+        f"{page.relative_to(ROOT)} quotes {mean} +- {std}; {path.relative_to(ROOT)} holds " \
+        f"{record['mean']:.1f} +- {record['std']:.1f}"
+    if page == ROOT / "README.md":
+        assert record["commit"] and record["machine"]["cpus"] and record["command"].startswith("python ")
+
+
+def test_the_imagination_table_is_made_from_its_records():
+    """docs/imagination's results row is what utils/stages/imagination_report.py makes of the run's records."""
+    from utils.stages.imagination_report import load_run, table
+
+    docs = ROOT / "docs" / "imagination"
+    rows = table([load_run(docs / "run")], docs).splitlines()[2:]
+    page = (docs / "README.md").read_text()
+    for row in rows:
+        assert row in page, f"docs/imagination/README.md lacks the row its records give:\n{row}"
