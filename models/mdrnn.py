@@ -27,7 +27,7 @@ def gmm_loss(batch, mus, sigmas, logpi, reduce=True):
 
 
 def sample_mixture(mus, sigmas, logpi, temperature, uniform, normal):
-    """A latent per row from a Gaussian mixture at a temperature (the dream's sampler; also open-loop training's).
+    """A latent per row from a Gaussian mixture at a temperature (the dream's sampler).
 
     mus, sigmas (BSIZE, NGAUSS, LSIZE), logpi (BSIZE, NGAUSS); uniform (BSIZE,)
     in [0, 1) picks the component from softmax(logpi / temperature) by its
@@ -139,34 +139,6 @@ class MDRNN(nn.Module):
         i, f, g, o = (projected_input + F.linear(h, rnn.weight_hh_l0, rnn.bias_hh_l0)).chunk(4, -1)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
         return torch.sigmoid(o) * torch.tanh(c), c
-
-    def open_loop(self, actions, latents, steps, temperature=1.0, generator=None):
-        """The model fed its own predictions, as in a dream, over the last `steps` inputs of a sequence.
-
-        actions, latents (SEQ_LEN, BSIZE, *): the first SEQ_LEN - steps latents are the real ones;
-        from there on each input latent is sampled from the model's previous prediction
-        (sample_mixture at `temperature`, reparameterised: the loss reaches back through the samples
-        to the steps that made them), beside the real actions. 0 < steps < SEQ_LEN.
-        Returns forward's outputs for the last `steps` positions, each (steps, BSIZE, ...):
-        predictions of the real next latents[-steps:], rewards[-steps:], terminals[-steps:].
-        """
-        seq_len, batch = latents.shape[:2]
-        if not 0 < steps < seq_len:
-            raise ValueError(f"open-loop steps must be in (0, {seq_len}), got {steps}")
-        start = seq_len - steps
-        _, (h, c) = self.rnn(torch.cat([actions[:start], latents[:start]], dim=-1))
-        h, c = h[0], c[0]
-        out, outputs = self.head(h), []
-        for t in range(start, seq_len):
-            uniform = torch.rand(batch, generator=generator, device=latents.device)
-            normal = torch.randn(batch, latents.shape[-1], generator=generator, device=latents.device,
-                                 dtype=latents.dtype)
-            z = sample_mixture(*out[:3], temperature, uniform, normal)
-            x = F.linear(torch.cat([actions[t], z], -1), self.rnn.weight_ih_l0, self.rnn.bias_ih_l0)
-            h, c = self.lstm_step(x, h, c)
-            out = self.head(h)
-            outputs.append((*out, h))
-        return tuple(torch.stack(x) for x in zip(*outputs))
 
     def stepper(self, batch_size, context=None):
         return MDRNNCell(self, batch_size)

@@ -33,13 +33,12 @@ def test_sampling_near_zero_temperature_gives_the_likeliest_components_mean():
     torch.testing.assert_close(freq, weights, atol=0.015, rtol=0)
 
 
-def dream_generator(model, n_envs, time_limit=40, temperature=1.15, members=()):
+def dream_generator(model, n_envs, time_limit=40, temperature=1.15):
     from utils.engine.rollout import RolloutGenerator
     from models.vae import VAE
 
     return RolloutGenerator(VAE(), model, n_envs, "cpu", time_limit=time_limit,
-                            dream={"starts": starts(), "temperature": temperature, "time_limit": time_limit,
-                                   "members": members})
+                            dream={"starts": starts(), "temperature": temperature, "time_limit": time_limit})
 
 
 def test_a_dream_episode_is_the_same_alone_and_in_a_batch(dream_logdir):
@@ -56,133 +55,6 @@ def test_a_dream_episode_is_the_same_alone_and_in_a_batch(dream_logdir):
     assert together[2] == pytest.approx(alone, rel=1e-5, abs=1e-5)
     assert len(set(round(r, 6) for r in together.values())) > 1  # other seeds, other dreams
     assert gen.env_steps == 5 * 40 and gen.world.real_steps == 0 and all(t.steps == 40 for t in crowd)
-
-
-def paying_more(model):
-    """A copy of model whose reward head pays 1 more every step; its dynamics are model's."""
-    import copy
-
-    paid = copy.deepcopy(model)
-    with torch.no_grad():
-        paid.head.linear.bias[-2] += 1.0  # the reward's output (MixtureHead.forward)
-    return paid
-
-
-def test_an_ensemble_dream_plays_each_step_in_a_model_drawn_at_random(dream_logdir):
-    import copy
-
-    from utils.engine.models_io import load_world_model
-    from utils.engine.rollout import Task, play
-
-    _, model = load_world_model(dream_logdir, "mdrnn")
-    params = np.random.default_rng(1).normal(scale=0.3, size=867)
-    alone = play(dream_generator(model, 1), [Task(0, params, 7)])[0]
-    # the draws come after the episode's noise: a member with the same weights dreams the same episode
-    twin = [copy.deepcopy(model)]
-    assert play(dream_generator(model, 1, members=twin), [Task(0, params, 7)])[0] == pytest.approx(alone, abs=1e-4)
-    # a member that pays 1 more per step: the ensemble's return is the model's plus the steps that member played
-    gen = dream_generator(model, 1, members=[paying_more(model)])
-    task = Task(0, params, 7)
-    together = play(gen, [task])[0]
-    turns = int((gen.world.player[0, :task.steps] == 1).sum())
-    assert 0 < turns < task.steps and together - alone == pytest.approx(turns, abs=1e-3)
-    # and the draws follow from the episode's seed alone
-    crowd = play(dream_generator(model, 3, members=[paying_more(model)]),
-                 [Task(i, params, 7 if i == 2 else i) for i in range(4)])
-    assert crowd[2] == pytest.approx(together, abs=1e-4)
-
-
-def moved(model, by=1.0):
-    """A copy of model whose every mixture component's mean is moved by `by` in every latent dimension."""
-    import copy
-
-    from utils.constants import LSIZE, NGAUSS
-
-    far = copy.deepcopy(model)
-    with torch.no_grad():
-        far.head.linear.bias[:NGAUSS * LSIZE] += by  # the mus' outputs (MixtureHead.forward)
-    return far
-
-
-def test_an_ensemble_dream_halts_where_its_models_disagree(dream_logdir):
-    from utils.engine.dream import spread
-    from utils.engine.models_io import load_world_model
-    from utils.engine.rollout import Task, play
-
-    g = torch.Generator().manual_seed(0)
-    mus, logpi = torch.randn(1, 4, 5, 32, generator=g), torch.log_softmax(torch.randn(1, 4, 5, generator=g), -1)
-    # two models whose means differ by 1 in each of 32 dimensions: each is 0.5 * sqrt(32) from their average
-    torch.testing.assert_close(spread(torch.cat([mus, mus + 1]), logpi.expand(2, 4, 5)), torch.full((4,), 32 ** 0.5 / 2))
-    assert torch.equal(spread(torch.cat([mus, mus]), logpi.expand(2, 4, 5)), torch.zeros(4))
-
-    _, model = load_world_model(dream_logdir, "mdrnn")
-    params = np.random.default_rng(1).normal(scale=0.3, size=867)
-
-    def steps(member, halt):
-        gen = dream_generator(model, 1, members=[member])
-        gen.world.halt = halt
-        task = Task(0, params, 7)
-        play(gen, [task])
-        return task.steps
-    assert steps(moved(model), 2.0) == 1  # 2.83 apart from the first step on: the first step ends it
-    assert steps(moved(model), 3.0) == 40
-    assert steps(paying_more(model), 1e-4) == 40  # the same dynamics: no spread, no halt
-
-
-def test_traincontroller_in_an_ensembles_dream(dream_logdir, tmp_path):
-    from utils.engine.models_io import load_world_model
-
-    logdir = tmp_path / "exp"
-    shutil.copytree(dream_logdir, logdir)
-    state = torch.load(logdir / "mdrnn" / "best.tar", weights_only=True)
-    _, model = load_world_model(logdir, "mdrnn")
-    member = tmp_path / "member.tar"
-    torch.save(dict(state, model=paying_more(model).state_dict()), member)
-    common = dream_search(logdir)
-    out = run_script("world-models/traincontroller.py", *common, "--max-generations", 1,
-                     "--dream-ensemble", member).stdout
-    assert "an ensemble of 2 models, one drawn per step" in out
-    # both models learned from the same rollouts: counted once
-    assert f"real env steps: {TINY['rollouts'] * TINY['steps']:,} (" in out, out
-    assert len(torch.load(logdir / "ctrl" / "best.tar", weights_only=True)["ensemble"]) == 1
-    before = snapshot(logdir)
-    refused("world-models/traincontroller.py", *common, "--max-generations", 2,
-            expect="in the dream at temperature 1.15 of 2 models (halt 0)")  # resumed without the member
-    refused("world-models/traincontroller.py", *common, "--max-generations", 2, "--dream-ensemble", member,
-            "--ensemble-halt", 0.5, expect="of 2 models (halt 0)")  # or with another halt
-    refused("world-models/traincontroller.py", *common, "--noreload", "--ensemble-halt", 0.5,
-            expect="--ensemble-halt: a single model has no spread")
-    own = logdir / "mdrnn" / "best.tar"
-    refused("world-models/traincontroller.py", *common, "--noreload", "--dream-ensemble", own,
-            expect="the same weights as another model of the dream")
-    torch.save(dict(state, model=paying_more(model).state_dict(), include_reward=False), tmp_path / "norew.tar")
-    refused("world-models/traincontroller.py", *common, "--noreload", "--dream-ensemble", tmp_path / "norew.tar",
-            expect="its reward head was not trained")
-    refused("world-models/traincontroller.py", *common, "--noreload", "--dream-ensemble", tmp_path / "none.tar",
-            expect="none.tar: no mdrnn checkpoint here")
-    refused("world-models/traincontroller.py", *common[:-10], "--world", "real", "--dream-ensemble", member,
-            expect="--dream-ensemble, --dream-branch and --dream-horizon are for --world dream")
-    assert snapshot(logdir) == before
-    out = run_script("world-models/traincontroller.py", *common, "--max-generations", 2,
-                     "--dream-ensemble", member).stdout
-    assert "resuming CMA-ES" in out
-    # halted: a member 2.83 apart from the first step on ends every episode there
-    from utils.engine.training import read_scalars
-
-    halted, far = tmp_path / "halted", tmp_path / "far.tar"
-    shutil.copytree(dream_logdir, halted)
-    torch.save(dict(state, model=moved(model).state_dict(), datadir="/elsewhere", data_steps=1000,
-                    data_sources={"/elsewhere": 1000}), far)
-    out = run_script("world-models/traincontroller.py", *dream_search(halted), "--max-generations", 1,
-                     "--dream-ensemble", far, "--ensemble-halt", 2.0).stdout
-    assert "halted where they spread past 2" in out
-    both = TINY["rollouts"] * TINY["steps"] + 1000  # a member that learned from other rollouts: they count too
-    assert f"real env steps: {both:,} ({both:,} in the data behind the dream (2 folders)" in out, out
-    scalars, _ = read_scalars(halted / "ctrl" / "tb")
-    assert [v for _, v, _ in scalars["charts/dream/episode_length_mean"]] == [1.0]
-    run_script("utils/stages/dream_report.py", "--logdirs", logdir, halted, "--out", tmp_path / "report")
-    report = (tmp_path / "report" / "dream_report.md").read_text()
-    assert "| dream, 1.15, 2 models |" in report and f"| dream, 1.15, 2 models, halt 2 | {both:,} + 0 " in report
 
 
 @pytest.mark.parametrize("kind", ["mdrnn", "transformer", "trade"])
@@ -260,10 +132,8 @@ def test_a_branched_dream_episode_is_the_same_alone_and_in_a_batch(dream_logdir)
     start = int(gen.world.start[0])
     np.testing.assert_array_equal(gen.world.latents()[0].numpy(), pasts[start, -1])  # the dream goes on from there
     # from where the model fed the start's past would be: frame k with the action stored after it, k < P
-    import copy
-
     gen = RolloutGenerator(VAE(), model, 2, "cpu", time_limit=40, dream={
-        "starts": pasts, "start_actions": past_actions, "temperature": 1.15, "members": [copy.deepcopy(model)]})
+        "starts": pasts, "start_actions": past_actions, "temperature": 1.15})
     gen.world.reset(1, 7)
     fresh = torch.tensor([False, True])
     gen.stepper.reset(fresh)
@@ -271,9 +141,8 @@ def test_a_branched_dream_episode_is_the_same_alone_and_in_a_batch(dream_logdir)
     fed = model.stepper(1)
     for a, z in zip(past_actions[start], pasts[start, :-1]):
         fed.push(torch.from_numpy(a)[None], torch.from_numpy(z)[None])
-    for stepper in (gen.stepper, *gen.world.member_steppers):  # the ensemble's members too
-        torch.testing.assert_close(stepper.hidden[1:], fed.hidden, atol=1e-5, rtol=1e-5)
-        assert not stepper.hidden[0].any()
+    torch.testing.assert_close(gen.stepper.hidden[1:], fed.hidden, atol=1e-5, rtol=1e-5)
+    assert not gen.stepper.hidden[0].any()
     with pytest.raises(ValueError, match="start_actions must be"):
         RolloutGenerator(VAE(), model, 1, "cpu", dream={"starts": pasts, "start_actions": past_actions[:, 1:]})
 
@@ -288,7 +157,7 @@ def test_traincontroller_in_a_branched_dream(dream_logdir, tiny_data, tmp_path):
     branched = ["--dream-branch", 8, "--dream-horizon", 6, "--dream-datadir", tmp_path / "starts"]
     out = run_script("world-models/traincontroller.py", *common, *branched, "--max-generations", 1).stdout
     inside = 3 * (TINY["steps"] - 8)  # the 3 training rollouts of the 4 (one is held out)
-    assert f"episodes of up to 6 steps in the dream" in out and f"starts: {inside} frames inside the rollouts" in out
+    assert "episodes of up to 6 steps in the dream" in out and f"starts: {inside} frames inside the rollouts" in out
     assert "each after its 8 real steps" in out, out
     both = 2 * TINY["rollouts"] * TINY["steps"]
     assert f"real env steps: {both:,} ({both:,} in the data behind the dream (2 folders)" in out, out
@@ -375,8 +244,16 @@ def test_traincontroller_in_the_dream_resumes_and_counts_real_steps(dream_logdir
     refused("world-models/traincontroller.py", *common[:-10], "--world", "real", "--max-generations", 3,
             expect="this search was played in the dream at temperature 1.15")
     refused("world-models/traincontroller.py", *common, "--temperature", 1.3, "--max-generations", 3,
-            expect="resume it with the same --world, --temperature, --dream-ensemble, --ensemble-halt, --dream-branch, "
-                   "--dream-horizon and --action-noise")
+            expect="resume it with the same --world, --temperature, --dream-branch, --dream-horizon and "
+                   "--action-noise")
+    # a search played in an ensemble's dream (traincontroller.py --dream-ensemble, up to commit c1d8836) is not
+    # continued in a single model's
+    state = torch.load(logdir / "ctrl" / "checkpoint.tar", weights_only=True)
+    torch.save(dict(state, ensemble=["1234abcd"], ensemble_halt=0.0), logdir / "ctrl" / "checkpoint.tar")
+    before = snapshot(logdir)
+    refused("world-models/traincontroller.py", *common, "--max-generations", 3,
+            expect="this search was played in an ensemble's dream, which this version does not play; continue it "
+                   "with the code of commit c1d8836")
     assert snapshot(logdir) == before
     # the test is played in reality, as for any controller
     out = run_script("world-models/test_controller.py", "--logdir", logdir, "--episodes", 2, "--time-limit", 20,
@@ -396,8 +273,8 @@ def test_a_controller_searched_with_action_noise_is_tested_with_it(dream_logdir,
     before = snapshot(logdir)
     for other in ([], ["--action-noise", 0.1]):  # resumed at another noise: refused, nothing touched
         refused("world-models/traincontroller.py", *common, "--max-generations", 2, *other,
-                expect="with action noise 0.2; resume it with the same --world, --temperature, --dream-ensemble, --ensemble-halt, "
-                       "--dream-branch, --dream-horizon and --action-noise")
+                expect="with action noise 0.2; resume it with the same --world, --temperature, --dream-branch, "
+                       "--dream-horizon and --action-noise")
     assert snapshot(logdir) == before
     test = ["world-models/test_controller.py", "--logdir", logdir, "--episodes", 2, "--time-limit", 120,
             "--no-video", "--max-workers", 1, "--envs-per-worker", 2]
@@ -470,50 +347,17 @@ def test_a_model_trained_with_dropout_dreams_a_mask_per_episode(dream_logdir, ti
     assert "dropout 0.2 with a mask per episode" in out
 
 
-def test_open_loop_training_plays_the_model_as_its_dream_does():
-    """MDRNN.open_loop (trainmdrnn.py --open-loop) is the dream's own computation: the real latents
-    up to a step, then the model's samples (the dream's sampler, the same draws) with the real actions."""
-    from models.mdrnn import MDRNN, sample_mixture
-
-    torch.manual_seed(0)
-    model = MDRNN().eval()
-    actions, latents = torch.randn(12, 3, 3), torch.randn(12, 3, 32)
-    out = model.open_loop(actions, latents, 5, temperature=1.15, generator=torch.Generator().manual_seed(3))
-    assert [x.shape[:2] for x in out] == [(5, 3)] * 6
-
-    g, cell = torch.Generator().manual_seed(3), model.stepper(3)
-    state = (torch.zeros(3, 256), torch.zeros(3, 256))
-    with torch.no_grad():
-        for t in range(7):
-            head, state = cell(actions[t], latents[t], state)
-        dreamt = []
-        for t in range(7, 12):
-            z = sample_mixture(*head[:3], 1.15, torch.rand(3, generator=g), torch.randn(3, 32, generator=g))
-            head, state = cell(actions[t], z, state)
-            dreamt.append(head)
-    for i, name in enumerate(("mus", "sigmas", "logpi", "reward", "done", "hidden")):
-        torch.testing.assert_close(out[i], torch.stack([d[i] for d in dreamt]), atol=1e-5, rtol=1e-4, msg=name)
-    # the loss of a late prediction reaches back through the samples to the head that made them
-    out[0][-1].sum().backward()
-    assert model.head.linear.weight.grad[: 5 * 32].abs().sum() > 0  # the mixture means' rows
-    with pytest.raises(ValueError, match="open-loop steps must be in"):
-        model.open_loop(actions, latents, 12)
-
-
-def test_trainmdrnn_open_loop_is_recorded_logged_and_kept_on_resume(dream_logdir, tiny_data, tmp_path):
-    from utils.engine.training import read_scalars
-
+def test_a_model_trained_open_loop_is_not_continued(dream_logdir, tiny_data, tmp_path):
+    """A checkpoint of trainmdrnn.py --open-loop N (commit c1d8836) is refused, not resumed teacher-forced."""
     logdir, train = retraining(dream_logdir, tiny_data, tmp_path)
-    run_script(*train, "--epochs", 1, "--open-loop", 2)
-    assert torch.load(logdir / "mdrnn" / "best.tar", weights_only=True)["open_loop"] == 2
-    scalars, _ = read_scalars(logdir / "mdrnn" / "tb")
-    for name in ("losses/test_open_loop_gmm", "losses/train_open_loop_mse", "losses/test_gmm"):
-        assert name in scalars, sorted(scalars)
+    run_script(*train, "--epochs", 1)
+    assert torch.load(logdir / "mdrnn" / "checkpoint.tar", weights_only=True)["open_loop"] == 0
+    for name in ("checkpoint.tar", "best.tar"):
+        state = torch.load(logdir / "mdrnn" / name, weights_only=True)
+        torch.save(dict(state, open_loop=2), logdir / "mdrnn" / name)
     before = snapshot(logdir)
     refused(*train, "--epochs", 2, expect="was trained with open_loop = 2, this run has 0")
     assert snapshot(logdir) == before
-    run_script(*train, "--epochs", 2, "--open-loop", 2)  # the same flag resumes
-    assert torch.load(logdir / "mdrnn" / "checkpoint.tar", weights_only=True)["epoch"] == 1
 
 
 @pytest.mark.parametrize("dropout", [None, "0.05"])
@@ -538,8 +382,7 @@ def test_a_dream_needs_a_trained_reward_head(mdrnn_logdir):
     refused("world-models/traincontroller.py", "--logdir", mdrnn_logdir, "--world", "dream",
             expect="its reward head was not trained")
     refused("world-models/traincontroller.py", "--logdir", mdrnn_logdir, "--real-eval-every", 2,
-            expect="--real-eval-every, --dream-datadir, --dream-ensemble, --dream-branch and --dream-horizon are for "
-                   "--world dream")
+            expect="--real-eval-every, --dream-datadir, --dream-branch and --dream-horizon are for --world dream")
 
 
 def test_old_rollouts_tell_terminated_from_truncated(tmp_path):
@@ -610,14 +453,6 @@ def test_measures_of_a_dynamics_model(dream_logdir, tiny_data, tmp_path):
     assert json.loads((logdir / "mdrnn" / "measures.json").read_text()) == result
     refused("utils/stages/measure.py", "--logdir", logdir, "--all-rollouts", expect="--all-rollouts needs --datadir")
     vae, model = load_world_model(logdir, "mdrnn")
-    # an ensemble's spread on the held-out rollout: a model 1 apart in every dimension is sqrt(32) / 2 from the mean
-    member = tmp_path / "member.tar"
-    torch.save(dict(torch.load(logdir / "mdrnn" / "best.tar", weights_only=True), model=moved(model).state_dict()),
-               member)
-    out = run_script("utils/stages/measure.py", "--logdir", logdir, "--datadir", tiny_data, "--horizons", 1,
-                     "--dream-ensemble", member).stdout
-    spread = json.loads((logdir / "mdrnn" / "measures.json").read_text())["ensemble_spread"]
-    assert "ensemble of 2 models" in out and spread["max"] == pytest.approx(32 ** 0.5 / 2, rel=1e-4)
     latents, actions = rollout_latents(vae, load_rollout(rollout_files(tiny_data)[0]))
     (rewards, dones, nll), errors = along(vae, model, latents, actions, (1, 3), 10)
 

@@ -9,7 +9,6 @@ recording what data/generation.py records for a random rollout.
 """
 from pathlib import Path
 
-import numpy as np
 
 _generators = {}  # per process: (logdir, max_steps, renderer) -> (generator, controller parameters)
 

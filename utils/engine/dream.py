@@ -24,18 +24,7 @@ batch holds. An MDN-RNN trained with dropout (trainmdrnn.py --dropout) is
 dreamt with a dropout mask drawn per episode from that seed too, as in
 Dropout's Dream Land (Wellmer & Kwok, 2021): each episode is played in a
 slightly different model, so that a controller cannot tune itself to one
-model's errors (the README measures whether that helps). A dream may also be
-played by an ensemble: extra dynamics models (`members`) step alongside the
-one the controller reads, on the same latents and actions, and each step's
-next latent, reward and end come from one of all of them drawn at random
-(from the episode's seed), as in PETS's trajectory sampling (Chua et al.,
-2018): a trajectory that only one model believes in falls apart at the next
-step another model plays. The controller still reads the first model's h,
-as it will in reality. With a halt threshold, an ensemble's episode also ends
-where its models disagree (spread() above the threshold), as in MOReL
-(Kidambi et al., 2020): past that point no model of the dream is to be
-trusted, so it pays nothing more (measure.py --dream-ensemble gives the
-spread on real held-out rollouts, to set the threshold from). DreamVectorEnv puts
+model's errors (docs/dream measures whether that helps). DreamVectorEnv puts
 a DreamWorld behind gymnasium's vector-env interface, for agents from other
 libraries.
 """
@@ -51,30 +40,19 @@ from utils.constants import ASIZE, DREAM_TEMPERATURE, LSIZE, MAX_STEPS
 DONE_THRESHOLD = 0.5  # probability from the done head above which a dream episode ends
 
 
-def spread(mus, logpi):
-    """How far an ensemble's models disagree on the next latent: the largest distance of a model's expected
-    next latent (its mixture's mean) from the models' average. mus: (N_MODELS, *, NGAUSS, LSIZE); logpi:
-    (N_MODELS, *, NGAUSS) -> (*)."""
-    means = (logpi.exp().unsqueeze(-1) * mus).sum(-2)
-    return (means - means.mean(0)).norm(dim=-1).amax(0)
-
-
 class DreamWorld:
     """n_envs dream episodes of a dynamics model, batched on `device`.
 
     starts: (N_STARTS, LSIZE) latents of real first frames, or (N_STARTS, P + 1, LSIZE) real pasts
     ending at the start's latent, with start_actions (N_STARTS, P, ASIZE) the actions between them (the
     stepper is fed the pasts by warm); temperature: tau > 0;
-    time_limit: steps per episode at most (MAX_STEPS, as in reality); members: other trained
-    dynamics models of the same latents, an ensemble (see the module's docstring); context: the
-    transformers' window for the members' steppers; halt: with members, end an episode where their
-    spread passes it (0: never).
+    time_limit: steps per episode at most (MAX_STEPS, as in reality).
     dream_steps counts the steps dreamt; real_steps stays 0.
     """
     real = False
 
     def __init__(self, model, n_envs, device, starts, temperature=DREAM_TEMPERATURE, time_limit=MAX_STEPS,
-                 done_threshold=DONE_THRESHOLD, members=(), context=None, halt=0.0, start_actions=None):
+                 done_threshold=DONE_THRESHOLD, start_actions=None):
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         self.model, self.device = model, torch.device(device)
@@ -105,11 +83,6 @@ class DreamWorld:
         if self.dropout:
             hiddens = model.rnn.hidden_size
             self.masks = [torch.ones(n_envs, n, device=self.device) for n in (LSIZE, hiddens)]
-        # An ensemble: the other models' steppers, and which model plays each slot's each step.
-        self.members = [m.to(self.device).eval() for m in members]
-        self.member_steppers = [m.stepper(n_envs, context) if context else m.stepper(n_envs) for m in self.members]
-        self.player = torch.zeros(n_envs, time_limit, dtype=torch.long, device=self.device)
-        self.halt = float(halt)
 
     def bind(self, stepper):
         """Have stepper apply this world's per-episode dropout masks (if its model was trained with dropout)."""
@@ -128,12 +101,6 @@ class DreamWorld:
             for mask, new in zip(self.masks, dropout_masks(1, self.dropout, *(m.shape[1] for m in self.masks),
                                                            generator=gen)):
                 mask[slot] = new[0].to(self.device)
-        if self.members:  # drawn last, so a dream of one model dreams as before
-            self.player[slot] = torch.randint(len(self.members) + 1, (self.time_limit,), generator=gen).to(self.device)
-            only = torch.zeros(len(self.z), dtype=torch.bool, device=self.device)
-            only[slot] = True
-            for member in self.member_steppers:
-                member.reset(only)
         self.z[slot] = self.starts[start, -1]
         self.start[slot] = start
         self.t[slot] = 0
@@ -145,8 +112,7 @@ class DreamWorld:
             return
         start = self.start[fresh]
         actions, latents = self.start_actions[start].transpose(0, 1), self.starts[start, :-1].transpose(0, 1)
-        for s in [stepper, *self.member_steppers]:
-            s.warm(fresh, actions, latents)
+        stepper.warm(fresh, actions, latents)
 
     def latents(self):
         return self.z
@@ -157,33 +123,14 @@ class DreamWorld:
         [(reward, terminated, truncated)] for the active ones."""
         mus, sigmas, logpi, reward, done_logit = (x.float() for x in self.model.head(stepper.hidden))
         t = self.t.clamp(max=self.time_limit - 1)
-        disagree = None
-        if self.members:
-            (mus, sigmas, logpi, reward, done_logit), disagree = self.ensemble_heads(
-                (mus, sigmas, logpi, reward, done_logit), actions, self.player[self.rows, t])
         self.z = sample_mixture(mus, sigmas, logpi, self.temperature, self.uniform[self.rows, t],
                                 self.normal[self.rows, t])
         self.t += 1
-        ended = torch.sigmoid(done_logit) > self.done_threshold
-        if self.halt and disagree is not None:
-            ended = ended | (disagree > self.halt)
-        ended = ended.cpu().numpy()
+        ended = (torch.sigmoid(done_logit) > self.done_threshold).cpu().numpy()
         reward = reward.cpu().numpy()
         truncated = (self.t >= self.time_limit).cpu().numpy()
         self.dream_steps += len(active)
         return [(float(reward[k]), bool(ended[k]), bool(truncated[k] and not ended[k])) for k in active]
-
-    def ensemble_heads(self, heads, actions, player):
-        """The members step on (a_t, z_t) as the first model did; each slot then takes the heads of its
-        player (BSIZE,) (0: the first model, k: member k). heads: the first model's (mus, sigmas, logpi,
-        reward, done_logit); actions: (BSIZE, ASIZE) numpy. Returns (the heads taken, the spread (BSIZE,))."""
-        actions = torch.as_tensor(actions, dtype=self.z.dtype, device=self.device)
-        everyone = [heads]
-        for member, stepper in zip(self.members, self.member_steppers):
-            stepper.push(actions, self.z)
-            everyone.append([x.float() for x in member.head(stepper.hidden)])
-        stacked = [torch.stack(x) for x in zip(*everyone)]
-        return tuple(x[player, self.rows] for x in stacked), spread(stacked[0], stacked[2])
 
     def close(self):
         pass

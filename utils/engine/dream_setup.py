@@ -1,9 +1,9 @@
-"""Where a dream starts and which models play it: the set-up of `traincontroller.py --world dream` and of
+"""Where a dream starts: the set-up of `traincontroller.py --world dream` and of
 utils/stages/simulators.py, beside utils/engine/dream.py's DreamWorld that plays it.
 
 dream_setting() gives the pool's `dream` argument (utils/engine/pool.build_generator): the starts (encoded
 first frames of the dynamics model's training rollouts, or real pasts all along them, MBPO-style) and the
-sampling temperature; ensemble_members() checks the other models of an ensemble dream.
+sampling temperature.
 """
 from pathlib import Path
 
@@ -83,31 +83,3 @@ def dream_setting(datadir, state, dyn_file, vae_file, temperature, time_limit, p
     if past:
         starts, setting["start_actions"] = starts
     return dict(setting, starts=starts), start_dir
-
-
-def ensemble_members(paths, dynamics, lineage, datasets):
-    """(the members' checkpoint files as strings, their weights ids): each member checked to be a trained
-    dynamics model of this kind, with a reward head, on this VAE, and none twice. datasets ({datadir: real env
-    steps} of the dream's data so far) gains the dataset of a member recorded from another one."""
-    from utils.checkpoint import weights_id
-    from utils.engine.models_io import data_sources, load_dynamics
-
-    files, ids = [], []
-    for path in paths:
-        _, state = load_dynamics(path, dynamics)
-        if not state.get("include_reward"):
-            raise UserError(f"--dream-ensemble {path}: its reward head was not trained; give models trained "
-                            "with --include-reward")
-        if state.get("vae_id") != lineage["vae_id"]:
-            raise UserError(f"--dream-ensemble {path}: trained on the latents of another VAE than --logdir's "
-                            "model; give models trained on the same VAE")
-        member_id = weights_id(state["model"])
-        if member_id in ids or member_id == lineage["dynamics_id"]:
-            raise UserError(f"--dream-ensemble {path}: the same weights as another model of the dream; "
-                            "give each model once (--logdir's model is always in it)")
-        files.append(str(Path(path).resolve()))
-        ids.append(member_id)
-        for datadir, steps in data_sources(state).items():  # a folder grown between trainings: its larger count
-            known = datasets.get(datadir)
-            datasets[datadir] = steps if known is None or steps is None else max(known, steps)
-    return files, ids

@@ -83,17 +83,14 @@ def _worker_main(conn, device, build_kwargs):
 
 def build_generator(logdir, dynamics, device, n_envs, time_limit, context=None, vae=None, env_kwargs=None,
                     precision="fp32", dream=None, action_noise=0.0, controller_inputs="zh", untrained_dynamics=False):
-    """Load the experiment's world model and wrap it in a RolloutGenerator (real, or dream: see its arguments;
-    the dream's "members", if any, are the checkpoint files of an ensemble's other models, loaded here).
+    """Load the experiment's world model and wrap it in a RolloutGenerator (real, or dream: see its arguments).
     untrained_dynamics: the dynamics model at its initialisation (models_io.untrained_dynamics) instead."""
-    from utils.engine.models_io import load_dynamics, load_world_model, untrained_dynamics as untrained
+    from utils.engine.models_io import load_world_model, untrained_dynamics as untrained
     from utils.engine.rollout import RolloutGenerator
 
     vae_model, model = load_world_model(logdir, dynamics, device, vae=vae)
     if untrained_dynamics:
         model = untrained(dynamics).to(device)
-    if dream and dream.get("members"):
-        dream = dict(dream, members=[load_dynamics(path, dynamics, device)[0] for path in dream["members"]])
     return RolloutGenerator(vae_model, model, n_envs, device, time_limit, context, env_kwargs, precision, dream,
                             action_noise, controller_inputs)
 

@@ -89,7 +89,7 @@ class RolloutGenerator:
         context: the transformers' window (default: their training length); ignored by the MDN-RNN.
         precision: "fp32", or "bf16" for the VAE encoder and a transformer (see to_bf16).
         dream: None (real episodes), or the keyword arguments of utils.engine.dream.DreamWorld
-        (starts, temperature, members, ...): the episodes are then played in the dynamics model's dream.
+        (starts, temperature, ...): the episodes are then played in the dynamics model's dream.
         action_noise: std of Gaussian noise added to every action (then clipped into the box),
         drawn from the task's seed (data collection with a controller).
         controller_inputs: what the controllers read (utils.constants.CONTROLLER_INPUTS).
@@ -115,7 +115,7 @@ class RolloutGenerator:
         else:
             from utils.engine.dream import DreamWorld
 
-            self.world = DreamWorld(self.model, n_envs, self.device, context=context, **dream)
+            self.world = DreamWorld(self.model, n_envs, self.device, **dream)
         self.stepper = model.stepper(n_envs, context) if context else model.stepper(n_envs)
         if dream is not None:
             self.world.bind(self.stepper)

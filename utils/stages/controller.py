@@ -41,7 +41,7 @@ from utils.devices import use_gpus
 from utils.errors import Parser, UserError, check_flags
 from models.controller import reads_text
 from utils.constants import CONTROLLER_INPUTS, DREAM_TEMPERATURE, MAX_BRANCH_STARTS, Z_HIDDEN
-from utils.engine.dream_setup import dream_setting, ensemble_members
+from utils.engine.dream_setup import dream_setting
 from utils.engine.rollout_cli import (TRAIN_SEED_STREAM, EVAL_SEED_STREAM, REAL_EVAL_SEED_STREAM, add_rollout_flags,
                                       build_kwargs, changed_model, check_rollout_flags, episode_seeds, make_pool,
                                       n_workers)
@@ -79,15 +79,6 @@ def make_parser():
     parser.add_argument("--dream-datadir", type=Path, default=None,
                         help="dream only: rollouts whose encoded first frames start the dreams "
                              "(default: the dataset the dynamics model was trained on; its training files)")
-    parser.add_argument("--dream-ensemble", type=Path, nargs="+", default=None, metavar="CHECKPOINT",
-                        help="dream only: other dynamics models of the same kind (their best.tar, trained on the "
-                             "same VAE with --include-reward) that dream with --logdir's: each step's next latent, "
-                             "reward and end come from one of all of them drawn at random (the controller reads "
-                             "--logdir's model's h, as in reality); default: --logdir's model alone")
-    parser.add_argument("--ensemble-halt", type=float, default=0.0,
-                        help="with --dream-ensemble: end a dream episode where the models' next-latent predictions "
-                             "spread further than this (utils/engine/dream.spread; measure.py --dream-ensemble gives "
-                             "the spread on real rollouts); 0: never")
     parser.add_argument("--dream-branch", type=int, default=0, metavar="P",
                         help="dream only: start each dream inside a real rollout of the dream's data instead of at "
                              f"its first frame: at a frame t >= P (one of {MAX_BRANCH_STARTS} drawn once, the "
@@ -120,17 +111,14 @@ def parse_args(argv=None):
     check_rollout_flags(parser, args)
     check_flags(parser, args, positive=("n_samples", "eval_every", "eval_rollouts", "sigma0", "max_generations",
                                         "temperature", "real_eval_rollouts"),
-                non_negative=("early_stop", "real_eval_every", "action_noise", "ensemble_halt", "dream_branch"),
+                non_negative=("early_stop", "real_eval_every", "action_noise", "dream_branch"),
                 minimum={"pop_size": 2})
-    if args.world == "real" and (args.real_eval_every or args.dream_datadir or args.dream_ensemble
-                                 or args.dream_branch or args.dream_horizon is not None):
-        parser.error("--real-eval-every, --dream-datadir, --dream-ensemble, --dream-branch and --dream-horizon "
-                     "are for --world dream")
+    if args.world == "real" and (args.real_eval_every or args.dream_datadir or args.dream_branch
+                                 or args.dream_horizon is not None):
+        parser.error("--real-eval-every, --dream-datadir, --dream-branch and --dream-horizon are for --world dream")
     if args.dream_horizon is not None and not 1 <= args.dream_horizon <= args.time_limit:
         parser.error(f"--dream-horizon must be between 1 and --time-limit ({args.time_limit}), "
                      f"got {args.dream_horizon}")
-    if args.ensemble_halt and not args.dream_ensemble:
-        parser.error("--ensemble-halt: a single model has no spread; give the other models with --dream-ensemble")
     if args.world == "dream" and args.untrained_dynamics:
         parser.error("--untrained-dynamics: an untrained model has no dream to learn in; it is for --world real")
     if args.untrained_dynamics and args.controller_inputs != "zh":
@@ -193,12 +181,7 @@ class Search:
         # the real env steps of the data behind the search, per dataset (a dataset shared by several is counted
         # once)
         self.datasets = dict(data_sources(self.dyn_state))
-        self.members = None
-        if args.dream_ensemble:  # recorded only then, so that other searches' records stay as they were
-            self.members, self.world["ensemble"] = ensemble_members(args.dream_ensemble, dynamics, self.lineage,
-                                                                    self.datasets)
-            self.world["ensemble_halt"] = args.ensemble_halt
-        if args.dream_branch or args.dream_horizon is not None:  # recorded only then, as the ensemble
+        if args.dream_branch or args.dream_horizon is not None:  # recorded only then: others' records stay as they were
             self.world.update(dream_branch=args.dream_branch, dream_horizon=args.dream_horizon or args.time_limit)
         self.reads = {"controller_inputs": args.controller_inputs, "untrained_dynamics": args.untrained_dynamics}
         self.kwargs.update(self.reads, action_noise=args.action_noise)
@@ -208,9 +191,7 @@ class Search:
             self.dreaming, self.start_dir = dream_setting(
                 args.dream_datadir, self.dyn_state, dynamics_path(args.logdir, dynamics), self.kwargs["vae"],
                 args.temperature, args.dream_horizon or args.time_limit, args.dream_branch)
-            self.search_kwargs = dict(self.kwargs, dream=dict(self.dreaming, members=self.members,
-                                                              halt=args.ensemble_halt)
-                                      if args.dream_ensemble else self.dreaming)
+            self.search_kwargs = dict(self.kwargs, dream=self.dreaming)
             # rollouts the dreams start from are real steps too, unless they are the models' own data (an upper
             # bound where the two folders share rollouts)
             if str(self.start_dir.resolve()) not in self.datasets:
@@ -262,21 +243,20 @@ class Search:
                             f"resume with that, or --noreload")
         recorded = {"world": state.get("world", "real"), "temperature": state.get("temperature"),
                     "action_noise": state.get("action_noise", 0.0)}
-        if "ensemble" in state:
-            recorded.update(ensemble=state["ensemble"], ensemble_halt=state.get("ensemble_halt", 0.0))
+        if "ensemble" in state:  # traincontroller.py --dream-ensemble, an option of commit c1d8836 and before
+            raise UserError(f"{last}: this search was played in an ensemble's dream, which this version does not "
+                            "play; continue it with the code of commit c1d8836, or start afresh with --noreload")
         if "dream_branch" in state:
             recorded.update(dream_branch=state["dream_branch"], dream_horizon=state["dream_horizon"])
         if recorded != self.world:
             where = ("in reality" if recorded["world"] == "real"
                      else f"in the dream at temperature {recorded['temperature']}")
-            if "ensemble" in recorded:
-                where += f" of {len(recorded['ensemble']) + 1} models (halt {recorded['ensemble_halt']:g})"
             if "dream_branch" in recorded:
                 where += f", {recorded['dream_horizon']}-step episodes" + (
                     f" branched after {recorded['dream_branch']} real steps" if recorded["dream_branch"] else "")
             raise UserError(f"{last}: this search was played {where} with action noise {recorded['action_noise']:g}; "
-                            "resume it with the same --world, --temperature, --dream-ensemble, --ensemble-halt, "
-                            "--dream-branch, --dream-horizon and --action-noise, "
+                            "resume it with the same --world, --temperature, --dream-branch, --dream-horizon and "
+                            "--action-noise, "
                             "or start afresh with --noreload (or another --logdir)")
         recorded = reads_of(state)
         if recorded != self.reads:
@@ -314,9 +294,6 @@ class Search:
                   f"(temperature {args.temperature}, action noise {args.action_noise:g}"
                   + (f", dropout {self.dyn_state['dropout']:g} with a mask per episode"
                      if self.dyn_state.get("dropout") else "")
-                  + (f", an ensemble of {len(self.members) + 1} models, one drawn per step"
-                     if args.dream_ensemble else "")
-                  + (f", halted where they spread past {args.ensemble_halt:g}" if args.ensemble_halt else "")
                   + (f"; starts: {len(dreaming['starts'])} frames inside the rollouts of {self.start_dir}, each "
                      f"after its {args.dream_branch} real steps)"
                      if args.dream_branch
@@ -389,7 +366,7 @@ class Search:
         writer.add_scalar(f"charts/{prefix}best_return", fitness.max(), gen)
         writer.add_scalar(f"charts/{prefix}mean_return", fitness.mean(), gen)
         writer.add_scalar(f"charts/{prefix}worst_return", fitness.min(), gen)
-        # how long the episodes lasted (a dream's end its done head or its ensemble's halt; reality's, the env)
+        # how long the episodes lasted (a dream's end its done head; reality's, the env)
         writer.add_scalar(f"charts/{prefix}episode_length_mean", np.mean([t.steps for t in tasks]), gen)
         writer.add_scalar("charts/sigma", es.sigma, gen)
         writer.add_scalar("charts/generation_seconds", time.time() - start, gen)

@@ -61,7 +61,7 @@ def table(summaries):
         steps = f"{data or 0:,} + {s['played_steps']:,} ({(data or 0) + s['played_steps']:,})"
         best = s["best_eval"]
         where = s["world"] + (f", {s['temperature']:g}" if s["temperature"] else "")
-        if s["ensemble"]:  # traincontroller.py --dream-ensemble (--ensemble-halt)
+        if s["ensemble"]:  # traincontroller.py --dream-ensemble (--ensemble-halt), options of commit c1d8836 and before
             where += f", {s['ensemble'] + 1} models" + (f", halt {s['halt']:g}" if s["halt"] else "")
         if s["horizon"] is not None:  # traincontroller.py --dream-branch, --dream-horizon
             where += f", {s['horizon']} steps" + (f" after {s['branch']} real" if s["branch"] else "")

@@ -43,11 +43,6 @@ def parse_args(dynamics, argv=None):
                         help="MDN-RNN only: variational dropout on its latent input and its recurrent state, one "
                              "mask per sequence; a dream of the model then draws one mask per episode (Dropout's "
                              "Dream Land: a different model each episode, harder to exploit). 0: the paper's model")
-    parser.add_argument("--open-loop", type=int, default=0,
-                        help="MDN-RNN only: also train it as a dream plays it: the last N steps of every training "
-                             "sequence fed its own sampled latents (with the real actions) instead of the real "
-                             "ones, scored against the real next latents and rewards; the loss is the mean of "
-                             "this and the usual teacher-forced one. 0: teacher forcing only (the paper's)")
     parser.add_argument("--init", type=Path, default=None,
                         help="start a new training from this dynamics checkpoint's weights (e.g. the previous "
                              "round's model, when the dataset has grown); ignored when resuming")
@@ -61,12 +56,6 @@ def parse_args(dynamics, argv=None):
         parser.error(f"--dropout must be in [0, 1), got {args.dropout}")
     if args.dropout and dynamics != "mdrnn":
         parser.error("--dropout is the MDN-RNN's (python world-models/trainmdrnn.py); the transformers have none here")
-    if args.open_loop and dynamics != "mdrnn":
-        parser.error("--open-loop is the MDN-RNN's (python world-models/trainmdrnn.py); the transformers have none here")
-    if not 0 <= args.open_loop < args.seq_len:
-        parser.error(f"--open-loop must be in [0, --seq-len {args.seq_len}), got {args.open_loop}")
-    if args.open_loop and args.dropout:
-        parser.error("--open-loop and --dropout: choose one (the open loop is trained without masks)")
     return args
 
 
@@ -92,7 +81,8 @@ def main(dynamics, argv=None):
     train_files, test_files = held_out_like(*split_files(files, args.test_fraction), vae_state)
     extra = {"vae_path": recorded_vae(vae_file, args.logdir), "vae_id": weights_id(vae_state["model"]),
              "seq_len": args.seq_len, "include_reward": args.include_reward, "optimizer_name": args.optimizer,
-             "done_weight": args.done_weight, "dropout": args.dropout, "open_loop": args.open_loop,
+             "done_weight": args.done_weight, "dropout": args.dropout,
+             "open_loop": 0,  # trainmdrnn.py --open-loop N of commit c1d8836: a model trained so is not continued
              **split_record(args.test_fraction, test_files)}
     if finished(Path(args.logdir) / DYNAMICS_DIRS[dynamics], dynamics, args, extra):
         return
@@ -149,12 +139,6 @@ def main(dynamics, argv=None):
                                        for o in (obs, next_obs))
                 losses = dynamics_loss(model(action, latent), next_latent, reward, terminal, args.include_reward,
                                        args.done_weight)
-                if args.open_loop:
-                    k = args.open_loop
-                    dream = dynamics_loss(model.open_loop(action, latent, k), next_latent[-k:], reward[-k:],
-                                          terminal[-k:], args.include_reward, args.done_weight)
-                    losses.update({f"open_loop_{key}": value for key, value in dream.items()},
-                                  loss=(losses["loss"] + dream["loss"]) / 2)
                 if train:
                     optimizer.zero_grad(set_to_none=True)
                     losses["loss"].backward()

@@ -23,11 +23,6 @@ by step, exactly as while acting (its stepper), and its heads are read:
   predicting no change (the last real latent). Horizon 1 is the one-step
   prediction with real inputs only.
 
---dream-ensemble CHECKPOINT ... also plays other dynamics models beside this
-one, teacher-forced on the same rollouts, and gives the spread of their
-predictions of each next latent (utils/engine/dream.spread): on real rollouts
-like those they learned from, what a dream's --ensemble-halt can be set from.
-
 --all-rollouts measures on every rollout of --datadir instead, rollouts the
 model never trained on (e.g. the real episodes of a controller chosen in its
 dream: does the model predict what that controller really earns?), into
@@ -60,10 +55,6 @@ def parse_args(argv=None):
     parser.add_argument("--all-rollouts", action="store_true",
                         help="measure on every rollout of --datadir, not its test split: rollouts the model never "
                              "trained on, e.g. the real episodes of a controller chosen in its dream")
-    parser.add_argument("--dream-ensemble", type=Path, nargs="+", default=None, metavar="CHECKPOINT",
-                        help="other dynamics models of the same kind and VAE (their best.tar): also give the spread "
-                             "of all the models' next-latent predictions on the rollouts (for traincontroller.py "
-                             "--ensemble-halt)")
     parser.add_argument("--horizons", type=int, nargs="+", default=[1, 10, 30, 100],
                         help="open loop: steps ahead at which predictions are compared with reality")
     parser.add_argument("--starts-every", type=int, default=50, help="open loop: a start every N steps of a rollout")
@@ -133,21 +124,18 @@ def along(vae, model, latents, actions, horizons, every):
     return (np.array(rewards), np.array(dones), np.array(nll)), errors
 
 
-def measure(vae, model, files, horizons=(1, 10, 30, 100), every=50, members=()):
+def measure(vae, model, files, horizons=(1, 10, 30, 100), every=50):
     """Per-episode returns (true, predicted), the per-step reward R^2, done precision and recall,
-    the NLL per step and the open-loop errors at each horizon; with members (other dynamics models), also
-    the spread of model's and theirs along the rollouts (spread_along): its mean, 99th percentile and max."""
+    the NLL per step and the open-loop errors at each horizon."""
     from data.loaders import load_rollout
     from utils.engine.dream import DONE_THRESHOLD
 
-    episodes, true_r, pred_r, true_d, pred_d, nlls, spreads = [], [], [], [], [], [], []
+    episodes, true_r, pred_r, true_d, pred_d, nlls = [], [], [], [], [], []
     errors = {k: ([], [], []) for k in horizons}
     for f in files:
         rollout = load_rollout(f)
         latents, actions = rollout_latents(vae, rollout)
         (rewards, dones, nll), found_here = along(vae, model, latents, actions, horizons, every)
-        if members:
-            spreads.append(spread_along([model, *members], latents, actions))
         nlls.append(nll)
         for k, found in found_here.items():
             for kept, new in zip(errors[k], found):
@@ -171,12 +159,7 @@ def measure(vae, model, files, horizons=(1, 10, 30, 100), every=50, members=()):
                                  "no_change_latent_mse": float(np.concatenate(c).mean()),
                                  "predictions": int(sum(map(len, a)))}
                         for k, (a, b, c) in errors.items()}
-    ensemble = {}
-    if members:
-        spreads = np.concatenate(spreads)
-        ensemble = {"ensemble_spread": {"mean": float(spreads.mean()), "p99": float(np.quantile(spreads, 0.99)),
-                                        "max": float(spreads.max())}}
-    return {**ensemble, "episodes": episodes, "reward_r2_per_step": float(r2), "nll_per_step": float(nlls.mean()),
+    return {"episodes": episodes, "reward_r2_per_step": float(r2), "nll_per_step": float(nlls.mean()),
             "open_loop": open_loop_errors,
             "return_mean_abs_error": float(np.abs(true_ret - pred_ret).mean()),
             "return_correlation": float(np.corrcoef(true_ret, pred_ret)[0, 1]) if len(episodes) > 1 else None,
@@ -185,26 +168,10 @@ def measure(vae, model, files, horizons=(1, 10, 30, 100), every=50, members=()):
             "done_recall": hits / int(true_d.sum()) if true_d.any() else None}
 
 
-@torch.no_grad()
-def spread_along(models, latents, actions):
-    """The models' spread (utils.engine.dream.spread) at every step of one real rollout, given its latents
-    (T, LSIZE) and actions (T, ASIZE), each model teacher-forced as in along(): (T - 1,) numpy."""
-    from utils.engine.dream import spread
-
-    steppers, found = [model.stepper(1) for model in models], []
-    for t in range(len(latents) - 1):
-        heads = []
-        for model, stepper in zip(models, steppers):
-            stepper.push(actions[t + 1][None], latents[t][None])
-            heads.append(model.head(stepper.hidden))
-        found.append(float(spread(*(torch.stack([h[i].float() for h in heads]) for i in (0, 2)))[0]))
-    return np.array(found)
-
-
 def main(argv=None):
     from data.loaders import rollout_files, split_files
     from utils.constants import DYNAMICS_DIRS
-    from utils.engine.models_io import dynamics_path, find_dynamics, load_dynamics, load_world_model
+    from utils.engine.models_io import dynamics_path, find_dynamics, load_world_model
 
     args = parse_args(argv)
     dynamics = find_dynamics(args.logdir)
@@ -225,18 +192,9 @@ def main(argv=None):
         test_files = rollout_files(datadir)
     else:
         _, test_files = split_files(rollout_files(datadir), state.get("test_fraction", 0.1))
-    members = []
-    for path in args.dream_ensemble or ():
-        member, member_state = load_dynamics(path, dynamics)
-        if member_state.get("vae_id") != state.get("vae_id"):
-            raise UserError(f"--dream-ensemble {path}: trained on the latents of another VAE than --logdir's "
-                            "model; give models trained on the same VAE")
-        members.append(member)
     result = {"dynamics": dynamics, "datadir": str(Path(datadir).resolve()),
               "test_files": [str(Path(f).resolve()) for f in test_files],
-              **measure(vae, model, test_files, args.horizons, args.starts_every, members)}
-    if members:
-        result["ensemble_spread"]["members"] = [str(Path(p).resolve()) for p in args.dream_ensemble]
+              **measure(vae, model, test_files, args.horizons, args.starts_every)}
     print(f"{dynamics}, {len(test_files)} {'' if args.all_rollouts else 'held-out '}rollouts of {datadir}:")
     print("  true return -> predicted return: " + ", ".join(
         f"{e['true_return']:.0f} -> {e['predicted_return']:.0f}" for e in result["episodes"]))
@@ -251,10 +209,6 @@ def main(argv=None):
         f"k={k} latent MSE {e['latent_mse']:.3f} (no change: {e['no_change_latent_mse']:.3f}), "
         f"pixel MSE {e['pixel_mse']:.4f}"
         for k, e in result["open_loop"].items()))
-    if members:
-        e = result["ensemble_spread"]
-        print(f"  ensemble of {len(members) + 1} models, spread of their next-latent predictions: mean "
-              f"{e['mean']:.3f}, 99th percentile {e['p99']:.3f}, max {e['max']:.3f}")
     # measures on other rollouts than the model's own held-out ones go beside, named after their folder
     out = Path(args.logdir) / DYNAMICS_DIRS[dynamics] / (
         f"measures_{Path(datadir).name}.json" if args.all_rollouts else "measures.json")
