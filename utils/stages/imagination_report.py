@@ -63,16 +63,34 @@ def score_text(test, out):
     return f"[{test['mean']:.1f} +- {test['std']:.1f}]({link}) ({test['mean'] - half:.1f} to {test['mean'] + half:.1f})"
 
 
+# where a run is, what bounds it and where it ran: not a setting of the learner
+WHERE = ("logdir", "datadir", "init", "noreload", "max_real_steps", "max_iterations", "device")
+
+
+def settings(record, runs):
+    """The learner's settings in which this run differs from another of `runs`, as flags ('' if none)."""
+    configs = [r["config"] for r, _ in runs]
+    keys = sorted({k for c in configs for k in c if k not in WHERE and k != "seed"
+                   and len({repr(other.get(k)) for other in configs}) > 1})
+    return " ".join(f"--{k.replace('_', '-')} {record['config'].get(k)}" for k in keys)
+
+
+def run_name(record, runs):
+    """'MDN-RNN, seed 0' and the settings where it differs from the others of `runs`."""
+    name = f"{NAMES.get(record['dynamics'], record['dynamics'])}, seed {record['config']['seed']}"
+    return name + (f", {settings(record, runs)}" if settings(record, runs) else "")
+
+
 def table(runs, out):
-    rows = ["| dynamics model | seed | iterations | real env steps (data + collected + evaluation) | last imagined "
+    rows = ["| dynamics model | seed | settings (where the runs differ) | iterations | real env steps (data + collected + evaluation) | last imagined "
             "return | test, 100 tracks (95% interval) | second set | wall time (play, model, imagination) |",
-            "|---|---|---|---|---|---|---|---|"]
+            "|---|---|---|---|---|---|---|---|---|"]
     for record, tests in runs:
         steps, seconds = record["real_steps"], record["seconds"]
         last = record["history"][-1] if record["history"] else {}
         rows.append(
             f"| {NAMES.get(record['dynamics'], record['dynamics'])} | {record['config']['seed']} | "
-            f"{record['iterations']} | {steps['total']:,} ({steps['data']:,} + {steps['collected']:,} + "
+            f"{settings(record, runs) or '-'} | {record['iterations']} | {steps['total']:,} ({steps['data']:,} + {steps['collected']:,} + "
             f"{steps['evaluation']:,}) | {last.get('imagined_return', float('nan')):.2f} | "
             f"{score_text(tests.get('test'), out)} | {score_text(tests.get('second'), out)} | "
             f"{seconds['total'] / 3600:.2f} h ({seconds['play'] / 60:.0f}, {seconds['model'] / 60:.0f}, "
@@ -103,7 +121,7 @@ def plots(runs, cmaes, out):
 
     fig, ax = plt.subplots(figsize=(8, 5))
     for record, tests in runs:
-        name = f"{NAMES.get(record['dynamics'], record['dynamics'])} in imagination, seed {record['config']['seed']}"
+        name = run_name(record, runs)
         history = record["history"]
         train = [(h["real_steps"], np.mean(h["train_returns"])) for h in history]
         line = ax.plot(*np.array(train).T, alpha=0.35, lw=1, label=f"{name}: training episodes (sampled actions)")[0]
@@ -133,7 +151,7 @@ def plots(runs, cmaes, out):
     for record, _ in runs:
         history = record["history"]
         it = [h["iteration"] for h in history]
-        name = f"{NAMES.get(record['dynamics'], record['dynamics'])}, seed {record['config']['seed']}"
+        name = run_name(record, runs)
         ax.plot(it, [np.mean(h["train_returns"]) for h in history], label=f"{name}: real training episodes")
         ax2.plot(it, [h["imagined_return"] for h in history], ls="--", label=f"{name}: imagined lambda-return")
     ax.set_xlabel("iteration")
