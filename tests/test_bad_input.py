@@ -45,6 +45,11 @@ def refused(script, *args, expect):
     ("world-models/traincontroller.py", ["--device", "cuda:1"], "--device cuda:1: CUDA is not available here"),
     ("world-models/test_controller.py", ["--device", "tpu"], "--device tpu: not a device"),
     ("world-models/traincontroller.py", ["--vae", "nowhere.tar"], "nowhere.tar: no vae checkpoint"),
+    # flags that would mean nothing here are refused, not ignored
+    ("world-models/traincontroller.py", ["--temperature", 1.3],
+     "--dream-horizon and --temperature are for --world dream"),
+    ("world-models/traincontroller.py", ["--context", 8], "--context 8: the transformers' window of history"),
+    ("world-models/test_controller.py", ["--context", 8], "--context 8: the transformers' window of history"),
 ])
 def test_impossible_flag_values(script, args, expect, mdrnn_logdir):
     before = snapshot(mdrnn_logdir)

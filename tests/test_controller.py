@@ -203,6 +203,8 @@ def test_a_search_fine_tunes_a_controller_and_can_keep_the_cmaes_mean(controller
     shipped = ROOT / "pretrained" / "world-models" / "ctrl" / "best.tar"
     refused("world-models/traincontroller.py", *flags, "--init-controller", shipped, "--noreload",
             expect=f"--init-controller {shipped}: trained on another VAE than the one in --logdir")
+    refused("world-models/traincontroller.py", *flags, "--init-controller", init, "--max-generations", 2,
+            expect=f"--init-controller {init}: starts a new search, and")  # a resume does not start from it
     assert torch.equal(torch.load(logdir / "ctrl" / "checkpoint.tar", weights_only=True)["cma"]["mean"],
                        state["cma"]["mean"])  # the refusals overwrote nothing
 

@@ -173,7 +173,7 @@ def test_traincontroller_in_a_branched_dream(dream_logdir, tiny_data, tmp_path):
     refused("world-models/traincontroller.py", *common, "--noreload", "--dream-horizon", 21,
             expect="--dream-horizon must be between 1 and --time-limit (20)")
     refused("world-models/traincontroller.py", *common[:-10], "--world", "real", "--dream-branch", 8,
-            expect="--dream-branch and --dream-horizon are for --world dream")
+            expect="--dream-branch, --dream-horizon and --temperature are for --world dream")
     assert snapshot(logdir) == before
     out = run_script("world-models/traincontroller.py", *common, *branched, "--max-generations", 2).stdout
     assert "resuming CMA-ES" in out
@@ -347,6 +347,22 @@ def test_a_model_trained_with_dropout_dreams_a_mask_per_episode(dream_logdir, ti
     assert "dropout 0.2 with a mask per episode" in out
 
 
+def test_a_resumed_training_keeps_the_weights_it_started_from(dream_logdir, tiny_data, tmp_path):
+    """trainmdrnn.py --init on a resume: the same weights continue, other weights are refused, none continues."""
+    logdir, train = retraining(dream_logdir, tiny_data, tmp_path)
+    run_script(*train, "--epochs", 1)
+    state = torch.load(dream_logdir / "mdrnn" / "best.tar", weights_only=True)
+    other = tmp_path / "other.tar"
+    torch.save(dict(state, model={k: v + 0.01 if v.is_floating_point() else v for k, v in state["model"].items()}),
+               other)
+    before = snapshot(logdir)
+    refused(*train[:-2], "--init", other, "--epochs", 2, expect=f"--init {other}: ")
+    assert snapshot(logdir) == before
+    run_script(*train, "--epochs", 2)  # the weights it started from: it continues
+    run_script(*train[:-2], "--epochs", 3)  # no --init: it continues
+    assert torch.load(logdir / "mdrnn" / "checkpoint.tar", weights_only=True)["epoch"] == 2
+
+
 def test_a_model_trained_open_loop_is_not_continued(dream_logdir, tiny_data, tmp_path):
     """A checkpoint of trainmdrnn.py --open-loop N (commit c1d8836) is refused, not resumed teacher-forced."""
     logdir, train = retraining(dream_logdir, tiny_data, tmp_path)
@@ -382,7 +398,8 @@ def test_a_dream_needs_a_trained_reward_head(mdrnn_logdir):
     refused("world-models/traincontroller.py", "--logdir", mdrnn_logdir, "--world", "dream",
             expect="its reward head was not trained")
     refused("world-models/traincontroller.py", "--logdir", mdrnn_logdir, "--real-eval-every", 2,
-            expect="--real-eval-every, --dream-datadir, --dream-branch and --dream-horizon are for --world dream")
+            expect="--real-eval-every, --dream-datadir, --dream-branch, --dream-horizon and --temperature are for "
+                   "--world dream")
 
 
 def test_old_rollouts_tell_terminated_from_truncated(tmp_path):

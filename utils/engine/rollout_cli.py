@@ -44,7 +44,9 @@ def add_rollout_flags(parser, precision="auto"):
                              "faster; approx = OpenCV, 10-20x faster (docs/performance), within a documented bound; "
                              "reference = gymnasium's own code")
     parser.add_argument("--device", default="auto", help=DEVICE_HELP)
-    parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=precision, help=PRECISION_HELP)
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=precision,
+                        help=PRECISION_HELP + (f"; default here {precision}: a test is measured in full precision, as "
+                                               "every reported score" if precision == "fp32" else ""))
     parser.add_argument("--backend", choices=["local", "ray"], default="local",
                         help="local: worker processes on this machine; ray: Ray actors across a cluster")
     parser.add_argument("--max-failures", type=int, default=3, help="stop after this many worker failures")
@@ -74,6 +76,9 @@ def build_kwargs(args, dynamics):
     from utils.checkpoint import weights_id
     from utils.engine.models_io import dynamics_path, load_dynamics, load_vae, resolve_recorded_vae
 
+    if dynamics == "mdrnn" and args.context is not None:
+        raise UserError(f"--context {args.context}: the transformers' window of history; the MDN-RNN carries its "
+                        "past in h and has none: drop the flag")
     # Load both models once here, so a wrong file is one clear line, not a failure in every worker.
     dyn_file = dynamics_path(args.logdir, dynamics)
     _, state = load_dynamics(dyn_file, dynamics)

@@ -122,7 +122,8 @@ RECORDED_SINCE = {"optimizer_name": "rmsprop", "flip": False, "done_weight": 1.0
                   "test_fraction": 0.1,
                   "dropout": 0.0, "open_loop": 0}
 # Recorded for the record, not an input a resume must share (a dataset grows between rounds of collection).
-NOT_COMPARED = ("vae_path", "datadir", "data_steps", "data_sources", "test_files", "config")
+NOT_COMPARED = ("vae_path", "datadir", "data_steps", "data_sources", "test_files", "config",
+                "init_id")  # checked by utils/stages/dynamics.check_resumed_init
 
 
 def check_same_inputs(state, extra, path):

@@ -74,8 +74,9 @@ def make_parser():
     parser.add_argument("--world", choices=["real", "dream"], default="real",
                         help="where the search's episodes and evaluations are played: real CarRacing, or the "
                              "dynamics model's dream (needs its reward head: train it with --include-reward)")
-    parser.add_argument("--temperature", type=float, default=DREAM_TEMPERATURE,
-                        help="dream only: the mixture's temperature (logits / tau, sigma * sqrt(tau))")
+    parser.add_argument("--temperature", type=float, default=None,
+                        help="dream only: the mixture's temperature (logits / tau, sigma * sqrt(tau)); default "
+                             f"{DREAM_TEMPERATURE}, the paper's")
     parser.add_argument("--dream-datadir", type=Path, default=None,
                         help="dream only: rollouts whose encoded first frames start the dreams "
                              "(default: the dataset the dynamics model was trained on; its training files)")
@@ -114,8 +115,11 @@ def parse_args(argv=None):
                 non_negative=("early_stop", "real_eval_every", "action_noise", "dream_branch"),
                 minimum={"pop_size": 2})
     if args.world == "real" and (args.real_eval_every or args.dream_datadir or args.dream_branch
-                                 or args.dream_horizon is not None):
-        parser.error("--real-eval-every, --dream-datadir, --dream-branch and --dream-horizon are for --world dream")
+                                 or args.dream_horizon is not None or args.temperature is not None):
+        parser.error("--real-eval-every, --dream-datadir, --dream-branch, --dream-horizon and --temperature are for "
+                     "--world dream")
+    if args.world == "dream" and args.temperature is None:
+        args.temperature = DREAM_TEMPERATURE
     if args.dream_horizon is not None and not 1 <= args.dream_horizon <= args.time_limit:
         parser.error(f"--dream-horizon must be between 1 and --time-limit ({args.time_limit}), "
                      f"got {args.dream_horizon}")
@@ -216,6 +220,10 @@ class Search:
     def open(self):
         """Resume the search of ctrl/checkpoint.tar (refusing one made otherwise), or start a new one."""
         if self.last.exists() and not self.args.noreload:
+            if self.args.init_controller is not None:
+                raise UserError(f"--init-controller {self.args.init_controller}: starts a new search, and "
+                                f"{self.last} continues one; drop the flag to continue it, or add --noreload to "
+                                "start afresh from that controller")
             self.resume(load_checkpoint(self.last, "cmaes", hint="rerun with --noreload to start afresh"))
         else:
             from models.controller import Controller, flatten_params, n_params

@@ -14,7 +14,7 @@ import torch
 from tqdm import tqdm
 
 from models.dynamics import TITLES
-from utils.checkpoint import weights_id
+from utils.checkpoint import load_checkpoint, weights_id
 from utils.constants import DYNAMICS_DIRS, LSIZE, SEQ_LEN
 from utils.errors import Parser, UserError
 from utils.engine.models_io import data_sources, load_vae, recorded_vae, vae_path
@@ -45,7 +45,8 @@ def parse_args(dynamics, argv=None):
                              "Dream Land: a different model each episode, harder to exploit). 0: the paper's model")
     parser.add_argument("--init", type=Path, default=None,
                         help="start a new training from this dynamics checkpoint's weights (e.g. the previous "
-                             "round's model, when the dataset has grown); ignored when resuming")
+                             "round's model, when the dataset has grown); a resume continues from its checkpoint "
+                             "and refuses an --init other than the one it started from")
     args = parser.parse_args(argv)
     check_common_flags(parser, args)
     if args.seq_len <= 0:
@@ -57,6 +58,20 @@ def parse_args(dynamics, argv=None):
     if args.dropout and dynamics != "mdrnn":
         parser.error("--dropout is the MDN-RNN's (python world-models/trainmdrnn.py); the transformers have none here")
     return args
+
+
+def check_resumed_init(last, dynamics, args, init_id):
+    """A training resumed with --init must name the weights it started from (recorded as init_id since
+    configurations were recorded; an older checkpoint is taken as given, and told so)."""
+    if args.init is None or args.noreload or not last.exists():
+        return
+    state = load_checkpoint(last, dynamics, hint="rerun with --noreload to start afresh")
+    if "init_id" not in state:
+        print(f"{last}: made before a training recorded its --init; resuming it from its checkpoint")
+    elif state["init_id"] != init_id:
+        started = "without --init" if state["init_id"] is None else "from other weights"
+        raise UserError(f"--init {args.init}: {last} started {started}; drop --init to continue it, or add "
+                        "--noreload to start afresh from these weights")
 
 
 def main(dynamics, argv=None):
@@ -84,8 +99,6 @@ def main(dynamics, argv=None):
              "done_weight": args.done_weight, "dropout": args.dropout,
              "open_loop": 0,  # trainmdrnn.py --open-loop N of commit c1d8836: a model trained so is not continued
              **split_record(args.test_fraction, test_files)}
-    if finished(Path(args.logdir) / DYNAMICS_DIRS[dynamics], dynamics, args, extra):
-        return
     init = None
     if args.init is not None:
         from utils.engine.models_io import load_dynamics
@@ -93,6 +106,13 @@ def main(dynamics, argv=None):
         init, init_state = load_dynamics(args.init, dynamics)
         if init_state.get("vae_id") != extra["vae_id"]:
             raise UserError(f"--init {args.init}: was trained on the latents of another VAE than {vae_file}")
+    # The weights a training started from (--init), recorded; checked apart from the other inputs, as a resume
+    # may leave --init out (it continues from its checkpoint), but not name other weights.
+    init_id = weights_id(init_state["model"]) if init is not None else None
+    check_resumed_init(Path(args.logdir) / DYNAMICS_DIRS[dynamics] / "checkpoint.tar", dynamics, args, init_id)
+    extra["init_id"] = init_id
+    if finished(Path(args.logdir) / DYNAMICS_DIRS[dynamics], dynamics, args, extra):
+        return
     seed_everything(args.seed)
     datasets = {}
     for name, fs in (("train", train_files), ("test", test_files)):

@@ -82,16 +82,17 @@ def run_name(record, runs):
 
 
 def table(runs, out):
-    rows = ["| dynamics model | seed | settings (where the runs differ) | iterations | real env steps (data + collected + evaluation) | last imagined "
-            "return | test, 100 tracks (95% interval) | second set | wall time (play, model, imagination) |",
+    rows = ["| dynamics model | seed | settings (where the runs differ) | iterations | real env steps (data + "
+            "collected + evaluation) | last imagined return | test, 100 tracks (95% interval) | second set | "
+            "wall time (play, model, imagination) |",
             "|---|---|---|---|---|---|---|---|---|"]
     for record, tests in runs:
         steps, seconds = record["real_steps"], record["seconds"]
         last = record["history"][-1] if record["history"] else {}
         rows.append(
             f"| {NAMES.get(record['dynamics'], record['dynamics'])} | {record['config']['seed']} | "
-            f"{settings(record, runs) or '-'} | {record['iterations']} | {steps['total']:,} ({steps['data']:,} + {steps['collected']:,} + "
-            f"{steps['evaluation']:,}) | {last.get('imagined_return', float('nan')):.2f} | "
+            f"{settings(record, runs) or '-'} | {record['iterations']} | {steps['total']:,} ({steps['data']:,} + "
+            f"{steps['collected']:,} + {steps['evaluation']:,}) | {last.get('imagined_return', float('nan')):.2f} | "
             f"{score_text(tests.get('test'), out)} | {score_text(tests.get('second'), out)} | "
             f"{seconds['total'] / 3600:.2f} h ({seconds['play'] / 60:.0f}, {seconds['model'] / 60:.0f}, "
             f"{seconds['imagination'] / 60:.0f} min) |")

@@ -44,6 +44,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from utils.checkpoint import atomic_write, load_checkpoint  # noqa: E402
+from utils.config import provenance, record_args  # noqa: E402
 from utils.errors import Parser, UserError, run_main  # noqa: E402
 
 
@@ -192,7 +193,8 @@ def main(argv=None):
         test_files = rollout_files(datadir)
     else:
         _, test_files = split_files(rollout_files(datadir), state.get("test_fraction", 0.1))
-    result = {"dynamics": dynamics, "datadir": str(Path(datadir).resolve()),
+    result = {"config": record_args(args), **provenance(), "dynamics": dynamics,
+              "datadir": str(Path(datadir).resolve()),
               "test_files": [str(Path(f).resolve()) for f in test_files],
               **measure(vae, model, test_files, args.horizons, args.starts_every)}
     print(f"{dynamics}, {len(test_files)} {'' if args.all_rollouts else 'held-out '}rollouts of {datadir}:")

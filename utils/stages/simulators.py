@@ -40,6 +40,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 import numpy as np  # noqa: E402
 
 from utils.checkpoint import atomic_write, load_checkpoint  # noqa: E402
+from utils.config import provenance, record_args  # noqa: E402
 from utils.constants import DREAM_TEMPERATURE  # noqa: E402
 from utils.errors import Parser, UserError, check_flags, run_main  # noqa: E402
 from utils.engine.rollout_cli import (SIMULATOR_SEED_STREAM, add_rollout_flags, build_kwargs,  # noqa: E402
@@ -254,7 +255,7 @@ def main(argv=None):
               "search_eval_means": champions["eval_mean"], "episodes": args.episodes, "renderer": args.renderer,
               "temperature": args.temperature, "precision": kwargs["precision"],
               "real_means": real.mean(1).tolist(), "real_returns": real.tolist(),
-              "real_steps_played": real_steps, "models": []}
+              "real_steps_played": real_steps, "models": [], "config": record_args(args), **provenance()}
     for logdir, (dynamics, dkwargs, data_steps) in zip(args.dreams, dreams):
         seeds = episode_seeds(args.seed, SIMULATOR_SEED_STREAM, 1, args.episodes)
         dream, _ = play_archive(args, dkwargs, params, seeds, f"dream of {logdir}")
