@@ -92,3 +92,10 @@ def test_the_ray_section_runs_after_the_recipe(clone):
     assert local, "the Ray section has no single-machine command"
     walk(recipe + local, clone)
     assert (clone / "runs" / "world-models" / "ctrl" / "checkpoint.tar").is_file()
+
+
+def test_the_readme_is_one_short_page_with_the_two_commands_first():
+    lines = (ROOT / "README.md").read_text().splitlines()
+    assert len(lines) <= 300, f"README.md has {len(lines)} lines; its topics belong on docs/ pages"
+    first = "\n".join(lines[:40])
+    assert "    make quickstart" in first and "    make test" in first
