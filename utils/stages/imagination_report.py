@@ -72,7 +72,7 @@ def settings(record, runs):
     configs = [r["config"] for r, _ in runs]
     keys = sorted({k for c in configs for k in c if k not in WHERE and k != "seed"
                    and len({repr(other.get(k)) for other in configs}) > 1})
-    return " ".join(f"--{k.replace('_', '-')} {record['config'].get(k)}" for k in keys)
+    return " ".join(f"--{k.replace('_', '-')} {record['config'].get(k, '-')}" for k in keys)  # -: not recorded
 
 
 def run_name(record, runs):
