@@ -62,16 +62,20 @@ def parse_args(dynamics, argv=None):
 
 def check_resumed_init(last, dynamics, args, init_id):
     """A training resumed with --init must name the weights it started from (recorded as init_id since
-    configurations were recorded; an older checkpoint is taken as given, and told so)."""
-    if args.init is None or args.noreload or not last.exists():
-        return
+    configurations were recorded; an older checkpoint is taken as given, and told so). Returns the init_id
+    to record: a resume without --init keeps its checkpoint's."""
+    if args.noreload or not last.exists():
+        return init_id
     state = load_checkpoint(last, dynamics, hint="rerun with --noreload to start afresh")
+    if args.init is None:  # a resume without --init keeps the record of the weights it started from
+        return state.get("init_id")
     if "init_id" not in state:
         print(f"{last}: made before a training recorded its --init; resuming it from its checkpoint")
     elif state["init_id"] != init_id:
         started = "without --init" if state["init_id"] is None else "from other weights"
         raise UserError(f"--init {args.init}: {last} started {started}; drop --init to continue it, or add "
                         "--noreload to start afresh from these weights")
+    return init_id
 
 
 def main(dynamics, argv=None):
@@ -109,8 +113,8 @@ def main(dynamics, argv=None):
     # The weights a training started from (--init), recorded; checked apart from the other inputs, as a resume
     # may leave --init out (it continues from its checkpoint), but not name other weights.
     init_id = weights_id(init_state["model"]) if init is not None else None
-    check_resumed_init(Path(args.logdir) / DYNAMICS_DIRS[dynamics] / "checkpoint.tar", dynamics, args, init_id)
-    extra["init_id"] = init_id
+    extra["init_id"] = check_resumed_init(Path(args.logdir) / DYNAMICS_DIRS[dynamics] / "checkpoint.tar", dynamics,
+                                          args, init_id)
     if finished(Path(args.logdir) / DYNAMICS_DIRS[dynamics], dynamics, args, extra):
         return
     seed_everything(args.seed)
