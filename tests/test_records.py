@@ -49,10 +49,12 @@ def test_the_imagination_table_is_made_from_its_records():
     from utils.stages.imagination_report import load_run, table
 
     docs = ROOT / "docs" / "imagination"
-    rows = table([load_run(run) for run in sorted(docs.glob("run*"))], docs).splitlines()[2:]
     page = (docs / "README.md").read_text()
-    for row in rows:
-        assert row in page, f"docs/imagination/README.md lacks the row its records give:\n{row}"
+    # one table per group of runs: those of the page's folder (run*/), and those of the GPU machine (gpu/*/)
+    for group in (sorted(docs.glob("run*")), sorted(p.parent for p in docs.glob("gpu/*/record.json"))):
+        assert group, "a group of runs has no record"
+        for row in table([load_run(run) for run in group], docs).splitlines()[2:]:
+            assert row in page, f"docs/imagination/README.md lacks the row its records give:\n{row}"
 
 
 TIME_LINK = re.compile(r"\[([0-9.]+) min\]\(([^)\s]+\.json)\)")
