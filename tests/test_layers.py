@@ -174,6 +174,17 @@ def test_every_module_has_a_layer():
     assert not homeless, f"files in no layer: add their folder to LAYERS in {__file__}: {homeless}"
 
 
+def test_the_architecture_page_names_every_module():
+    """docs/architecture.md names each module of the shared code, the experiments and the benchmarks by its file
+    name (tests excepted: they name what they test)."""
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    files = [p for p in project_files(ROOT) if p.parts[0] in LAYERS and p.parts[0] != "tests"
+             and p.name != "__init__.py"]
+    assert len(files) > 40, "the scan sees the project"
+    unnamed = [str(p) for p in files if p.name not in page]
+    assert not unnamed, f"docs/architecture.md names none of: {unnamed}"
+
+
 def test_project_imports_name_existing_modules():
     _, _, unresolved = import_graph(ROOT)
     assert not unresolved, "imports of no project module:\n" + "\n".join(f"{p}:{n}: {m}" for p, n, m in unresolved)
