@@ -190,11 +190,13 @@ class Replay:
         self.n += t
         self.episodes += 1
 
-    def __getattr__(self, key):
-        arrays = self.__dict__.get("arrays")
-        if arrays is not None and key in arrays:
-            return arrays[key][:self.n]
-        raise AttributeError(key)
+    # the filled part of each array (views, not copies)
+    stats = property(lambda self: self.arrays["stats"][:self.n])
+    actions = property(lambda self: self.arrays["actions"][:self.n])
+    rewards = property(lambda self: self.arrays["rewards"][:self.n])
+    terminated = property(lambda self: self.arrays["terminated"][:self.n])
+    first = property(lambda self: self.arrays["first"][:self.n])
+    end = property(lambda self: self.arrays["end"][:self.n])
 
     def sequences(self, rng, batch, seq_len):
         """`batch` windows of seq_len transitions inside single episodes, as RolloutSequenceDataset gives them

@@ -78,7 +78,8 @@ def settings(record, runs):
 def run_name(record, runs):
     """'MDN-RNN, seed 0' and the settings where it differs from the others of `runs`."""
     name = f"{NAMES.get(record['dynamics'], record['dynamics'])}, seed {record['config']['seed']}"
-    return name + (f", {settings(record, runs)}" if settings(record, runs) else "")
+    flags = settings(record, runs)
+    return name + (f", {flags}" if flags else "")
 
 
 def table(runs, out):
