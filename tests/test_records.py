@@ -69,3 +69,16 @@ def test_a_quoted_time_is_its_record():
             decimals = len(minutes.split(".")[1]) if "." in minutes else 0
             assert f"{record['seconds'] / 60:.{decimals}f}" == minutes, f"{page.relative_to(ROOT)}: {minutes} min"
             assert record["commit"] and record["machine"]["cpus"] and record.get("exit_status", 0) == 0
+
+
+def test_every_relative_link_resolves():
+    """A link of README.md or docs/ to a file of the repository (a record, a figure, a page) names one that exists."""
+    broken = []
+    for page in PAGES:
+        text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target) or target.startswith("#"):
+                continue  # a web address, or a heading of the same page
+            if not (page.parent / target.split("#")[0]).exists():
+                broken.append(f"{page.relative_to(ROOT)}: {target}")
+    assert not broken, "links to nothing:\n" + "\n".join(broken)
