@@ -13,7 +13,7 @@ TORCH_PIP ?=
 PY := $(VENV)/bin/python
 QS := quickstart
 
-.PHONY: install test quickstart clean-quickstart agent agent-r1 agent-r2 compare compare-seed dream dream-compare simulators ablation imagination
+.PHONY: install test quickstart clean-quickstart agent agent-r1 agent-r2 compare compare-seed dream dream-compare simulators ablation imagination imagination-compare
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-ray.txt
 	$(PYTHON) -m venv $(VENV)
@@ -306,3 +306,22 @@ imagination: $(VENV)/.installed
 		--seed 1 --no-video
 	$(PY) utils/stages/imagination_report.py --runs $(IMAG_DIR)/world-models/imagination \
 		--cmaes pretrained/world-models/ctrl/tb --out $(IMAG_DIR)/report
+
+# The Transformer and TraDE under the same protocol, each from its experiment's first-round world model (the
+# comparison's pretrained/transformers-wm and pretrained/trade: the same VAE and the same 64 rollouts), each
+# tested on both sets; then one report over every run of IMAG_DIR (make imagination's too, if run). An
+# iteration of theirs takes ~20 min on one CPU core and ~50 s on a GPU (docs/imagination): --device auto
+# takes the first GPU. IMAG_STEPS and IMAG_FLAGS as for make imagination.
+imagination-compare: $(VENV)/.installed
+	$(PY) data/generation_script.py --rollouts $(AGENT_ROLLOUTS) --rootdir $(AGENT_DIR)/datasets --max-steps $(AGENT_STEPS)
+	$(COPY_ONCE); for exp in transformers-wm trade; do run=$(IMAG_DIR)/$$exp; mkdir -p $$run \
+		&& copy_once pretrained/$$exp/vae $$run && copy_once pretrained/$$exp/transformers_de $$run \
+		&& $(PY) $$exp/trainimagination.py --logdir $$run --datadir $(AGENT_DIR)/datasets \
+			--max-real-steps $(IMAG_STEPS) $(IMAG_FLAGS) \
+		&& { [ $$run/imagination/test_scores.json -nt $$run/imagination/ctrl/best.tar ] \
+			|| $(PY) $$exp/test_controller.py --logdir $$run/imagination --episodes $(AGENT_TEST_EPISODES) --no-video \
+				--time-limit $(AGENT_STEPS); } \
+		&& $(PY) $$exp/test_controller.py --logdir $$run/imagination --episodes $(AGENT_TEST_EPISODES) --seed 1 \
+			--no-video --time-limit $(AGENT_STEPS) || exit 1; done
+	$(PY) utils/stages/imagination_report.py --runs $$(ls -d $(IMAG_DIR)/*/imagination) \
+		--cmaes pretrained/world-models/ctrl/tb --out $(IMAG_DIR)/report-compare
