@@ -34,7 +34,7 @@ def collect_rollout(index, rootdir, threads, max_steps, seed, renderer, logdir, 
     from data.generation import rollout_path, save_rollout
     from utils.devices import one_thread_per_worker
     from utils.engine.pool import build_generator
-    from utils.engine.rollout import Task, play
+    from utils.engine.rollout import Task, play, recorder
 
     key = (str(logdir), max_steps, renderer, action_noise)
     if key not in _generators:
@@ -46,19 +46,11 @@ def collect_rollout(index, rootdir, threads, max_steps, seed, renderer, logdir, 
                                     untrained_dynamics=state.get("untrained_dynamics", False))
         _generators[key] = (generator, state["params"].numpy())
     generator, params = _generators[key]
-    frames, actions, rewards, ends = [], [], [], []
-
-    def observe(slot, world, step):
-        if step is not None:
-            action, reward, terminated, truncated = step
-            frames.append(world.frames[slot].copy())
-            actions.append(action)
-            rewards.append(reward)
-            ends.append((terminated, truncated))
-
+    (episode,), observe = recorder(1)
     play(generator, [Task(index, params, seed + index)], observe)
-    save_rollout(rollout_path(rootdir, index, threads), frames, actions, rewards, ends)
-    return len(frames)
+    save_rollout(rollout_path(rootdir, index, threads), episode["frames"], episode["actions"], episode["rewards"],
+                 episode["ends"])
+    return len(episode["frames"])
 
 
 def collect_job(job):

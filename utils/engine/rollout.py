@@ -252,3 +252,21 @@ def play(generator, tasks, observe=None):
     results = {}
     generator.run(lambda block: queue.pop() if queue else None, lambda t, r: results.__setitem__(t.id, r), observe)
     return results
+
+
+def recorder(n):
+    """(episodes, observe): a `play` callback that records, for slot k, what a rollout file holds: the
+    frames, actions, rewards and ends [(terminated, truncated)] of each step. With at most one task per slot
+    (n tasks, n slots), episodes[k] is the k-th task's episode."""
+    episodes = [{"frames": [], "actions": [], "rewards": [], "ends": []} for _ in range(n)]
+
+    def observe(slot, world, step):
+        if step is not None:
+            action, reward, terminated, truncated = step
+            episode = episodes[slot]
+            episode["frames"].append(world.frames[slot].copy())
+            episode["actions"].append(action)
+            episode["rewards"].append(reward)
+            episode["ends"].append((terminated, truncated))
+
+    return episodes, observe

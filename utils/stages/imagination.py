@@ -237,21 +237,11 @@ def play(generator, learner, seeds, noisy):
     else its mean. Returns one dict per episode: frames, actions, rewards, ends [(terminated, truncated)],
     return."""
     from models.controller import flatten_params
-    from utils.engine.rollout import Task, play as play_tasks
+    from utils.engine.rollout import Task, play as play_tasks, recorder
 
     assert len(seeds) <= generator.n_envs, "one slot per episode"
     generator.policy_std = learner.actor.std().detach().cpu().numpy() if noisy else None
-    episodes = [{"frames": [], "actions": [], "rewards": [], "ends": []} for _ in seeds]
-
-    def observe(slot, world, step):  # with a slot per episode, slot k plays the k-th task
-        if step is not None:
-            action, reward, terminated, truncated = step
-            episode = episodes[slot]
-            episode["frames"].append(world.frames[slot].copy())
-            episode["actions"].append(action)
-            episode["rewards"].append(reward)
-            episode["ends"].append((terminated, truncated))
-
+    episodes, observe = recorder(len(seeds))
     params = flatten_params(learner.actor.controller)
     returns = play_tasks(generator, [Task(i, params, s) for i, s in enumerate(seeds)], observe)
     for i, episode in enumerate(episodes):
