@@ -46,14 +46,17 @@ def test_a_quoted_score_is_its_record(page, mean, std, path):
 
 def test_the_imagination_table_is_made_from_its_records():
     """docs/imagination's results rows are what utils/stages/imagination_report.py makes of its runs' records."""
-    from utils.stages.imagination_report import load_run, table
+    from utils.stages.imagination_report import blocks, load_run, table
 
     docs = ROOT / "docs" / "imagination"
     page = (docs / "README.md").read_text()
-    # one table per group of runs: those of the page's folder (run*/), and those of the GPU machine (gpu/*/)
-    for group in (sorted(docs.glob("run*")), sorted(p.parent for p in docs.glob("gpu/*/record.json"))):
+    # two tables per group of runs (its results, its blocks of iterations): the runs of the page's folder
+    # (run*/, blocks of 10), and those of the GPU machine (gpu/*/, blocks of 5)
+    groups = ((sorted(docs.glob("run*")), 10), (sorted(p.parent for p in docs.glob("gpu/*/record.json")), 5))
+    for group, size in groups:
         assert group, "a group of runs has no record"
-        for row in table([load_run(run) for run in group], docs).splitlines()[2:]:
+        runs = [load_run(run) for run in group]
+        for row in table(runs, docs).splitlines()[2:] + blocks(runs, size).splitlines():
             assert row in page, f"docs/imagination/README.md lacks the row its records give:\n{row}"
 
 

@@ -38,6 +38,7 @@ def parse_args(argv=None):
     parser.add_argument("--cmaes", type=Path, default=None,
                         help="a real-trained CMA-ES search's TensorBoard folder (<logdir>/ctrl/tb) to plot beside")
     parser.add_argument("--out", type=Path, required=True, help="folder for report.md and the plots")
+    parser.add_argument("--block", type=int, default=10, help="iterations per row of the blocks table")
     return parser.parse_args(argv)
 
 
@@ -97,6 +98,26 @@ def table(runs, out):
             f"{score_text(tests.get('test'), out)} | {score_text(tests.get('second'), out)} | "
             f"{seconds['total'] / 3600:.2f} h ({seconds['play'] / 60:.0f}, {seconds['model'] / 60:.0f}, "
             f"{seconds['imagination'] / 60:.0f} min) |")
+    return "\n".join(rows)
+
+
+def blocks(runs, size):
+    """The runs side by side over blocks of `size` iterations: each cell the mean return of the block's training
+    episodes (actions sampled), and the gas std (before the squash) and the imagined return at the run's last
+    iteration in the block; '-' where a run has no iteration in the block."""
+    last = max(len(record["history"]) for record, _ in runs) - 1
+    rows = ["| iterations | " + " | ".join(run_name(record, runs) for record, _ in runs) + " |",
+            "|---" * (len(runs) + 1) + "|"]
+    for start in range(0, last + 1, size):
+        cells = []
+        for record, _ in runs:
+            block = [h for h in record["history"] if start <= h["iteration"] < start + size]
+            cells.append("-" if not block else
+                         f"{np.mean([np.mean(h['train_returns']) for h in block]):.1f} (gas std "
+                         f"{block[-1]['std'][1]:.2f}, imagined {block[-1]['imagined_return']:.1f})")
+        end = min(start + size - 1, last)
+        rows.append(f"| {start}-{end} | " if end > start else f"| {start} | " + "")
+        rows[-1] += " | ".join(cells) + " |"
     return "\n".join(rows)
 
 
@@ -169,11 +190,15 @@ def plots(runs, cmaes, out):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.block < 1:
+        raise UserError(f"--block {args.block}: give a number of iterations, 1 or more")
     runs = [load_run(folder) for folder in args.runs]
     cmaes = cmaes_curve(args.cmaes) if args.cmaes else None  # read before anything is written
     args.out.mkdir(parents=True, exist_ok=True)
     text = ("Made by `python utils/stages/imagination_report.py --runs " + " ".join(map(str, args.runs))
-            + (f" --cmaes {args.cmaes}" if args.cmaes else "") + f" --out {args.out}`.\n\n" + table(runs, args.out))
+            + (f" --cmaes {args.cmaes}" if args.cmaes else "") + f" --out {args.out}`.\n\n" + table(runs, args.out)
+            + "\n\nThe training episodes' mean return per block of iterations (gas std and imagined return at the "
+            "block's last iteration):\n\n" + blocks(runs, args.block))
     atomic_write(args.out / "report.md", lambda tmp: open(tmp, "w").write(text + "\n"))
     plots(runs, cmaes, args.out)
     print(text)
