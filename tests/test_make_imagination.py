@@ -32,6 +32,7 @@ def test_make_imagination_compare_runs_both_transformers_from_their_shipped_mode
         copy = torch.load(imag / exp / "transformers_de" / "best.tar", weights_only=True)  # the start: the shipped one
         assert all(torch.equal(copy["model"][k], v) for k, v in start["model"].items())
         assert f"dynamics model from {imag / exp / 'transformers_de' / 'best.tar'}" in proc.stdout
+        assert f"note: {imag / exp / 'transformers_de' / 'best.tar'} records no count of the real steps" in proc.stdout
         for name, seed in (("test_scores.json", 0), ("test_scores_seed1.json", 1)):
             scores = json.loads((run / name).read_text())
             assert (scores["episodes"], scores["seed"], scores["time_limit"]) == (1, seed, TOY["AGENT_STEPS"])

@@ -298,6 +298,9 @@ def main(dynamics, argv=None):
                            r["terminated"].astype(np.float32))
     datadir = str(config.datadir.resolve())
     sources = {k: v for k, v in (data_sources(init_state) if init_state else {}).items() if v is not None}
+    if init_state is not None and not sources:  # e.g. a shipped model: pretrained/ keeps no local paths
+        print(f"note: {init_file} records no count of the real steps it was trained on; counted as data: "
+              f"{config.datadir} only", flush=True)
     sources[datadir] = len(learner.replay)
     learner.steps["data"] = sum(sources.values())
     c = config
