@@ -128,9 +128,13 @@ def record_args(args):
 
 def log_config(writer, record):
     """A configuration dict (record(), record_args()) as a table in TensorBoard's text tab, as CleanRL logs
-    its arguments."""
+    its arguments; beside it the provenance of this start (a resumed run logs one per start), which
+    utils/stages/report.py reads back."""
+    import json
+
     rows = "\n".join(f"|{name}|{value}|" for name, value in record.items())
     writer.add_text("config", "|flag|value|\n|-|-|\n" + rows)
+    writer.add_text("provenance", json.dumps(provenance()))
 
 
 def git_commit():

@@ -84,6 +84,20 @@ def read_scalars(tb_dir):
     return series, offset
 
 
+def read_texts(tb_dir, tag):
+    """The texts logged under `tag` (writer.add_text) in a TensorBoard folder, oldest first."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    texts = []
+    files = sorted(Path(tb_dir).glob("events.out.tfevents.*"), key=lambda p: float(p.name.split(".")[3]))
+    for f in files:
+        for event in EventFileLoader(str(f)).Load():
+            for value in event.summary.value:
+                if value.tag in (tag, f"{tag}/text_summary") and value.tensor.string_val:
+                    texts.append(value.tensor.string_val[0].decode())
+    return texts
+
+
 def check_finite(loss, where, stage_dir):
     if not math.isfinite(loss):
         last = Path(stage_dir) / "checkpoint.tar"

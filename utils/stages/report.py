@@ -26,7 +26,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 from models.dynamics import NAMES  # noqa: E402
 from utils.checkpoint import atomic_write  # noqa: E402
 from utils.constants import DYNAMICS_DIRS  # noqa: E402
-from utils.engine.training import read_scalars  # noqa: E402
+from utils.engine.training import read_scalars, read_texts  # noqa: E402
 from utils.errors import Parser, UserError, run_main  # noqa: E402
 
 
@@ -63,6 +63,7 @@ def stage_summary(logdir):
     for stage, folder in folders.items():
         tb = folder / "tb" if folder else None
         out["tb", stage] = read_scalars(tb) if tb and tb.is_dir() else ({}, None)
+        out["provenance", stage] = [json.loads(t) for t in read_texts(tb, "provenance")] if tb and tb.is_dir() else []
     for stage in ("vae", "dynamics"):
         best = folders[stage] / "best.tar" if folders[stage] else None
         state = load_checkpoint(best, (stage, dynamics)) if best and best.exists() else None
@@ -72,6 +73,22 @@ def stage_summary(logdir):
     measures = folders["dynamics"] / "measures.json" if folders["dynamics"] else None
     out["measures"] = json.loads(measures.read_text()) if measures and measures.exists() else None
     return out
+
+
+def provenance_table(summaries):
+    """One row per start of each stage (a resumed stage has several): its command, commit and machine, as its
+    TensorBoard log recorded them; '' when no log records any (logs older than the record)."""
+    rows = []
+    for s in summaries:
+        for stage in ("vae", "dynamics", "ctrl"):
+            for k, p in enumerate(s.get(("provenance", stage), [])):
+                m = p.get("machine") or {}
+                machine = f"{m.get('cpus')} cpus, {m.get('cuda') or 'no GPU'}, torch {m.get('torch')}, {m.get('platform')}"
+                rows.append(f"| {s['name']} | {stage} | {k + 1} | {(p.get('commit') or '-')[:12]} | {machine} | "
+                            f"`{p.get('command')}` |")
+    if not rows:
+        return ""
+    return "\n".join(["| logdir | stage | start | commit | machine | command |", "|---|---|---|---|---|---|", *rows])
 
 
 def fmt(x, digits=1):
@@ -400,6 +417,9 @@ def main(argv=None):
                 "CMA-ES seeds:\n\n" + spread(summaries) + "\n\n"
     if differences(summaries):
         text += "Differences between rows, with bootstrap 95% intervals:\n\n" + differences(summaries) + "\n\n"
+    if provenance_table(summaries):
+        text += "Where each stage ran (each start of it, from its TensorBoard log):\n\n" + provenance_table(summaries) \
+            + "\n\n"
     text += "![learning curves](learning_curves.png)\n"
     if spread(summaries) and plot_rows(summaries, args.out / "rows.png"):
         text += "\n![each row's test score over its seeds](rows.png)\n"
