@@ -321,7 +321,8 @@ imagination-compare: $(VENV)/.installed
 		&& { [ $$run/imagination/test_scores.json -nt $$run/imagination/ctrl/best.tar ] \
 			|| $(PY) $$exp/test_controller.py --logdir $$run/imagination --episodes $(AGENT_TEST_EPISODES) --no-video \
 				--time-limit $(AGENT_STEPS); } \
-		&& $(PY) $$exp/test_controller.py --logdir $$run/imagination --episodes $(AGENT_TEST_EPISODES) --seed 1 \
-			--no-video --time-limit $(AGENT_STEPS) || exit 1; done
-	$(PY) utils/stages/imagination_report.py --runs $$(ls -d $(IMAG_DIR)/*/imagination) \
+		&& { [ $$run/imagination/test_scores_seed1.json -nt $$run/imagination/ctrl/best.tar ] \
+			|| $(PY) $$exp/test_controller.py --logdir $$run/imagination --episodes $(AGENT_TEST_EPISODES) --seed 1 \
+				--no-video --time-limit $(AGENT_STEPS); } || exit 1; done
+	$(PY) utils/stages/imagination_report.py --runs $$(dirname $$(ls $(IMAG_DIR)/*/imagination/record.json)) \
 		--cmaes pretrained/world-models/ctrl/tb --out $(IMAG_DIR)/report-compare

@@ -52,7 +52,9 @@ def test_the_imagination_table_is_made_from_its_records():
     page = (docs / "README.md").read_text()
     # two tables per group of runs (its results, its blocks of iterations): the runs of the page's folder
     # (run*/, blocks of 10), and those of the GPU machine (gpu/*/, blocks of 5)
-    groups = ((sorted(docs.glob("run*")), 10), (sorted(p.parent for p in docs.glob("gpu/*/record.json")), 5))
+    gpu = [docs / "gpu" / name for name in ("world-models", "transformers-wm", "trade")]  # the page's order
+    assert sorted(gpu) == sorted(p.parent for p in docs.glob("gpu/*/record.json"))
+    groups = ((sorted(docs.glob("run*")), 10), (gpu, 5))
     for group, size in groups:
         assert group, "a group of runs has no record"
         runs = [load_run(run) for run in group]

@@ -161,6 +161,7 @@ def provenance():
     return {"command": " ".join(["python", *sys.argv]), "commit": git_commit(),
             "machine": {"platform": platform.platform(), "processor": platform.processor(),
                         "cpus": available_cpus(), "torch": torch.__version__,
-                        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+                        # the GPU this process uses, if any (asking a GPU's name would start CUDA here)
+                        "cuda": torch.cuda.get_device_name() if torch.cuda.is_initialized() else None,
                         # what else ran: the 1, 5 and 15-minute load averages when the record is written
                         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}}

@@ -256,12 +256,14 @@ def play(generator, tasks, observe=None):
 
 def recorder(n):
     """(episodes, observe): a `play` callback that records, for slot k, what a rollout file holds: the
-    frames, actions, rewards and ends [(terminated, truncated)] of each step. With at most one task per slot
-    (n tasks, n slots), episodes[k] is the k-th task's episode."""
+    frames, actions, rewards and ends [(terminated, truncated)] of each step. For n tasks played in a
+    generator of at least n slots, each slot plays one task, in order: episodes[k] is the k-th task's."""
     episodes = [{"frames": [], "actions": [], "rewards": [], "ends": []} for _ in range(n)]
 
     def observe(slot, world, step):
-        if step is not None:
+        if step is None:  # a slot starts a task: one task per slot, or two episodes would run together
+            assert not episodes[slot]["frames"], "recorder: a second task in one slot"
+        else:
             action, reward, terminated, truncated = step
             episode = episodes[slot]
             episode["frames"].append(world.frames[slot].copy())

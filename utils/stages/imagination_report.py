@@ -64,6 +64,8 @@ def score_text(test, out):
     return f"[{test['mean']:.1f} +- {test['std']:.1f}]({link}) ({test['mean'] - half:.1f} to {test['mean'] + half:.1f})"
 
 
+GAS = 1  # the gas's index in an action (steer, gas, brake)
+
 # where a run is, what bounds it and where it ran: not a setting of the learner
 WHERE = ("logdir", "datadir", "init", "noreload", "max_real_steps", "max_iterations", "device")
 
@@ -104,19 +106,21 @@ def table(runs, out):
 def blocks(runs, size):
     """The runs side by side over blocks of `size` iterations: each cell the mean return of the block's training
     episodes (actions sampled), and the gas std (before the squash) and the imagined return at the run's last
-    iteration in the block; '-' where a run has no iteration in the block."""
-    last = max(len(record["history"]) for record, _ in runs) - 1
+    iteration in the block, with its number of iterations where the run has fewer than the row spans; '-'
+    where a run has no iteration in the block."""
+    last = max((h["iteration"] for record, _ in runs for h in record["history"]), default=-1)
     rows = ["| iterations | " + " | ".join(run_name(record, runs) for record, _ in runs) + " |",
             "|---" * (len(runs) + 1) + "|"]
     for start in range(0, last + 1, size):
+        end = min(start + size - 1, last)
         cells = []
         for record, _ in runs:
-            block = [h for h in record["history"] if start <= h["iteration"] < start + size]
+            block = [h for h in record["history"] if start <= h["iteration"] <= end]
+            partial = f", {len(block)} of {end - start + 1} iterations" if 0 < len(block) < end - start + 1 else ""
             cells.append("-" if not block else
-                         f"{np.mean([np.mean(h['train_returns']) for h in block]):.1f} (gas std "
-                         f"{block[-1]['std'][1]:.2f}, imagined {block[-1]['imagined_return']:.1f})")
-        end = min(start + size - 1, last)
-        rows.append(f"| {start}-{end} | " if end > start else f"| {start} | " + "")
+                         f"{np.mean([r for h in block for r in h['train_returns']]):.1f} (gas std "
+                         f"{block[-1]['std'][GAS]:.2f}, imagined {block[-1]['imagined_return']:.1f}{partial})")
+        rows.append(f"| {start}-{end} | " if end > start else f"| {start} | ")
         rows[-1] += " | ".join(cells) + " |"
     return "\n".join(rows)
 
