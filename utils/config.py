@@ -15,6 +15,7 @@ may change between a run and its resume. A record made before a field existed co
 RECORDED_SINCE value, the one those runs ran with.
 """
 import dataclasses
+import functools
 from pathlib import Path
 
 from utils.errors import Parser, UserError
@@ -137,8 +138,11 @@ def log_config(writer, record):
     writer.add_text("provenance", json.dumps(provenance()))
 
 
+@functools.lru_cache(maxsize=None)
 def git_commit():
-    """The commit of the code that runs (None outside a git checkout)."""
+    """The commit of the code that runs (None outside a git checkout): read once, at the process's first
+    call (a stage's start, by log_config), so that a long run's later records name the commit it started
+    on, not the checkout's HEAD of the moment."""
     import subprocess
 
     try:
