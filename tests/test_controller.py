@@ -155,7 +155,7 @@ def test_the_papers_ablations_train_resume_and_test(controller_logdir, tmp_path,
     assert ("| untrained (its initialisation) |" in report) == untrained
     assert ("| not read (the controller reads z only) |" in report) == (inputs != "zh")
     # where each stage ran, per start: the search and its resume are two starts (the third was refused)
-    assert "| exp | ctrl | 1 | " in report and "| exp | ctrl | 2 | " in report and "| exp | ctrl | 3 | " not in report
+    assert "| exp/ctrl | 1 | " in report and "| exp/ctrl | 2 | " in report and "| exp/ctrl | 3 | " not in report
     assert "world-models/traincontroller.py --logdir" in report
 
 

@@ -84,11 +84,11 @@ def provenance_table(summaries):
             for k, p in enumerate(s.get(("provenance", stage), [])):
                 m = p.get("machine") or {}
                 machine = f"{m.get('cpus')} cpus, {m.get('cuda') or 'no GPU'}, torch {m.get('torch')}, {m.get('platform')}"
-                rows.append(f"| {s['name']} | {stage} | {k + 1} | {(p.get('commit') or '-')[:12]} | {machine} | "
+                rows.append(f"| {s['name']}/{stage} | {k + 1} | {(p.get('commit') or '-')[:12]} | {machine} | "
                             f"`{p.get('command')}` |")
     if not rows:
         return ""
-    return "\n".join(["| logdir | stage | start | commit | machine | command |", "|---|---|---|---|---|---|", *rows])
+    return "\n".join(["| logdir/stage | start | commit | machine | command |", "|---|---|---|---|---|", *rows])
 
 
 def fmt(x, digits=1):
