@@ -57,6 +57,11 @@ def summary_writer(folder):
     return SummaryWriter(str(Path(folder) / "tb"))
 
 
+def event_files(tb_dir):
+    """A TensorBoard folder's event files, oldest first (by the time in their names)."""
+    return sorted(Path(tb_dir).glob("events.out.tfevents.*"), key=lambda p: float(p.name.split(".")[3]))
+
+
 def read_scalars(tb_dir):
     """{tag: [(step, value, seconds into the stage)]} from every event file of a
     TensorBoard folder, runs of a resumed stage put end to end."""
@@ -65,7 +70,7 @@ def read_scalars(tb_dir):
     from tensorboard.util import tensor_util
 
     series, offset = {}, 0.0
-    files = sorted(Path(tb_dir).glob("events.out.tfevents.*"), key=lambda p: float(p.name.split(".")[3]))
+    files = event_files(tb_dir)
     for f in files:
         created = float(f.name.split(".")[3])
         last = created
@@ -89,7 +94,7 @@ def read_texts(tb_dir, tag):
     from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
     texts = []
-    files = sorted(Path(tb_dir).glob("events.out.tfevents.*"), key=lambda p: float(p.name.split(".")[3]))
+    files = event_files(tb_dir)
     for f in files:
         for event in EventFileLoader(str(f)).Load():
             for value in event.summary.value:
