@@ -1,10 +1,11 @@
 """The controller (the "C" of World Models): one linear layer on [z, h] -> action, or one of the
-paper's ablations (utils.constants.CONTROLLER_INPUTS): z alone, or z through a hidden layer."""
+paper's ablations (utils.constants.CONTROLLER_INPUTS): z alone, or z through a hidden layer; or [z, h]
+through a hidden layer (utils.constants.CONTROLLER_SHAPES), for the learner in imagination."""
 import numpy as np
 import torch
 import torch.nn as nn
 
-from utils.constants import ASIZE, CONTROLLER_INPUTS, LSIZE, RSIZE, Z_HIDDEN
+from utils.constants import ASIZE, CONTROLLER_SHAPES, LSIZE, READS_H, RSIZE, Z_HIDDEN
 
 
 def squash(raw):
@@ -26,6 +27,8 @@ def reads_text(reads):
         return "z alone"
     if reads["controller_inputs"] == "z-hidden":
         return f"z through a hidden layer of {Z_HIDDEN} units"
+    if reads["controller_inputs"] == "zh-hidden":
+        return f"[z, h] of the trained dynamics model through a hidden layer of {Z_HIDDEN} units"
     return "[z, h] of the " + ("untrained" if reads["untrained_dynamics"] else "trained") + " dynamics model"
 
 
@@ -37,11 +40,13 @@ def layer_shapes(inputs="zh"):
         return [((ASIZE, LSIZE), (ASIZE,))]
     if inputs == "z-hidden":
         return [((Z_HIDDEN, LSIZE), (Z_HIDDEN,)), ((ASIZE, Z_HIDDEN), (ASIZE,))]
-    raise ValueError(f"controller inputs must be one of {CONTROLLER_INPUTS}, got {inputs!r}")
+    if inputs == "zh-hidden":
+        return [((Z_HIDDEN, LSIZE + RSIZE), (Z_HIDDEN,)), ((ASIZE, Z_HIDDEN), (ASIZE,))]
+    raise ValueError(f"controller inputs must be one of {CONTROLLER_SHAPES}, got {inputs!r}")
 
 
 def n_params(inputs="zh"):
-    """867 for [z, h]; 99 for z; 1443 for z with the hidden layer."""
+    """867 for [z, h]; 99 for z; 1443 for z with the hidden layer; 11,683 for [z, h] with it."""
     return sum(int(np.prod(w)) + int(np.prod(b)) for w, b in layer_shapes(inputs))
 
 
@@ -53,16 +58,20 @@ class Controller(nn.Module):
         self.inputs = inputs
         shapes = layer_shapes(inputs)
         if len(shapes) == 2:
-            self.hidden = nn.Linear(LSIZE, Z_HIDDEN)
+            self.hidden = nn.Linear(shapes[0][0][1], Z_HIDDEN)
         self.fc = nn.Linear(shapes[-1][0][1], ASIZE)
 
     def forward(self, latents, hiddens):
-        """latents (BSIZE, LSIZE), hiddens (BSIZE, RSIZE; read by "zh" only) -> actions (BSIZE, ASIZE)
-        within the action box."""
-        x = torch.cat([latents, hiddens], dim=-1) if self.inputs == "zh" else latents
-        if self.inputs == "z-hidden":
+        """latents (BSIZE, LSIZE), hiddens (BSIZE, RSIZE; read by "zh" and "zh-hidden" only) -> actions
+        (BSIZE, ASIZE) within the action box."""
+        x = torch.cat([latents, hiddens], dim=-1) if self.inputs in READS_H else latents
+        return squash(self.raw(x))
+
+    def raw(self, x):
+        """x (*, the inputs it reads: [z, h] or z) -> the outputs before the squash (*, ASIZE)."""
+        if hasattr(self, "hidden"):
             x = torch.tanh(self.hidden(x))
-        return squash(self.fc(x))
+        return self.fc(x)
 
 
 def flatten_params(controller):
@@ -108,7 +117,7 @@ class BatchedControllers:
         """latents (BSIZE, LSIZE), hiddens (BSIZE, RSIZE) -> actions (BSIZE, ASIZE).
         raw_noise: None, or (BSIZE, ASIZE) added to the outputs before the squash (a Gaussian policy
         around the controller, as utils/engine/imagine.GaussianActor samples it)."""
-        x = torch.cat([latents, hiddens], dim=-1) if self.inputs == "zh" else latents
+        x = torch.cat([latents, hiddens], dim=-1) if self.inputs in READS_H else latents
         for i, (weights, biases) in enumerate(self.layers):
             if i:
                 x = torch.tanh(x)

@@ -61,13 +61,15 @@ class MixtureHead(nn.Module):
         return mus, sigmas, logpi, out[..., -2], out[..., -1]
 
 
-def dynamics_loss(outputs, next_latents, rewards, terminals, include_reward, done_weight=1.0):
+def dynamics_loss(outputs, next_latents, rewards, terminals, include_reward, done_weight=1.0, reward_weight=1.0):
     """The world-model loss shared by every dynamics model.
 
     outputs: what a dynamics model returns (mus, sigmas, logpi, rewards, terminal logits, hiddens);
     next_latents (SEQ_LEN, BSIZE, LSIZE); rewards, terminals (SEQ_LEN, BSIZE).
     done_weight: weight of the terminal steps in the BCE (its pos_weight): terminations
     are one step in hundreds or none, so at 1 the done head learns to say "never".
+    reward_weight: weight of the reward's squared error (1 in the original recipe, where it is one of
+    LSIZE + 2 predicted quantities).
     Returns dict of scalar tensors: loss, gmm, bce, mse. The loss is scaled by
     the number of predicted quantities (LSIZE + 1 [+ 1]), as in the original recipe.
     """
@@ -77,7 +79,7 @@ def dynamics_loss(outputs, next_latents, rewards, terminals, include_reward, don
     bce = F.binary_cross_entropy_with_logits(ds, terminals.float(), pos_weight=pos_weight)
     mse = F.mse_loss(rs, rewards)
     if include_reward:
-        loss = (gmm + bce + mse) / (next_latents.shape[-1] + 2)
+        loss = (gmm + bce + reward_weight * mse) / (next_latents.shape[-1] + 2)
     else:
         loss = (gmm + bce) / (next_latents.shape[-1] + 1)
     return {"loss": loss, "gmm": gmm, "bce": bce, "mse": mse}

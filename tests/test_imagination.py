@@ -192,6 +192,44 @@ def test_one_iteration_through_the_command_line_then_a_test(imagination_logdir, 
     assert snapshot(tmp_path / "report") == before
 
 
+def test_the_mlp_actor_is_learned_saved_and_played_in_reality_as_its_shape(imagination_logdir, tiny_data):
+    """--actor mlp: the controller shape zh-hidden (a tanh layer between [z, h] and the outputs) trains, is
+    saved as that shape, and test_controller.py plays it as the actor's mean."""
+    from models.controller import Controller, n_params
+    from utils.engine.imagine import GaussianActor
+
+    actor = GaussianActor(inputs="zh-hidden")
+    features = torch.randn(5, 288)
+    torch.testing.assert_close(actor.mean(features), actor.controller.fc(torch.tanh(actor.controller.hidden(features))))
+    run_script("world-models/trainimagination.py", "--logdir", imagination_logdir, "--datadir", tiny_data,
+               "--max-iterations", 1, "--actor", "mlp", "--reward-weight", 10, *IMAGINATION)
+    root = imagination_logdir / "imagination"
+    state = torch.load(root / "ctrl" / "best.tar", weights_only=True)
+    assert state["controller_inputs"] == "zh-hidden" and len(state["params"]) == n_params("zh-hidden") == 11683
+    assert state["config"]["actor"] == "mlp" and state["config"]["reward_weight"] == 10
+    assert state["params"][:n_params("zh-hidden") - 123].abs().sum() > 0  # the hidden layer is not the zeros of fc
+    controller = Controller("zh-hidden")
+    controller.load_state_dict(state["model"])
+    assert torch.equal(torch.cat([p.flatten() for p in controller.parameters()]), state["params"].float())
+    run_script("world-models/test_controller.py", "--logdir", root, "--episodes", 1, "--time-limit", 20,
+               "--no-video", "--max-workers", 1)
+    test = json.loads((root / "test_scores.json").read_text())
+    assert test["controller_inputs"] == "zh-hidden" and test["episodes"] == 1
+
+
+def test_the_reward_weight_scales_the_reward_term_of_the_model_loss():
+    from models.mdrnn import dynamics_loss
+
+    g = torch.Generator().manual_seed(0)
+    outputs = (torch.randn(4, 2, 5, 32, generator=g), torch.rand(4, 2, 5, 32, generator=g) + 0.5,
+               torch.log_softmax(torch.randn(4, 2, 5, generator=g), -1), torch.randn(4, 2, generator=g),
+               torch.randn(4, 2, generator=g))
+    args = (torch.randn(4, 2, 32, generator=g), torch.randn(4, 2, generator=g), torch.zeros(4, 2), True)
+    one, ten = dynamics_loss(outputs, *args), dynamics_loss(outputs, *args, reward_weight=10.0)
+    torch.testing.assert_close(ten["loss"] - one["loss"], 9 * one["mse"] / 34)
+    assert torch.equal(ten["mse"], one["mse"]) and torch.equal(ten["gmm"], one["gmm"])
+
+
 def test_a_stopped_run_continues_as_one_that_never_stopped(tmp_path, mdrnn_logdir, tiny_data):
     """Two iterations in one go, or one then a rerun: the same actor, critic, model and replay."""
     runs = {}

@@ -12,6 +12,11 @@ RSIZE = 256  # hidden size of the dynamics model, read by the controller
 # What the controller reads (--controller-inputs; the paper's Table 1 ablation): "zh" [z, h] (the paper's
 # agent), "z" the latent alone (linear), "z-hidden" the latent through one tanh layer of Z_HIDDEN units.
 CONTROLLER_INPUTS = ("zh", "z", "z-hidden")
+# Every controller shape the engine plays: the searched ones and "zh-hidden", [z, h] through one tanh layer of
+# Z_HIDDEN units (trainimagination.py --actor mlp). Gradients train it; CMA-ES does not offer it: its 11,683
+# parameters would make a covariance of 11,683^2 entries.
+CONTROLLER_SHAPES = CONTROLLER_INPUTS + ("zh-hidden",)
+READS_H = ("zh", "zh-hidden")  # the shapes that read the dynamics model's h
 Z_HIDDEN = 40  # the paper's code, its MODE_Z_HIDDEN
 RED_SIZE = 64  # frames are RED_SIZE x RED_SIZE x 3 uint8
 NGAUSS = 5  # components of the mixture density over the next latent

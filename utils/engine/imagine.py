@@ -5,8 +5,9 @@ The pieces of trainimagination.py's loop (utils/stages/imagination.py), after Dr
 
 - Replay: the real episodes seen so far, as the dynamics model sees them (VAE latent statistics, actions,
   rewards, terminations); it draws training sequences for the model and starting states for imagination.
-- GaussianActor: the project's linear controller C as the mean of a Gaussian policy; the noise is added
-  before the squash (models/controller.squash), so every sampled action lies in the action box.
+- GaussianActor: the project's linear controller C (or C with a hidden layer: --actor mlp) as the mean of a
+  Gaussian policy; the noise is added before the squash (models/controller.squash), so every sampled action
+  lies in the action box.
 - Critic: an MLP on [z, h] and its slow copy.
 - imagine(): from real states (the stepper fed the real past, teacher-forced, by its `warm`), H steps in
   which the actor samples a_t, the stepper takes (a_t, z_t) to h_{t+1}, and the model's heads on h_{t+1}
@@ -78,14 +79,15 @@ class ReturnScale:
 
 
 class GaussianActor(nn.Module):
-    """a = squash(C(z, h) + std * eps), eps ~ N(0, I): the linear controller (models/controller.Controller,
-    [z, h] -> 3 outputs) as the mean, one learned log-std per action dimension (not per state, so that
-    reality samples it as imagination does: utils/engine/rollout.RolloutGenerator's policy_std).
+    """a = squash(C(z, h) + std * eps), eps ~ N(0, I): a controller (models/controller.Controller: "zh" the
+    linear one, [z, h] -> 3 outputs, or "zh-hidden" with a tanh layer between) as the mean, one learned
+    log-std per action dimension (not per state, so that reality samples it as imagination does:
+    utils/engine/rollout.RolloutGenerator's policy_std).
     Tested deterministic: the controller alone, as every controller of the project."""
 
-    def __init__(self, std=0.5, min_std=0.05, max_std=MAX_STD):
+    def __init__(self, std=0.5, min_std=0.05, max_std=MAX_STD, inputs="zh"):
         super().__init__()
-        self.controller = Controller("zh")
+        self.controller = Controller(inputs)
         nn.init.zeros_(self.controller.fc.weight)  # the search's start too: straight ahead at half gas
         nn.init.zeros_(self.controller.fc.bias)
         self.log_std = nn.Parameter(torch.full((ASIZE,), float(np.log(std))))
@@ -96,7 +98,7 @@ class GaussianActor(nn.Module):
 
     def mean(self, features):
         """features (*, LSIZE + RSIZE) = [z, h] -> the raw (unsquashed) outputs (*, ASIZE)."""
-        return self.controller.fc(features)
+        return self.controller.raw(features)
 
     def sample(self, features, generator=None):
         """-> (raw sample (*, ASIZE), action squash(raw) in the box)."""
@@ -303,12 +305,12 @@ def clip_step(optimizer, parameters, loss, clip):
     return float(norm)
 
 
-def model_losses(model, batch, device, done_weight=1.0):
-    """dynamics_loss (reward included) of the model on a Replay.sequences batch; latents drawn from the VAE's
-    posterior, as utils/stages/dynamics.py trains."""
+def model_losses(model, batch, device, done_weight=1.0, reward_weight=1.0):
+    """dynamics_loss (reward included, its squared error weighted by reward_weight) of the model on a
+    Replay.sequences batch; latents drawn from the VAE's posterior, as utils/stages/dynamics.py trains."""
     from models.mdrnn import dynamics_loss
 
     stats, actions, rewards, terminated, next_stats = (x.to(device) for x in batch)
     latent, next_latent = (s[..., :LSIZE] + s[..., LSIZE:].exp() * torch.randn_like(s[..., :LSIZE])
                            for s in (stats, next_stats))
-    return dynamics_loss(model(actions, latent), next_latent, rewards, terminated, True, done_weight)
+    return dynamics_loss(model(actions, latent), next_latent, rewards, terminated, True, done_weight, reward_weight)

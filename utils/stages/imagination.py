@@ -45,6 +45,7 @@ from utils.errors import UserError
 
 STAGE = "imagination"
 EXPERIMENTS = {"mdrnn": "world-models", "transformer": "transformers-wm", "trade": "trade"}  # their folders
+ACTOR_SHAPES = {"linear": "zh", "mlp": "zh-hidden"}  # --actor -> the controller's shape (models/controller.py)
 
 
 @dataclass
@@ -65,6 +66,8 @@ class ImaginationConfig(Config):
     pretrain: int = flag(500, "dynamics model updates on the starting data before the first actor update")
     batch_size: int = flag(32, "sequences per dynamics model update")
     seq_len: int = flag(SEQ_LEN, "steps per training sequence")
+    reward_weight: float = flag(1.0, "weight of the reward's squared error in the dynamics model's loss (1: the "
+                                     "recipe's, one of the LSIZE + 2 quantities it predicts)")
     model_lr: float = flag(None, "dynamics model's learning rate (default: its recipe's, trainmdrnn.py's or "
                                  "traintransformersde.py's)", type=float)
     imag_batch: int = flag(256, "real states imagination starts from, per update")
@@ -79,6 +82,9 @@ class ImaginationConfig(Config):
     entropy_of: str = flag("raw", "the bonus's entropy: of the raw Gaussian, or of the actions as played "
                                   "(tanh's saturation counted; utils/engine/imagine.GaussianActor.entropy)",
                            choices=["raw", "action"])
+    actor: str = flag("linear", "the policy's mean: the project's linear controller on [z, h], or an MLP (one "
+                                "tanh layer of Z_HIDDEN units between: controller shape zh-hidden)",
+                      choices=["linear", "mlp"])
     init_std: float = flag(0.5, "the policy's initial std, before the squash")
     min_std: float = flag(0.05, "the policy's std at least")
     critic_units: int = flag(256, "units of each of the critic's two hidden layers")
@@ -108,7 +114,7 @@ class ImaginationConfig(Config):
         if self.logdir.exists() and not self.logdir.is_dir():
             self.refuse("logdir", "is a file; give the experiment folder")
         self.positive("max_real_steps", "envs", "train_ratio", "batch_size", "seq_len", "imag_batch", "horizon",
-                      "past", "temperature", "actor_lr", "critic_lr", "init_std", "min_std", "critic_units",
+                      "past", "temperature", "reward_weight", "actor_lr", "critic_lr", "init_std", "min_std", "critic_units",
                       "grad_clip", "eval_episodes", "time_limit", "slow_critic")
         self.non_negative("max_iterations", "pretrain", "entropy_scale", "eval_every")
         for name in ("gamma", "lam", "slow_critic"):
@@ -151,7 +157,7 @@ class Learner:
         self.model = build_dynamics(dynamics).to(device)
         self.model_optimizer = make_optimizer(recipe["optimizer"], self.model.parameters(),
                                               config.model_lr or recipe["lr"])
-        self.actor = GaussianActor(config.init_std, config.min_std).to(device)
+        self.actor = GaussianActor(config.init_std, config.min_std, inputs=ACTOR_SHAPES[config.actor]).to(device)
         self.critic = Critic(config.critic_units).to(device)
         self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr)
         self.critic_optimizer = torch.optim.Adam(self.critic.net.parameters(), lr=config.critic_lr)
@@ -203,7 +209,7 @@ class Learner:
         totals = {}
         for _ in range(updates):
             batch = self.replay.sequences(self.rng, self.config.batch_size, self.config.seq_len)
-            losses = model_losses(self.model, batch, self.device)
+            losses = model_losses(self.model, batch, self.device, reward_weight=self.config.reward_weight)
             clip_step(self.model_optimizer, self.model.parameters(), losses["loss"], self.config.grad_clip)
             for key, value in losses.items():
                 totals[key] = totals.get(key, 0.0) + value.item() / updates
@@ -311,7 +317,8 @@ def main(dynamics, argv=None):
 
     context = c.context or c.seq_len
     generator = RolloutGenerator(vae, learner.model, c.envs, device, c.time_limit,
-                                 context=context if dynamics != "mdrnn" else None, env_kwargs={"renderer": c.renderer})
+                                 context=context if dynamics != "mdrnn" else None, env_kwargs={"renderer": c.renderer},
+                                 controller_inputs=ACTOR_SHAPES[c.actor])
     stepper = learner.model.stepper(c.imag_batch, context)  # (the MDN-RNN has no window: ignored)
     # Only now is anything written.
     root.mkdir(parents=True, exist_ok=True)
@@ -439,7 +446,8 @@ def save_agent(root, dynamics, learner, vae_id, sources):
     save_checkpoint(root / "ctrl" / "best.tar", "controller", params=torch.from_numpy(params),
                     model=learner.actor.controller.state_dict(), dynamics=dynamics,
                     reward=last["imagined_return"], std=0.0, generation=learner.iteration - 1,
-                    chosen_by="the last actor (no real episode chooses)", world=STAGE, controller_inputs="zh",
+                    chosen_by="the last actor (no real episode chooses)", world=STAGE,
+                    controller_inputs=ACTOR_SHAPES[learner.config.actor],
                     untrained_dynamics=False, action_noise=0.0, vae_id=vae_id, dynamics_id=weights_id(model_state),
                     renderer=learner.config.renderer, precision="fp32", config=learner.config.record())
 

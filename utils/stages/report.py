@@ -25,7 +25,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 from models.dynamics import NAMES  # noqa: E402
 from utils.checkpoint import atomic_write  # noqa: E402
-from utils.constants import DYNAMICS_DIRS  # noqa: E402
+from utils.constants import DYNAMICS_DIRS, READS_H  # noqa: E402
 from utils.engine.training import read_scalars, read_texts  # noqa: E402
 from utils.errors import Parser, UserError, run_main  # noqa: E402
 
@@ -137,7 +137,7 @@ def table(summaries):
         else:
             score = "-"
         # the trained model's losses describe the controller's inputs only when it read that model's h
-        if (test or {}).get("controller_inputs", "zh") != "zh":
+        if (test or {}).get("controller_inputs", "zh") not in READS_H:
             dyn_loss = "not read (the controller reads z only)"
         elif (test or {}).get("untrained_dynamics"):
             dyn_loss = "untrained (its initialisation)"
