@@ -25,8 +25,8 @@ def make_env(max_steps=MAX_STEPS, render_mode=None, renderer="exact"):
     render_mode: None (frames only), "human" (a window: needs a display, e.g.
     under xvfb-run) or "rgb_array" (env.render() returns the 600x400 view).
     renderer: how the observations are drawn (see data/render.py):
-    "exact" (frames byte-identical to gymnasium's, ~3x faster), "reference"
-    (gymnasium's own drawing) or "approx" (OpenCV, 10-20x faster, within a
+    "exact" (frames byte-identical to gymnasium's, several times faster), "reference"
+    (gymnasium's own drawing) or "approx" (OpenCV, an order of magnitude faster, within a
     documented bound of the exact frames). Physics are the same in all three.
     """
     if render_mode == "human" and not os.environ.get("DISPLAY") and os.environ.get("SDL_VIDEODRIVER") != "dummy":

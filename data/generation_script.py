@@ -111,7 +111,7 @@ def parse_args(argv=None):
     parser.add_argument("--max-steps", type=int, default=MAX_STEPS, help="steps per rollout at most")
     parser.add_argument("--seed", type=int, default=0, help="rollout i uses seed + i")
     parser.add_argument("--renderer", choices=["exact", "approx", "reference"], default="exact",
-                        help="how frames are drawn (data/render.py); approx is 10-20x faster, not byte-identical")
+                        help="how frames are drawn (data/render.py); approx is an order of magnitude faster, not byte-identical")
     parser.add_argument("--controller", type=Path, default=None,
                         help="an experiment folder with a trained controller (ctrl/best.tar): it drives instead of "
                              "--policy, with its world model")

@@ -4,14 +4,14 @@ Why: gymnasium's CarRacing spends ~97% of a step drawing. Each step it
 transforms all ~800 grass and road polygons in Python, draws the ones near the
 screen on a 1000x800 pygame canvas, flips it, draws the indicators and the
 score (loading the font file again), and smooth-scales the canvas to the state
-size. Its physics alone run ~70x faster than that. Three renderers, chosen by
+size. Its physics alone run many times faster than that. Three renderers, chosen by
 make_env(renderer=...); physics are gymnasium's in all three:
 
 "reference"  gymnasium's own drawing (CarRacing64 below: gymnasium's class with
              64x64 frames).
 
-"exact"      frames byte-identical to "reference" at every step, ~3x faster
-             (tests/test_render.py compares whole episodes frame by frame). It
+"exact"      frames byte-identical to "reference" at every step, several times
+             faster (tests/test_render.py compares whole episodes frame by frame). It
              makes the same pygame drawing calls with the same float
              coordinates, and cuts the work around them:
              - all polygons are transformed at once with NumPy, with the very
@@ -34,7 +34,7 @@ make_env(renderer=...); physics are gymnasium's in all three:
              - one Font, and the score's text surface cached per string.
              The car and the indicator bars are drawn by gymnasium's own code.
 
-"approx"     OpenCV, 10-20x faster than "reference" per core: the same model as
+"approx"     OpenCV, an order of magnitude faster than "reference" per core: the same model as
              gymnasium's (polygons filled at a high resolution, then a box
              filter), without the 1000x800 canvas. The road view is filled at
              4x4 samples per frame pixel (cv2.fillConvexPoly with sub-pixel
@@ -56,15 +56,12 @@ make_env(renderer=...); physics are gymnasium's in all three:
              shrinking, the car's compositing, the bars and the colour mapping
              are one NumPy/OpenCV call for all, whose fixed cost per call is
              most of a frame's at this size. The bytes are those of each env
-             drawn alone (tests/test_render.py); 8 envs together step 1.3x as
-             fast as 8 envs one at a time.
+             drawn alone (tests/test_render.py), and envs stepped together
+             step faster than one at a time.
 
-Speed, env steps/s of the project's 2-core machine (bench/bench_render.py
---steps 3000: one env per process, Brownian actions, resets included; a quiet
-machine): one process: reference 273, exact 740 (x2.7), approx 3,265 (x12);
-two processes: 538, 1,462 (x2.7), 6,555 (x12). Envs stepped together go
-faster (bench/bench_rollout.py: approx 4,593 steps/s with 16 envs, x18.7
-that bench's reference rate of 245 on its own episodes).
+Speed: bench/bench_render.py (one env per process) and bench/bench_rollout.py
+(envs stepped together) print each renderer's env steps/s and its ratio to
+"reference" on the machine they run on; docs/performance/ holds their records.
 
 This module imports gymnasium, pygame and OpenCV when it is imported: data/carracing.make_env imports it
 on first use, not the modules that import data/carracing.py.
@@ -345,7 +342,7 @@ class ExactCarRacing(CarRacing64):
 class ApproxCarRacing(ExactCarRacing):
     """CarRacing64 whose state frames are drawn with OpenCV straight at
     SUPERSAMPLE times the target resolution, then area-averaged to 64x64:
-    close to the reference's frames (see APPROX_BOUND), 10-20x faster.
+    close to the reference's frames (see APPROX_BOUND), an order of magnitude faster.
 
     The model is the reference's own (polygons filled at a high resolution,
     then a box filter), without the 1000x800 canvas. It inherits

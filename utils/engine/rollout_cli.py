@@ -41,7 +41,7 @@ def add_rollout_flags(parser, precision="auto"):
     parser.add_argument("--seed", type=int, default=0, help="random seed (CMA-ES and episode tracks)")
     parser.add_argument("--renderer", choices=["exact", "approx", "reference"], default="exact",
                         help="how frames are drawn (data/render.py): exact = gymnasium's frames byte for byte, "
-                             "faster; approx = OpenCV, 10-20x faster (docs/performance), within a documented bound; "
+                             "faster; approx = OpenCV, an order of magnitude faster (docs/performance), within a documented bound; "
                              "reference = gymnasium's own code")
     parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=precision,
