@@ -2,6 +2,7 @@
 docs/, is the record's: a stale number fails here. A record is test_controller.py's score file: its
 returns, and the mean and std of them; those the README links to also say what was run, on which commit
 and machine."""
+import functools
 import json
 import re
 
@@ -44,22 +45,28 @@ def test_a_quoted_score_is_its_record(page, mean, std, path):
         assert record["commit"] and record["machine"]["cpus"] and record["command"].startswith("python ")
 
 
-def test_the_imagination_table_is_made_from_its_records():
-    """docs/imagination's results rows are what utils/stages/imagination_report.py makes of its runs' records."""
+def imagination_rows():
+    """The rows utils/stages/imagination_report.py makes of docs/imagination's runs' records: two tables per
+    group of runs (its results, its blocks of iterations), the runs of the page's folder (run*/, blocks of 10)
+    and those of the GPU machine (gpu/*/, blocks of 5)."""
     from utils.stages.imagination_report import blocks, load_run, table
 
     docs = ROOT / "docs" / "imagination"
-    page = (docs / "README.md").read_text()
-    # two tables per group of runs (its results, its blocks of iterations): the runs of the page's folder
-    # (run*/, blocks of 10), and those of the GPU machine (gpu/*/, blocks of 5)
     gpu = [docs / "gpu" / name for name in ("world-models", "transformers-wm", "trade")]  # the page's order
     assert sorted(gpu) == sorted(p.parent for p in docs.glob("gpu/*/record.json"))
-    groups = ((sorted(docs.glob("run*")), 10), (gpu, 5))
-    for group, size in groups:
+    rows = []
+    for group, size in ((sorted(docs.glob("run*")), 10), (gpu, 5)):
         assert group, "a group of runs has no record"
         runs = [load_run(run) for run in group]
-        for row in table(runs, docs).splitlines()[2:] + blocks(runs, size).splitlines():
-            assert row in page, f"docs/imagination/README.md lacks the row its records give:\n{row}"
+        rows += table(runs, docs).splitlines()[2:] + blocks(runs, size).splitlines()
+    return rows
+
+
+def test_the_imagination_table_is_made_from_its_records():
+    """docs/imagination's results rows are what utils/stages/imagination_report.py makes of its runs' records."""
+    page = (ROOT / "docs" / "imagination" / "README.md").read_text()
+    for row in imagination_rows():
+        assert row in page, f"docs/imagination/README.md lacks the row its records give:\n{row}"
 
 
 TIME_LINK = re.compile(r"\[([0-9.]+) min\]\(([^)\s]+\.json)\)")
@@ -87,3 +94,75 @@ def test_every_relative_link_resolves():
             if not (page.parent / target.split("#")[0]).exists():
                 broken.append(f"{page.relative_to(ROOT)}: {target}")
     assert not broken, "links to nothing:\n" + "\n".join(broken)
+
+
+DECIMAL = re.compile(r"(?<![\w.])-?\d[\d,]*\.\d+(?!\d|\.\d)")  # 878.1, -0.35, 1,234.5, 1.5x; not 12, 3.10.2
+NUMBER = re.compile(r"(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?")
+SOURCE_LINK = re.compile(r"\]\(([^)#\s]+)[^)]*\)")
+
+
+@functools.lru_cache(maxsize=None)
+def record_numbers(path):
+    """The numbers a record holds: those written in it (1,234 read as one number, 1,2 as two), and, of a
+    json, test_controller.py's 95% interval of a score (mean -/+ 1.96 std / sqrt(episodes)) and a wall time
+    in minutes and hours."""
+    text = path.read_text()
+    numbers = {float(n.replace(",", "")) for n in NUMBER.findall(text)}
+    numbers |= {float(n) for n in re.findall(r"(?<![\w.])-?\d+(?:\.\d+)?", text)}
+    if path.suffix == ".json":
+        record = json.loads(text)
+        if isinstance(record, dict) and {"mean", "std", "episodes"} <= set(record):
+            half = 1.96 * record["std"] / record["episodes"] ** 0.5
+            numbers |= {record["mean"] - half, record["mean"] + half}
+        if isinstance(record, dict) and isinstance(record.get("seconds"), (int, float)):
+            numbers |= {record["seconds"] / 60, record["seconds"] / 3600}
+    return numbers
+
+
+def tables(page):
+    """(line number, line) of each table of a markdown page: its consecutive lines that start with `|` (or
+    with spaces and `|`, a table in a list)."""
+    table = []
+    for number, line in enumerate(page.read_text().splitlines() + [""], 1):
+        if line.lstrip().startswith("|"):
+            table.append((number, line))
+        elif table:
+            yield table
+            table = []
+
+
+def sources(page, line):
+    """The records a table line links to: files of the repository, a json, md or txt (a TensorBoard folder
+    is not one to read a number from)."""
+    targets = (page.parent / t for t in SOURCE_LINK.findall(line) if not re.match(r"[a-z]+:", t))
+    return [t.resolve() for t in targets if t.is_file() and t.suffix in (".json", ".md", ".txt")]
+
+
+def is_one_of(shown, numbers):
+    """Whether a number as shown, 878.1, is one of `numbers` to its digits: within half a unit of its last."""
+    value, half = float(shown.replace(",", "")), 0.5 * 10 ** -len(shown.split(".")[1])
+    return any(abs(value - n) <= half + 1e-9 for n in numbers)
+
+
+def test_a_table_is_made_from_its_records():
+    """A results table of README.md or docs/*/README.md is made from the records it links to, in its header
+    (the table's) or in a row (the row's): every decimal number of a row with records is one of theirs to the
+    digits shown, so a table left behind when its records change fails here. Integers (counts, seeds) are
+    not read; docs/imagination's generated rows are checked whole by the test above."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("**/README.md"))]
+    generated = set(imagination_rows())
+    stale = []
+    for page in pages:
+        for (_, header), *rows in tables(page):
+            for number, line in rows:
+                if page == ROOT / "docs" / "imagination" / "README.md" and line in generated:
+                    continue
+                records = sources(page, header) + sources(page, line)
+                if not records:
+                    continue
+                held = set().union(*map(record_numbers, records))
+                missing = [x for x in DECIMAL.findall(SOURCE_LINK.sub("]", line)) if not is_one_of(x, held)]
+                if missing:
+                    stale.append(f"{page.relative_to(ROOT)}:{number}: {', '.join(missing)} in none of "
+                                 f"{', '.join(r.relative_to(ROOT).as_posix() for r in records)}")
+    assert not stale, "table numbers their records do not hold:\n" + "\n".join(stale)
