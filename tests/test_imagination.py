@@ -247,6 +247,14 @@ def test_a_stopped_run_continues_as_one_that_never_stopped(tmp_path, mdrnn_logdi
         for key in once[part]:
             assert torch.equal(once[part][key], resumed[part][key]), (part, key)
     assert once["steps"] == resumed["steps"]
+    # each start that ran logged its provenance; a rerun of the finished run does nothing and logs none
+    from utils.engine.training import read_texts
+
+    tb = tmp_path / "resumed" / "imagination" / "tb"
+    assert len(read_texts(tb, "provenance")) == 2
+    proc = run_script("world-models/trainimagination.py", "--logdir", tmp_path / "resumed", "--datadir", tiny_data,
+                      "--max-iterations", 2, *IMAGINATION)
+    assert "2 iterations" in proc.stdout and len(read_texts(tb, "provenance")) == 2
 
 
 def test_bad_input_is_refused_in_one_line_and_writes_nothing(imagination_logdir, tiny_data):

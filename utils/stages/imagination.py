@@ -335,7 +335,6 @@ def main(dynamics, argv=None):
         atomic_write(agent_vae, lambda tmp: shutil.copyfile(vae_file, tmp))
 
     writer = summary_writer(root)
-    log_config(writer, config.record())
     sequence_steps = c.batch_size * c.seq_len
     if resume:  # last: whatever is built before draws random numbers, and the run continues from its own
         learner.load_state_dict(state)
@@ -344,6 +343,9 @@ def main(dynamics, argv=None):
             learner.replay.add(np.load(replay_dir / "latents" / f"rollout_{i}.npy").astype(np.float32),
                                r["actions"], r["rewards"], r["terminated"].astype(np.float32))
         print(f"resuming {last} at iteration {learner.iteration} ({learner.real_steps:,} real steps)")
+    if not (c.max_iterations and learner.iteration >= c.max_iterations) and \
+            c.max_real_steps - learner.real_steps >= c.time_limit:  # a start with nothing to do leaves no row
+        log_config(writer, config.record())
     try:
         bar = tqdm(total=c.max_real_steps, initial=learner.real_steps, unit="step", desc="real env steps")
         while not (c.max_iterations and learner.iteration >= c.max_iterations):
