@@ -30,7 +30,7 @@ def test_flatten_unflatten_round_trip():
     np.testing.assert_allclose(flatten_params(other), v, rtol=1e-7)
 
 
-@pytest.mark.parametrize("inputs,size", [("zh", 867), ("z", 99), ("z-hidden", 1443)])
+@pytest.mark.parametrize("inputs,size", [("zh", 867), ("z", 99), ("z-hidden", 1443), ("zh-hidden", 11683)])
 def test_batched_controllers_match_single_ones(inputs, size):
     torch.manual_seed(0)
     assert n_params(inputs) == size == sum(p.numel() for p in Controller(inputs).parameters())
@@ -41,8 +41,10 @@ def test_batched_controllers_match_single_ones(inputs, size):
     z, h = torch.randn(4, 32), torch.randn(4, 256)
     expected = torch.cat([unflatten_params(v, Controller(inputs))(z[i:i + 1], h[i:i + 1])
                           for i, v in enumerate(vectors)])
-    torch.testing.assert_close(batched(z, h), expected, rtol=1e-5, atol=1e-6)
-    if inputs != "zh":  # these read no h
+    # zh-hidden sums 288 products of N(0, 1) weights per unit: float32 in another order differs by ~1e-5
+    tolerance = {"rtol": 1e-4, "atol": 1e-5} if inputs == "zh-hidden" else {"rtol": 1e-5, "atol": 1e-6}
+    torch.testing.assert_close(batched(z, h), expected, **tolerance)
+    if inputs in ("z", "z-hidden"):  # these read no h
         torch.testing.assert_close(batched(z, torch.randn(4, 256)), batched(z, h), rtol=0, atol=0)
 
 
