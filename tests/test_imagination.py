@@ -192,7 +192,7 @@ def test_one_iteration_through_the_command_line_then_a_test(imagination_logdir, 
     assert snapshot(tmp_path / "report") == before
 
 
-def test_the_mlp_actor_is_learned_saved_and_played_in_reality_as_its_shape(imagination_logdir, tiny_data):
+def test_the_mlp_actor_is_learned_saved_and_played_in_reality_as_its_shape(imagination_logdir, tiny_data, tmp_path):
     """--actor mlp: the controller shape zh-hidden (a tanh layer between [z, h] and the outputs) trains, is
     saved as that shape, and test_controller.py plays it as the actor's mean."""
     from models.controller import Controller, n_params
@@ -201,9 +201,11 @@ def test_the_mlp_actor_is_learned_saved_and_played_in_reality_as_its_shape(imagi
     actor = GaussianActor(inputs="zh-hidden")
     features = torch.randn(5, 288)
     torch.testing.assert_close(actor.mean(features), actor.controller.fc(torch.tanh(actor.controller.hidden(features))))
-    run_script("world-models/trainimagination.py", "--logdir", imagination_logdir, "--datadir", tiny_data,
+    logdir = tmp_path / "exp"  # a run of its own: the module's logdir holds another's
+    shutil.copytree(imagination_logdir, logdir, ignore=shutil.ignore_patterns("imagination", "ctrl", "test_*"))
+    run_script("world-models/trainimagination.py", "--logdir", logdir, "--datadir", tiny_data,
                "--max-iterations", 1, "--actor", "mlp", "--reward-weight", 10, *IMAGINATION)
-    root = imagination_logdir / "imagination"
+    root = logdir / "imagination"
     state = torch.load(root / "ctrl" / "best.tar", weights_only=True)
     assert state["controller_inputs"] == "zh-hidden" and len(state["params"]) == n_params("zh-hidden") == 11683
     assert state["config"]["actor"] == "mlp" and state["config"]["reward_weight"] == 10
