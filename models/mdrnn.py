@@ -191,10 +191,10 @@ class MDRNNCell(nn.Module):
         if self.masks is None:  # the whole past in one call of the LSTM, faster than a loop of cells
             _, (h, c) = self.mdrnn.rnn(torch.cat([actions, latents], -1).to(h.dtype), (h[None], c[None]))
             h, c = h[0], c[0]
-        for a, z in zip(actions, latents) if self.masks is not None else ():
-            masks = [m[mask].to(h.dtype) for m in self.masks]
-            z, h = z * masks[0], h * masks[1]
-            h, c = self.cell(torch.cat([a, z], -1).to(h.dtype), (h, c))
+        else:  # a mask inside the recurrence: step by step
+            latent_mask, hidden_mask = (m[mask].to(h.dtype) for m in self.masks)
+            for a, z in zip(actions, latents):
+                h, c = self.cell(torch.cat([a, z * latent_mask], -1).to(h.dtype), (h * hidden_mask, c))
         self.hidden, self.cell_state = self.hidden.clone(), self.cell_state.clone()
         self.hidden[mask], self.cell_state[mask] = h, c
 

@@ -343,17 +343,18 @@ def main(dynamics, argv=None):
             learner.replay.add(np.load(replay_dir / "latents" / f"rollout_{i}.npy").astype(np.float32),
                                r["actions"], r["rewards"], r["terminated"].astype(np.float32))
         print(f"resuming {last} at iteration {learner.iteration} ({learner.real_steps:,} real steps)")
-    if not (c.max_iterations and learner.iteration >= c.max_iterations) and \
-            c.max_real_steps - learner.real_steps >= c.time_limit:  # a start with nothing to do leaves no row
+
+    def finished():  # an episode may play time_limit steps: none starts that could pass the budget
+        return bool(c.max_iterations and learner.iteration >= c.max_iterations) or \
+            c.max_real_steps - learner.real_steps < c.time_limit
+
+    if not finished():  # a start with nothing to do leaves no provenance row
         log_config(writer, config.record())
     try:
         bar = tqdm(total=c.max_real_steps, initial=learner.real_steps, unit="step", desc="real env steps")
-        while not (c.max_iterations and learner.iteration >= c.max_iterations):
+        while not finished():
             it, entry, iteration_start = learner.iteration, {"iteration": learner.iteration}, time.time()
-            room = c.max_real_steps - learner.real_steps
-            n_play = min(c.envs, room // c.time_limit)  # an episode may play time_limit steps: never past the budget
-            if n_play == 0:
-                break
+            n_play = min(c.envs, (c.max_real_steps - learner.real_steps) // c.time_limit)
             # 1. real episodes with the current actor, sampled
             t0 = time.time()
             episodes = play(generator, learner, episode_seeds(c.seed, TRAIN_SEED_STREAM, it, n_play), noisy=True)
