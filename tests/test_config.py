@@ -36,3 +36,14 @@ def test_resume_checks_the_declared_fields_and_missing_ones_count_as_their_old_v
     check_resume(toy, {"steps": 10, "name": "a"}, "run")
     with pytest.raises(ConfigError, match="made with --fast True, not False"):
         check_resume(parse(Toy, []), {"steps": 10, "name": "a"}, "run")
+
+
+def test_a_script_reads_its_commit_before_it_runs():
+    """run_main reads the commit as the script starts, so a record written hours later names the code that
+    ran even if the checkout moved meanwhile."""
+    from utils.errors import git_commit, run_main
+
+    git_commit.cache_clear()
+    read_before = []
+    run_main(lambda argv: read_before.append(git_commit.cache_info().currsize))
+    assert read_before == [1]

@@ -15,10 +15,9 @@ may change between a run and its resume. A record made before a field existed co
 RECORDED_SINCE value, the one those runs ran with.
 """
 import dataclasses
-import functools
 from pathlib import Path
 
-from utils.errors import Parser, UserError
+from utils.errors import Parser, UserError, git_commit
 
 
 class ConfigError(UserError):
@@ -136,20 +135,6 @@ def log_config(writer, record):
     rows = "\n".join(f"|{name}|{value}|" for name, value in record.items())
     writer.add_text("config", "|flag|value|\n|-|-|\n" + rows)
     writer.add_text("provenance", json.dumps(provenance()))
-
-
-@functools.lru_cache(maxsize=None)
-def git_commit():
-    """The commit of the code that runs (None outside a git checkout): read once, at the process's first
-    call (a stage's start, by log_config), so that a long run's later records name the commit it started
-    on, not the checkout's HEAD of the moment."""
-    import subprocess
-
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).parent, timeout=10).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 def provenance():

@@ -1,6 +1,8 @@
 """User-facing errors: one clear line, a non-zero exit, nothing overwritten."""
 import argparse
+import functools
 import sys
+from pathlib import Path
 
 
 class UserError(Exception):
@@ -59,8 +61,23 @@ def check_flags(parser, args, positive=(), non_negative=(), minimum=None):
             parser.error(f"{flag(name)} must be >= {low}, got {getattr(args, name)}")
 
 
+@functools.lru_cache(maxsize=None)
+def git_commit():
+    """The commit of the code that runs (None outside a git checkout): read once, by run_main as a script
+    starts, so that a long run's records name the commit it started on, not the checkout's HEAD of the
+    moment they are written."""
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 def run_main(main, argv=None):
     """Run a script's `main(argv)`, turning a UserError into one line and exit 2."""
+    git_commit()
     try:
         return main(argv)
     except UserError as err:

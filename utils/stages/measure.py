@@ -44,7 +44,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from utils.checkpoint import atomic_write, load_checkpoint  # noqa: E402
-from utils.config import git_commit, provenance, record_args  # noqa: E402
+from utils.config import provenance, record_args  # noqa: E402
 from utils.errors import Parser, UserError, run_main  # noqa: E402
 
 
@@ -175,7 +175,6 @@ def main(argv=None):
     from utils.engine.models_io import dynamics_path, find_dynamics, load_world_model
 
     args = parse_args(argv)
-    git_commit()  # read at the start: the record names the code that ran, not the checkout's HEAD at its end
     dynamics = find_dynamics(args.logdir)
     if dynamics is None:
         raise UserError(f"--logdir {args.logdir}: no trained dynamics model in it; train one first")

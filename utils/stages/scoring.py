@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from models.controller import reads_text
 from utils.checkpoint import atomic_path, atomic_write, load_checkpoint
-from utils.config import git_commit, provenance, record_args
+from utils.config import provenance, record_args
 from utils.devices import use_gpus
 from utils.errors import Parser, UserError, check_flags
 from utils.engine.models_io import dynamics_path
@@ -109,7 +109,6 @@ def main(dynamics, argv=None):
     from utils.engine.rollout import Task
 
     args = parse_args(argv)
-    git_commit()  # read at the start: the record names the code that ran, not the checkout's HEAD at its end
     kwargs, lineage = build_kwargs(args, dynamics)
     ctrl_file = args.logdir / "ctrl" / "best.tar"
     state = load_checkpoint(ctrl_file, "controller", hint="train it first: python traincontroller.py --logdir <logdir>")

@@ -40,7 +40,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 import numpy as np  # noqa: E402
 
 from utils.checkpoint import atomic_write, load_checkpoint  # noqa: E402
-from utils.config import git_commit, provenance, record_args  # noqa: E402
+from utils.config import provenance, record_args  # noqa: E402
 from utils.constants import DREAM_TEMPERATURE  # noqa: E402
 from utils.errors import Parser, UserError, check_flags, run_main  # noqa: E402
 from utils.engine.rollout_cli import (SIMULATOR_SEED_STREAM, add_rollout_flags, build_kwargs,  # noqa: E402
@@ -236,7 +236,6 @@ def replot(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    git_commit()  # read at the start: the record names the code that ran, not the checkout's HEAD at its end
     if args.replot:
         return replot(args)
     state, params = load_archive(args.logdir)
