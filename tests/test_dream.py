@@ -1,5 +1,6 @@
 """Learning inside the dream: the dream world, its gymnasium interface, the data it needs, and
 controller training in it through the real command lines."""
+import json
 import shutil
 
 import numpy as np
@@ -179,6 +180,10 @@ def test_traincontroller_in_a_branched_dream(dream_logdir, tiny_data, tmp_path):
     assert "resuming CMA-ES" in out
     run_script("utils/stages/dream_report.py", "--logdirs", logdir, "--out", tmp_path / "report")
     assert f"| dream, 1.15, 6 steps after 8 real | {both:,} + 0 " in (tmp_path / "report" / "dream_report.md").read_text()
+    record = json.loads((tmp_path / "report" / "dream_report.json").read_text())  # the page's record
+    assert "utils/stages/dream_report.py" in record["command"] and record["machine"]["cpus"] >= 1
+    (search,) = record["searches"]
+    assert (search["data_steps"], search["played_steps"], search["horizon"]) == (both, 0, 6)
 
 
 def test_the_done_head_ends_dream_episodes():

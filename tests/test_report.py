@@ -1,4 +1,5 @@
 """The results report, from the logdir of a tiny experiment run through the real command lines."""
+import json
 import shutil
 
 from tests.conftest import run_script
@@ -18,6 +19,14 @@ def test_report_of_a_finished_experiment(controller_logdir, tmp_path):
     assert (tmp_path / "report" / "learning_curves.png").stat().st_size > 10_000
     assert (tmp_path / "report" / "report.md").read_text().count("| exp |") == 1
     assert (tmp_path / "report" / "exp_driving.gif").stat().st_size > 1000
+    # the record beside the page holds the row's numbers, the per-episode returns and where each stage ran
+    record = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert "utils/stages/report.py --logdirs" in record["command"] and record["machine"]["cpus"] >= 1
+    run = record["runs"][0]
+    assert run["generations"] == 2 and len(run["test"]["returns"]) == 4
+    assert f"{run['test']['mean']:.1f} +- {run['test']['std']:.1f}" in cells[8]
+    assert f"{run['vae_test_loss']:.2f}" == cells[2]
+    assert [len(run["provenance"][stage]) for stage in ("vae", "dynamics", "ctrl")] == [1, 1, 1]
 
 
 def test_report_refuses_a_missing_logdir(tmp_path):

@@ -9,7 +9,9 @@ real evaluations of the dream's choice (plot only), against the search's
 time; searches given in a row are drawn one after the other on the time axis.
 Writes <out>/dream_curves.png and <out>/dream_report.md (one row per logdir:
 dynamics model, temperature, real env steps, best dream evaluation, real
-test score over its episodes with a 95% interval of the mean).
+test score over its episodes with a 95% interval of the mean), and its record
+<out>/dream_report.json (the report's command, commit and machine; each
+search's numbers and its test's per-episode returns).
 """
 import json
 import math
@@ -20,6 +22,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from utils.checkpoint import atomic_write, load_checkpoint  # noqa: E402
+from utils.config import provenance  # noqa: E402
 from utils.errors import Parser, UserError, run_main  # noqa: E402
 from models.dynamics import NAMES  # noqa: E402
 from utils.engine.training import read_scalars  # noqa: E402
@@ -111,7 +114,7 @@ def plot(summaries, path):
 def parse_args(argv=None):
     parser = Parser(description="Learning curves and a table of controller searches made in the dream.")
     parser.add_argument("--logdirs", type=Path, nargs="+", required=True, help="experiment folders of dream searches")
-    parser.add_argument("--out", type=Path, required=True, help="folder for dream_report.md and dream_curves.png")
+    parser.add_argument("--out", type=Path, required=True, help="folder for dream_report.md, .json and dream_curves.png")
     return parser.parse_args(argv)
 
 
@@ -124,6 +127,8 @@ def main(argv=None):
     text = f"# Controller searches in the dream\n\nMade by `{command}`.\n\n{table(summaries)}\n\n" \
            "![dream and real evaluations](dream_curves.png)\n"
     atomic_write(args.out / "dream_report.md", lambda tmp: open(tmp, "w").write(text))
+    record = {**provenance(), "searches": [{k: v for k, v in s.items() if k != "series"} for s in summaries]}
+    atomic_write(args.out / "dream_report.json", lambda tmp: open(tmp, "w").write(json.dumps(record, indent=1)))
     print(table(summaries))
     print(f"written to {args.out}")
 

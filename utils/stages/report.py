@@ -5,9 +5,10 @@
         --out docs/comparison
 
 Reads what the stages leave in each logdir (checkpoints, TensorBoard logs,
-test_scores.json) and writes <out>/report.md and <out>/learning_curves.png: the
-best and mean return of each CMA-ES generation and the evaluations of the
-generation's best, against the controller stage's training time. Works on any
+test_scores.json) and writes <out>/report.md, its record <out>/report.json and
+<out>/learning_curves.png: the best and mean return of each CMA-ES generation and
+the evaluations of the generation's best, against the controller stage's training
+time. Works on any
 logdirs, a user's own full-scale runs included; a stage not run yet shows as "-".
 
 Times are the spans of each stage's TensorBoard files (from a file's creation to
@@ -25,6 +26,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 from models.dynamics import NAMES  # noqa: E402
 from utils.checkpoint import atomic_write  # noqa: E402
+from utils.config import provenance  # noqa: E402
 from utils.constants import DYNAMICS_DIRS, READS_H  # noqa: E402
 from utils.engine.training import read_scalars, read_texts  # noqa: E402
 from utils.errors import Parser, UserError, run_main  # noqa: E402
@@ -95,10 +97,6 @@ def fmt(x, digits=1):
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:,.{digits}f}"
 
 
-def minutes(seconds):
-    return "-" if seconds is None else f"{seconds / 60:.1f}"
-
-
 def loss_parts(summary):
     """The dynamics model's test loss and its parts at its best epoch."""
     best = summary["dynamics_best"]
@@ -119,17 +117,28 @@ def charts_of(summary):
     return "charts/dream/" if summary.get("world") == "dream" else "charts/"
 
 
+def row_values(s):
+    """The numbers of one run's row of the table, as plain values (None where a stage is missing): what
+    report.json records and the table prints."""
+    ctrl, prefix = s["tb", "ctrl"][0], charts_of(s)
+    evals = ctrl.get(prefix + "eval_return_mean", [])
+    best_eval = max(evals, key=lambda e: e[1]) if evals else None
+    return {"name": s["name"], "dynamics": s["dynamics"], "world": s.get("world", "real"),
+            "vae_test_loss": (s["vae_best"] or {}).get("test_loss"), "dynamics_test_loss": loss_parts(s),
+            "minutes": {stage: None if s["tb", stage][1] is None else s["tb", stage][1] / 60
+                        for stage in ("vae", "dynamics", "ctrl")},
+            "generations": len(ctrl.get(prefix + "best_return", [])),
+            "best_evaluation": None if best_eval is None else {"generation": best_eval[0], "mean": best_eval[1]},
+            "test": s["test"], "provenance": {stage: s["provenance", stage] for stage in ("vae", "dynamics", "ctrl")}}
+
+
 def table(summaries):
     rows = ["| experiment | dynamics | VAE test loss | dynamics test loss (GMM / BCE) | VAE min | dynamics min "
             "| controller min (generations) | best evaluation (generation) | test score: mean +- std (95% CI of the mean), episodes |",
             "|---|---|---|---|---|---|---|---|---|"]
     for s in summaries:
-        parts = loss_parts(s)
-        ctrl, prefix = s["tb", "ctrl"][0], charts_of(s)
-        gens = len(ctrl.get(prefix + "best_return", []))
-        evals = ctrl.get(prefix + "eval_return_mean", [])
-        best_eval = max(evals, key=lambda e: e[1]) if evals else None
-        test = s["test"]
+        v = row_values(s)
+        parts, test, best_eval, mins = v["dynamics_test_loss"], v["test"], v["best_evaluation"], v["minutes"]
         if test:
             half = 1.96 * test["std"] / math.sqrt(test["episodes"])
             score = (f"{test['mean']:.1f} +- {test['std']:.1f} ({test['mean'] - half:.1f} to {test['mean'] + half:.1f}),"
@@ -144,10 +153,11 @@ def table(summaries):
         else:
             dyn_loss = f"{fmt(parts.get('loss'), 4)} ({fmt(parts.get('gmm'), 4)} / {fmt(parts.get('bce'), 4)})"
         rows.append(
-            f"| {s['name']} | {NAMES.get(s['dynamics'], '-')} | {fmt((s['vae_best'] or {}).get('test_loss'), 2)} "
+            f"| {s['name']} | {NAMES.get(s['dynamics'], '-')} | {fmt(v['vae_test_loss'], 2)} "
             f"| {dyn_loss} "
-            f"| {minutes(s['tb', 'vae'][1])} | {minutes(s['tb', 'dynamics'][1])} | {minutes(s['tb', 'ctrl'][1])} ({gens}) "
-            f"| {fmt(best_eval[1]) if best_eval else '-'} ({best_eval[0] if best_eval else '-'}) | {score} |")
+            f"| {fmt(mins['vae'])} | {fmt(mins['dynamics'])} | {fmt(mins['ctrl'])} ({v['generations']}) "
+            f"| {fmt(best_eval['mean']) if best_eval else '-'} ({best_eval['generation'] if best_eval else '-'}) "
+            f"| {score} |")
     return "\n".join(rows)
 
 
@@ -395,7 +405,7 @@ def animation(frames_dir, path, every=3, steps=600, width=240):
 def parse_args(argv=None):
     parser = Parser(description="Write a Markdown table and plots from experiment logdirs.")
     parser.add_argument("--logdirs", type=Path, nargs="+", required=True, help="experiment folders")
-    parser.add_argument("--out", type=Path, required=True, help="folder for report.md and learning_curves.png")
+    parser.add_argument("--out", type=Path, required=True, help="folder for report.md, report.json and learning_curves.png")
     parser.add_argument("--animation", action="store_true",
                         help="also <out>/<experiment>_driving.gif, from the frames test_controller.py saved")
     return parser.parse_args(argv)
@@ -431,6 +441,10 @@ def main(argv=None):
             if animation(Path(s["logdir"]) / "test_sample", gif):
                 text += f"\n![{s['name']} driving]({gif.name})\n"
     atomic_write(args.out / "report.md", lambda tmp: Path(tmp).write_text(text))
+    # the record beside the page: the report's own command, commit and machine, and each run's numbers with
+    # its test's per-episode returns and each stage's starts, which the runs' ignored logdirs held
+    record = {**provenance(), "runs": [row_values(s) for s in summaries]}
+    atomic_write(args.out / "report.json", lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1)))
     print(text)
     return summaries
 
