@@ -189,3 +189,28 @@ def test_a_table_is_made_from_its_records():
                                  f"{', '.join(r.relative_to(ROOT).as_posix() for r in records)}")
     assert not stale, "table numbers their records do not hold:\n" + "\n".join(stale)
     assert not unsourced, "table numbers without a record (link one in the header or the row):\n" + "\n".join(unsourced)
+
+
+# Report pages read from logdirs that are not kept, so without the record report.py and dream_report.py now write
+# beside a page (command, commit, machine, per-episode returns); each says so in its last line.
+UNRECORDED_REPORTS = {
+    "docs/agent/finetune/report.md", "docs/agent/r2/report.md", "docs/agent/report.md",
+    "docs/comparison/ablation/report.md", "docs/comparison/models/report.md", "docs/comparison/report.md",
+    "docs/dream/branch/dream_report.md", "docs/dream/ensemble/dream_report.md", "docs/dream/models/dream_report.md",
+    "docs/dream/models/report.md", "docs/dream/rounds/dream_report.md", "docs/dream/temperatures/dream_report.md",
+}
+
+
+def test_a_report_page_has_its_record_beside_it():
+    """A page made by report.py or dream_report.py has its json record beside it (report.json,
+    dream_report.json), or is one of UNRECORDED_REPORTS and says so."""
+    made = {p for p in (ROOT / "docs").rglob("*.md")
+            if re.search(r"Made by `python utils/stages/(dream_)?report\.py ", p.read_text())}
+    assert made, "no report page found"
+    for page in made:
+        name = page.relative_to(ROOT).as_posix()
+        if name in UNRECORDED_REPORTS:
+            assert "This page has no record" in page.read_text(), f"{name} does not say it has no record"
+        else:
+            assert page.with_suffix(".json").is_file(), f"{name} has no record beside it ({page.stem}.json)"
+    assert UNRECORDED_REPORTS <= {p.relative_to(ROOT).as_posix() for p in made}
