@@ -257,6 +257,13 @@ def test_a_stopped_run_continues_as_one_that_never_stopped(tmp_path, mdrnn_logdi
     proc = run_script("world-models/trainimagination.py", "--logdir", tmp_path / "resumed", "--datadir", tiny_data,
                       "--max-iterations", 2, *IMAGINATION)
     assert "2 iterations" in proc.stdout and len(read_texts(tb, "provenance")) == 2
+    # the record names each start: where it began, its command and commit
+    starts = json.loads((tmp_path / "resumed" / "imagination" / "record.json").read_text())["starts"]
+    from utils.engine.training import read_scalars
+
+    first = read_scalars(tb)[0]["charts/real_steps"][0][1]  # where the first iteration left the run
+    assert [(s["iteration"], s["real_steps"]) for s in starts] == [(0, resumed["steps"]["data"]), (1, first)]
+    assert all("trainimagination.py" in s["command"] and "machine" in s for s in starts)
 
 
 def test_bad_input_is_refused_in_one_line_and_writes_nothing(imagination_logdir, tiny_data):

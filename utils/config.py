@@ -126,15 +126,18 @@ def record_args(args):
     return {name: plain(value) for name, value in sorted(vars(args).items())}
 
 
-def log_config(writer, record):
+def log_config(writer, record, **start):
     """A configuration dict (record(), record_args()) as a table in TensorBoard's text tab, as CleanRL logs
-    its arguments; beside it the provenance of this start (a resumed run logs one per start), which
-    utils/stages/report.py reads back."""
+    its arguments; beside it the provenance of this start (a resumed run logs one per start) with `start`,
+    where the run stood (e.g. iteration=...), which utils/stages/report.py reads back. Returns that
+    provenance."""
     import json
 
     rows = "\n".join(f"|{name}|{value}|" for name, value in record.items())
     writer.add_text("config", "|flag|value|\n|-|-|\n" + rows)
-    writer.add_text("provenance", json.dumps(provenance()))
+    this_start = {**provenance(), **start}
+    writer.add_text("provenance", json.dumps(this_start))
+    return this_start
 
 
 def provenance():

@@ -21,8 +21,8 @@ Every real env step (the data behind the starting models, collection, evaluation
     python world-models/test_controller.py --logdir exp_dir/imagination
 
 tests it in reality. checkpoint.tar resumes the run (a kill at any point loses at most one iteration, replayed
-the same way); record.json holds the configuration, the counts of real steps, the times and each iteration's
-returns.
+the same way); record.json holds the configuration, the counts of real steps, the times, each iteration's
+returns and each start's command, commit and machine.
 """
 import dataclasses
 import json
@@ -261,7 +261,7 @@ def main(dynamics, argv=None):
     from data.loaders import load_rollout, rollout_files, rollout_steps
     from utils.engine.models_io import data_sources, dynamics_path, load_dynamics, load_vae, vae_path
     from utils.engine.rollout import RolloutGenerator
-    from utils.engine.training import check_finite, seed_everything, summary_writer
+    from utils.engine.training import check_finite, read_texts, seed_everything, summary_writer
 
     config = parse_config(dynamics, argv)
     device = pick_device(config.device)
@@ -348,8 +348,10 @@ def main(dynamics, argv=None):
         return bool(c.max_iterations and learner.iteration >= c.max_iterations) or \
             c.max_real_steps - learner.real_steps < c.time_limit
 
+    # every start that ran, as its TensorBoard log holds them (command, commit, machine, where it started)
+    starts = [json.loads(t) for t in read_texts(root / "tb", "provenance")]
     if not finished():  # a start with nothing to do leaves no provenance row
-        log_config(writer, config.record())
+        starts.append(log_config(writer, config.record(), iteration=learner.iteration, real_steps=learner.real_steps))
     try:
         bar = tqdm(total=c.max_real_steps, initial=learner.real_steps, unit="step", desc="real env steps")
         while not finished():
@@ -416,14 +418,14 @@ def main(dynamics, argv=None):
             # the agent as it is now, then the run: a kill between them replays this iteration
             save_agent(root, dynamics, learner, vae_id, sources)
             save_checkpoint(last, STAGE, config=c.record(), vae_id=vae_id, **learner.state_dict())
-            write_record(root, c, learner, sources)
+            write_record(root, c, learner, sources, starts)
             bar.update(step - bar.n)
             tqdm.write(f"iteration {it}: {step:,} real steps, training returns "
                        f"{np.mean(entry['train_returns']):.1f}, imagined return {metrics['imagined_return']:.2f}, "
                        f"model loss {losses['loss']:.3f}, reward mse {losses['mse']:.3f}"
                        + (f", evaluation (plot only) {np.mean(entry['eval_returns']):.1f}"
                           if "eval_returns" in entry else ""))
-        write_record(root, c, learner, sources)  # also after a rerun with nothing left to do
+        write_record(root, c, learner, sources, starts)  # also after a rerun with nothing left to do
         bar.close()
     finally:
         writer.close()
@@ -455,9 +457,11 @@ def save_agent(root, dynamics, learner, vae_id, sources):
                     renderer=learner.config.renderer, precision="fp32", config=learner.config.record())
 
 
-def write_record(root, config, learner, sources):
-    """record.json: what the run is and has cost, for the docs' tables."""
+def write_record(root, config, learner, sources, starts):
+    """record.json: what the run is and has cost, for the docs' tables. Its command, commit and machine are
+    this start's; `starts` holds each start's, a run resumed on other code or machines."""
     record = {"stage": STAGE, "dynamics": learner.dynamics, "config": config.record(), **provenance(),
+              "starts": starts,
               "iterations": learner.iteration, "real_steps": dict(learner.steps, total=learner.real_steps),
               "data_sources": sources, "seconds": dict(learner.seconds), "history": learner.history}
     atomic_write(root / "record.json", lambda tmp: open(tmp, "w").write(json.dumps(record, indent=1)))
