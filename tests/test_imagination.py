@@ -254,7 +254,8 @@ def test_a_stopped_run_continues_as_one_that_never_stopped(tmp_path, mdrnn_logdi
 
     tb = tmp_path / "resumed" / "imagination" / "tb"
     assert len(read_texts(tb, "provenance")) == 2
-    proc = run_script("world-models/trainimagination.py", "--logdir", tmp_path / "resumed", "--datadir", tiny_data,
+    rerun = f"{tmp_path / 'resumed'}/"  # the same folder, in another command line
+    proc = run_script("world-models/trainimagination.py", "--logdir", rerun, "--datadir", tiny_data,
                       "--max-iterations", 2, *IMAGINATION)
     assert "2 iterations" in proc.stdout and len(read_texts(tb, "provenance")) == 2
     # the record names each start: where it began, its command and commit
@@ -264,6 +265,8 @@ def test_a_stopped_run_continues_as_one_that_never_stopped(tmp_path, mdrnn_logdi
     first = read_scalars(tb)[0]["charts/real_steps"][0][1]  # where the first iteration left the run
     assert [(s["iteration"], s["real_steps"]) for s in starts] == [(0, resumed["steps"]["data"]), (1, first)]
     assert all("trainimagination.py" in s["command"] and "machine" in s for s in starts)
+    record = json.loads((tmp_path / "resumed" / "imagination" / "record.json").read_text())
+    assert record["command"] == starts[-1]["command"] and rerun not in record["command"]  # the rerun ran nothing
 
 
 def test_bad_input_is_refused_in_one_line_and_writes_nothing(imagination_logdir, tiny_data):

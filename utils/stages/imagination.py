@@ -459,9 +459,10 @@ def save_agent(root, dynamics, learner, vae_id, sources):
 
 def write_record(root, config, learner, sources, starts):
     """record.json: what the run is and has cost, for the docs' tables. Its command, commit and machine are
-    this start's; `starts` holds each start's, a run resumed on other code or machines."""
-    record = {"stage": STAGE, "dynamics": learner.dynamics, "config": config.record(), **provenance(),
-              "starts": starts,
+    those of the last start that ran (a rerun with nothing left to do ran nothing); `starts` holds each
+    start's, for a run resumed on other code or machines."""
+    last = {key: starts[-1][key] for key in ("command", "commit", "machine")} if starts else provenance()
+    record = {"stage": STAGE, "dynamics": learner.dynamics, "config": config.record(), **last, "starts": starts,
               "iterations": learner.iteration, "real_steps": dict(learner.steps, total=learner.real_steps),
               "data_sources": sources, "seconds": dict(learner.seconds), "history": learner.history}
     atomic_write(root / "record.json", lambda tmp: open(tmp, "w").write(json.dumps(record, indent=1)))
