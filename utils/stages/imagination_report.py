@@ -152,10 +152,11 @@ def plots(runs, cmaes, out):
         history = record["history"]
         train = [(h["real_steps"], np.mean(h["train_returns"])) for h in history]
         line = ax.plot(*np.array(train).T, alpha=0.35, lw=1, label=f"{name}: training episodes (sampled actions)")[0]
-        evals = [(h["real_steps"], np.mean(h["eval_returns"])) for h in history if "eval_returns" in h]
+        evals_of = [h for h in history if "eval_returns" in h]
+        evals = [(h["real_steps"], np.mean(h["eval_returns"])) for h in evals_of]
         if evals:
             ax.plot(*np.array(evals).T, color=line.get_color(), marker="o", ms=3,
-                    label=f"{name}: evaluations (plot only, {len(history[-1].get('eval_returns', [])) or ''} tracks)")
+                    label=f"{name}: evaluations (plot only, {len(evals_of[-1]['eval_returns'])} tracks)")
         if "test" in tests:
             ax.errorbar(record["real_steps"]["total"], tests["test"]["mean"],
                         yerr=1.96 * tests["test"]["std"] / math.sqrt(tests["test"]["episodes"]), color=line.get_color(),
@@ -200,7 +201,8 @@ def main(argv=None):
     cmaes = cmaes_curve(args.cmaes) if args.cmaes else None  # read before anything is written
     args.out.mkdir(parents=True, exist_ok=True)
     text = ("Made by `python utils/stages/imagination_report.py --runs " + " ".join(map(str, args.runs))
-            + (f" --cmaes {args.cmaes}" if args.cmaes else "") + f" --out {args.out}`.\n\n" + table(runs, args.out)
+            + (f" --cmaes {args.cmaes}" if args.cmaes else "") + f" --out {args.out}"
+            + (f" --block {args.block}" if args.block != 10 else "") + "`.\n\n" + table(runs, args.out)
             + "\n\nThe training episodes' mean return per block of iterations (gas std and imagined return at the "
             "block's last iteration):\n\n" + blocks(runs, args.block))
     atomic_write(args.out / "report.md", lambda tmp: open(tmp, "w").write(text + "\n"))
