@@ -28,7 +28,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 import numpy as np  # noqa: E402
 
 from data.generation import existing_rollouts, generate_job  # noqa: E402
-from utils.checkpoint import atomic_write  # noqa: E402
+from utils.checkpoint import atomic_write_json  # noqa: E402
 from utils.constants import DEFAULT_DATADIR, MAX_STEPS  # noqa: E402
 from utils.devices import available_cpus  # noqa: E402
 from utils.errors import Parser, UserError, WorkerError, check_flags, run_main  # noqa: E402
@@ -64,7 +64,7 @@ def check_settings(args):
         return
     if existing_rollouts(args.rootdir):
         print(f"note: {args.rootdir} has rollouts but no {SETTINGS_FILE}; recording this run's settings for them")
-    atomic_write(path, lambda tmp: open(tmp, "w").write(json.dumps(settings, indent=1)))
+    atomic_write_json(path, settings)
 
 
 def generate_with_ray(address, job_fn, jobs, bar, max_retries=3, timeout=3600.0):

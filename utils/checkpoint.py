@@ -55,6 +55,13 @@ def atomic_write(path, write_fn):
         write_fn(tmp)
 
 
+def atomic_write_json(path, value):
+    """A record (a json-able dict) written whole or not at all, indented for reading and diffs."""
+    import json
+
+    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(value, indent=1)))
+
+
 def weights_id(state_dict):
     """A short fingerprint of a model's weights (sha1 of the names and bytes),
     recorded by each stage for the models it was built from, so that a stage

@@ -21,7 +21,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from utils.checkpoint import atomic_write, load_checkpoint  # noqa: E402
+from utils.checkpoint import atomic_write, atomic_write_json, load_checkpoint  # noqa: E402
 from utils.config import provenance  # noqa: E402
 from utils.errors import Parser, UserError, run_main  # noqa: E402
 from models.dynamics import NAMES  # noqa: E402
@@ -128,7 +128,7 @@ def main(argv=None):
            "![dream and real evaluations](dream_curves.png)\n"
     atomic_write(args.out / "dream_report.md", lambda tmp: open(tmp, "w").write(text))
     record = {**provenance(), "searches": [{k: v for k, v in s.items() if k != "series"} for s in summaries]}
-    atomic_write(args.out / "dream_report.json", lambda tmp: open(tmp, "w").write(json.dumps(record, indent=1)))
+    atomic_write_json(args.out / "dream_report.json", record)
     print(table(summaries))
     print(f"written to {args.out}")
 

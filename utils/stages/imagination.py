@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from utils.checkpoint import atomic_write, load_checkpoint, save_checkpoint, weights_id
+from utils.checkpoint import atomic_write, atomic_write_json, load_checkpoint, save_checkpoint, weights_id
 from utils.config import Config, check_resume, flag, log_config, parse, provenance
 from utils.constants import DEFAULT_DATADIR, MAX_STEPS, SEQ_LEN
 from utils.devices import available_cpus, pick_device
@@ -465,4 +465,4 @@ def write_record(root, config, learner, sources, starts):
     record = {"stage": STAGE, "dynamics": learner.dynamics, "config": config.record(), **last, "starts": starts,
               "iterations": learner.iteration, "real_steps": dict(learner.steps, total=learner.real_steps),
               "data_sources": sources, "seconds": dict(learner.seconds), "history": learner.history}
-    atomic_write(root / "record.json", lambda tmp: open(tmp, "w").write(json.dumps(record, indent=1)))
+    atomic_write_json(root / "record.json", record)

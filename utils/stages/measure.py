@@ -33,7 +33,6 @@ one dataset with one split are measured on the same held-out rollouts.
 
 Prints a table and writes <logdir>/<dynamics folder>/measures.json.
 """
-import json
 import sys
 from pathlib import Path
 
@@ -43,7 +42,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from utils.checkpoint import atomic_write, load_checkpoint  # noqa: E402
+from utils.checkpoint import atomic_write_json, load_checkpoint  # noqa: E402
 from utils.config import provenance, record_args  # noqa: E402
 from utils.errors import Parser, UserError, run_main  # noqa: E402
 
@@ -214,7 +213,7 @@ def main(argv=None):
     # measures on other rollouts than the model's own held-out ones go beside, named after their folder
     out = Path(args.logdir) / DYNAMICS_DIRS[dynamics] / (
         f"measures_{Path(datadir).name}.json" if args.all_rollouts else "measures.json")
-    atomic_write(out, lambda tmp: open(tmp, "w").write(json.dumps(result, indent=1)))
+    atomic_write_json(out, result)
     print(f"written to {out}")
     return result
 

@@ -8,8 +8,8 @@ Reads what the stages leave in each logdir (checkpoints, TensorBoard logs,
 test_scores.json) and writes <out>/report.md, its record <out>/report.json and
 <out>/learning_curves.png: the best and mean return of each CMA-ES generation and
 the evaluations of the generation's best, against the controller stage's training
-time. Works on any
-logdirs, a user's own full-scale runs included; a stage not run yet shows as "-".
+time. Works on any logdirs, a user's own full-scale runs included; a stage not run
+yet shows as "-".
 
 Times are the spans of each stage's TensorBoard files (from a file's creation to
 its last event), summed over the runs of a resumed stage, so the time a stage was
@@ -25,7 +25,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from models.dynamics import NAMES  # noqa: E402
-from utils.checkpoint import atomic_write  # noqa: E402
+from utils.checkpoint import atomic_write, atomic_write_json  # noqa: E402
 from utils.config import provenance  # noqa: E402
 from utils.constants import DYNAMICS_DIRS, READS_H  # noqa: E402
 from utils.engine.training import read_scalars, read_texts  # noqa: E402
@@ -444,7 +444,7 @@ def main(argv=None):
     # the record beside the page: the report's own command, commit and machine, and each run's numbers with
     # its test's per-episode returns and each stage's starts, which the runs' ignored logdirs held
     record = {**provenance(), "runs": [row_values(s) for s in summaries]}
-    atomic_write(args.out / "report.json", lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1)))
+    atomic_write_json(args.out / "report.json", record)
     print(text)
     return summaries
 

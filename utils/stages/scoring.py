@@ -11,14 +11,13 @@ noise on every action, the controller as a stochastic policy). The first episode
 episode in a window instead, recording nothing (needs a display: run under
 xvfb-run on a headless server).
 """
-import json
 import time
 
 import numpy as np
 from tqdm import tqdm
 
 from models.controller import reads_text
-from utils.checkpoint import atomic_path, atomic_write, load_checkpoint
+from utils.checkpoint import atomic_path, atomic_write, atomic_write_json, load_checkpoint
 from utils.config import provenance, record_args
 from utils.devices import use_gpus
 from utils.errors import Parser, UserError, check_flags
@@ -164,7 +163,7 @@ def main(dynamics, argv=None):
     # so does the policy at another noise than its own
     out = args.logdir / ("test_scores" + (f"_seed{args.seed}" if args.seed else "")
                          + (f"_noise{noise:g}" if noise != trained_noise else "") + ".json")
-    atomic_write(out, lambda tmp: open(tmp, "w").write(json.dumps(summary, indent=1)))
+    atomic_write_json(out, summary)
     print(f"{ended} of {len(returns)} episodes ended before --time-limit {args.time_limit} (lap complete, or off "
           "the playfield); the others played every step")
     print(f"score over {len(returns)} episodes: {returns.mean():.1f} +- {returns.std():.1f} (in {out})")

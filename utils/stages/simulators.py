@@ -39,7 +39,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 import numpy as np  # noqa: E402
 
-from utils.checkpoint import atomic_write, load_checkpoint  # noqa: E402
+from utils.checkpoint import atomic_write, atomic_write_json, load_checkpoint  # noqa: E402
 from utils.config import provenance, record_args  # noqa: E402
 from utils.constants import DREAM_TEMPERATURE  # noqa: E402
 from utils.errors import Parser, UserError, check_flags, run_main  # noqa: E402
@@ -269,7 +269,7 @@ def main(argv=None):
     result["pairs"] = pairs(result, args.seed)
     for d in result["pairs"]:
         print(f"Spearman, {d['a']} - {d['b']}: {d['difference']:.2f} ({d['low']:.2f} to {d['high']:.2f})", flush=True)
-    atomic_write(args.out / "simulators.json", lambda tmp: open(tmp, "w").write(json.dumps(result, indent=1)))
+    atomic_write_json(args.out / "simulators.json", result)
     write_report(result, args.out)
     print(f"written to {args.out}/simulators.json, simulators.md, simulators.png")
     return result
