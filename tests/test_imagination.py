@@ -43,7 +43,8 @@ def random_replay(episodes=4, steps=60, seed=0):
 def test_the_entropy_of_the_actions_is_that_of_their_histogram():
     """GaussianActor.entropy given samples: steer (tanh) and gas ((tanh + 1) / 2) measured on a fine histogram
     of the squashed samples, the brake's raw Gaussian entropy beside them; and where tanh saturates, widening
-    the raw std widens the actions less, so the bonus's pull on the std is weaker than the raw entropy's (1)."""
+    the raw std widens the actions less, so the bonus's pull on the std is weaker than the raw entropy's (1).
+    Without the brake (--entropy-of steer-gas), steer's and gas's alone, and no pull on the brake's std."""
     from utils.engine.imagine import GaussianActor
 
     torch.manual_seed(0)
@@ -65,6 +66,12 @@ def test_the_entropy_of_the_actions_is_that_of_their_histogram():
     assert entropy.item() == pytest.approx(measured + brake, abs=0.02)
     entropy.backward()
     assert (actor.log_std.grad[:2] < 0.7).all() and float(actor.log_std.grad[2]) == pytest.approx(1.0)
+    # --entropy-of steer-gas: the same without the brake, which the bonus then leaves alone
+    actor.log_std.grad = None
+    steer_gas = actor.entropy(features, raws, brake=False)
+    assert steer_gas.item() == pytest.approx(measured, abs=0.02)
+    steer_gas.backward()
+    assert (actor.log_std.grad[:2] < 0.7).all() and float(actor.log_std.grad[2]) == 0.0
 
 
 def test_replay_sequences_pair_frames_with_the_next_action():

@@ -110,20 +110,22 @@ class GaussianActor(nn.Module):
     def log_prob(self, features, raw):
         return torch.distributions.Normal(self.mean(features), self.std()).log_prob(raw).sum(-1)
 
-    def entropy(self, features=None, raws=None):
+    def entropy(self, features=None, raws=None, brake=True):
         """Entropy of the raw Gaussian (the same for every state), or, given imagined (features, raws), an
         estimate of the entropy of the actions as played: the Gaussian's plus E[log |d squash / d raw|] for
         steer and gas (tanh), the sample re-expressed as mean + std * eps so that the gradient reaches both.
         Where tanh saturates, a wider raw std no longer widens the action, so this bonus stops pushing the
         std up there (the raw one pushes it at the optimiser's full rate wherever the returns are silent).
-        The brake's clip puts a point mass at 0, which has no density: its dimension keeps the raw entropy."""
-        std = self.std()
+        The brake's clip puts a point mass at 0, which has no density: its dimension keeps the raw entropy,
+        or, brake=False, is left out (its std then moves by the returns alone: a brake mostly clipped to 0
+        is another place where the returns are silent, and the raw entropy pushed its std to MAX_STD)."""
+        std = self.std() if brake else self.std()[:2]
         raw_entropy = (0.5 + 0.5 * np.log(2 * np.pi) + std.log()).sum()
         if raws is None:
             return raw_entropy
-        mean = self.mean(features)
-        u = mean + std * ((raws - mean) / std).detach()  # equals raws; differentiable in mean and std
-        log_jacobian = 2 * (np.log(2.0) - u[..., :2] - F.softplus(-2 * u[..., :2]))  # log(1 - tanh(u)^2)
+        mean = self.mean(features)[..., :2]
+        u = mean + std[:2] * ((raws[..., :2] - mean) / std[:2]).detach()  # equals raws; differentiable in both
+        log_jacobian = 2 * (np.log(2.0) - u - F.softplus(-2 * u))  # log(1 - tanh(u)^2)
         return raw_entropy + log_jacobian.sum(-1).mean() + np.log(0.5)  # gas is (tanh + 1) / 2
 
 
@@ -281,7 +283,8 @@ def actor_critic_losses(actor, critic, scale, features, raws, rewards, gamma, la
 
     critic: 0.5 (v(s_t) - R_t)^2, R the lambda-returns bootstrapped from the slow critic;
     actor (REINFORCE): -(R_t - v_slow(s_t)) / scale * log pi(a_t | s_t) - entropy_scale * entropy, the
-    entropy of the raw Gaussian or of the actions (entropy_of "raw" or "action": GaussianActor.entropy).
+    entropy of the raw Gaussian, of the actions, or of steer and gas alone (entropy_of "raw", "action" or
+    "steer-gas": GaussianActor.entropy).
     Updates `scale` (ReturnScale) with the returns. Returns (critic loss, actor loss, metrics dict).
     """
     values = critic.slow(features)  # (H + 1, B)
@@ -289,7 +292,8 @@ def actor_critic_losses(actor, critic, scale, features, raws, rewards, gamma, la
     critic_loss = 0.5 * (critic(features[:-1]) - returns).pow(2).mean()
     advantages = (returns - values[:-1]) / scale.update(returns)
     log_prob = actor.log_prob(features[:-1], raws)
-    entropy = actor.entropy() if entropy_of == "raw" else actor.entropy(features[:-1], raws)
+    entropy = actor.entropy() if entropy_of == "raw" else \
+        actor.entropy(features[:-1], raws, brake=entropy_of == "action")
     actor_loss = -(advantages.detach() * log_prob).mean() - entropy_scale * entropy
     metrics = {"imagined_return": returns[0].mean().item(), "imagined_reward": rewards.mean().item(),
                "value": values[0].mean().item(), "entropy": entropy.item(), "return_scale": scale.scale}

@@ -79,9 +79,10 @@ class ImaginationConfig(Config):
     actor_lr: float = flag(3e-4, "actor's learning rate (Adam)")
     critic_lr: float = flag(3e-4, "critic's learning rate (Adam)")
     entropy_scale: float = flag(3e-4, "weight of the actor's entropy bonus (returns are normalised)")
-    entropy_of: str = flag("raw", "the bonus's entropy: of the raw Gaussian, or of the actions as played "
-                                  "(tanh's saturation counted; utils/engine/imagine.GaussianActor.entropy)",
-                           choices=["raw", "action"])
+    entropy_of: str = flag("raw", "the bonus's entropy: of the raw Gaussian, of the actions as played (tanh's "
+                                  "saturation counted; the clipped brake's raw), or of steer and gas as played "
+                                  "and none on the brake (utils/engine/imagine.GaussianActor.entropy)",
+                           choices=["raw", "action", "steer-gas"])
     actor: str = flag("linear", "the policy's mean: the project's linear controller on [z, h], or an MLP (one "
                                 "tanh layer of Z_HIDDEN units between: controller shape zh-hidden)",
                       choices=["linear", "mlp"])
