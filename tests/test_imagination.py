@@ -178,6 +178,7 @@ def test_one_iteration_through_the_command_line_then_a_test(imagination_logdir, 
     assert steps["total"] == steps["data"] + steps["collected"] + steps["evaluation"]
     assert record["config"]["horizon"] == 3 and record["iterations"] == 1
     assert len(record["history"][0]["train_returns"]) == 2 and len(record["history"][0]["eval_returns"]) == 1
+    assert record["history"][0]["reward_var"] > 0  # beside reward_mse: the reward fit's R^2 on the replay
     replayed = sorted((root / "replay" / "thread_0").glob("rollout_*.npz"))
     assert len(replayed) == 2
     state = torch.load(root / "ctrl" / "best.tar", weights_only=True)

@@ -203,7 +203,9 @@ class Learner:
     # -- the three kinds of update ----------------------------------------------------------------------------
 
     def train_model(self, updates):
-        """`updates` steps of the dynamics model on replay sequences; returns the mean losses."""
+        """`updates` steps of the dynamics model on replay sequences; returns the mean losses, and reward_var,
+        the variance of the rewards they were trained on (1 - mse / reward_var: the fit's R^2, which the
+        squared error alone hides as the replay's rewards spread)."""
         from utils.engine.imagine import clip_step, model_losses
 
         self.model.train()
@@ -212,6 +214,7 @@ class Learner:
             batch = self.replay.sequences(self.rng, self.config.batch_size, self.config.seq_len)
             losses = model_losses(self.model, batch, self.device, reward_weight=self.config.reward_weight)
             clip_step(self.model_optimizer, self.model.parameters(), losses["loss"], self.config.grad_clip)
+            losses["reward_var"] = batch[2].var()
             for key, value in losses.items():
                 totals[key] = totals.get(key, 0.0) + value.item() / updates
         self.model.eval()
@@ -391,7 +394,8 @@ def main(dynamics, argv=None):
             learner.seconds["imagination"] += time.time() - t0
             entry.update(updates=updates, imagined_return=metrics["imagined_return"],
                          imagined_reward=metrics["imagined_reward"], model_loss=losses["loss"],
-                         reward_mse=losses["mse"], std=learner.actor.std().tolist())
+                         reward_mse=losses["mse"], reward_var=losses["reward_var"],
+                         std=learner.actor.std().tolist())
             # 4. a real evaluation of the mean, for the plot only
             room = c.max_real_steps - learner.real_steps
             if c.eval_every and (it + 1) % c.eval_every == 0 and room >= c.eval_episodes * c.time_limit:
