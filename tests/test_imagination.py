@@ -2,6 +2,7 @@
 against the models stepped by hand, and the stage through its command line (one iteration, resume, refusals)."""
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -198,6 +199,17 @@ def test_one_iteration_through_the_command_line_then_a_test(imagination_logdir, 
     refused("utils/stages/imagination_report.py", "--runs", root, "--out", tmp_path / "report", "--block", 0,
             expect="--block 0: give a number of iterations, 1 or more")
     assert snapshot(tmp_path / "report") == before
+    # what its replay holds: the reward fit's R^2 against the variance of every reward in it, the played actions
+    run_script("utils/stages/replay_measures.py", "--run", root, "--datadir", tiny_data, "--out", tmp_path / "m.json")
+    row = json.loads((tmp_path / "m.json").read_text())["rows"][0]
+    rewards = np.concatenate([np.load(f)["rewards"] for f in [*Path(tiny_data).rglob("rollout_*.npz"), *replayed]])
+    assert row["replay_reward_var"] == pytest.approx(rewards.var(), rel=1e-5)
+    assert row["r2"] == pytest.approx(1 - record["history"][0]["reward_mse"] / rewards.var(), rel=1e-5)
+    played = np.concatenate([np.load(f)["actions"] for f in replayed])
+    assert row["played_gas"] == pytest.approx(played[:, 1].mean(), rel=1e-5)
+    refused("utils/stages/replay_measures.py", "--run", root, "--datadir", root / "replay", "--out",
+            tmp_path / "n.json", expect=f"--datadir {root / 'replay'}: not the rollouts this run's replay started from")
+    assert not (tmp_path / "n.json").exists()
 
 
 def test_the_mlp_actor_is_learned_saved_and_played_in_reality_as_its_shape(imagination_logdir, tiny_data, tmp_path):

@@ -1,0 +1,63 @@
+"""What a run's replay holds, per iteration: the reward fit's R^2 on it (for runs whose record has no
+reward_var) and how the episodes played that iteration drove (their actions, sampled).
+
+    python utils/stages/replay_measures.py --run runs/imag/ent-action-rw10/imagination \
+        --datadir runs/agent/datasets --out docs/imagination/budget/ent-action-rw10/replay_measures.json
+
+reward_mse, in each iteration's record, is the squared error of the reward head on the replay sequences the
+model trained on. Its size depends on how spread the replay's rewards are, which grows as the actor reaches
+more tiles; 1 - reward_mse / var, var the variance of every reward in the replay at that iteration (the
+starting data and the episodes played up to it), is the fit's R^2. The sequences drawn are windows of that
+replay, so var is the variance of the rewards they draw from, not of the very batches (runs since record
+reward_var, of the batches).
+"""
+import json
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import numpy as np  # noqa: E402
+
+from data.loaders import rollout_files  # noqa: E402
+from utils.checkpoint import atomic_write_json  # noqa: E402
+from utils.config import provenance  # noqa: E402
+from utils.errors import Parser, UserError, run_main  # noqa: E402
+
+
+def main(argv=None):
+    parser = Parser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=Path, required=True, help="the run's imagination folder (record.json, replay/)")
+    parser.add_argument("--datadir", type=Path, required=True, help="the rollouts the run's replay started from")
+    parser.add_argument("--out", type=Path, required=True, help="json record to write")
+    args = parser.parse_args(argv)
+    if not (args.run / "record.json").exists():
+        raise UserError(f"--run {args.run}: no record.json; give a run's imagination folder "
+                        "(<logdir>/imagination of trainimagination.py)")
+    record = json.loads((args.run / "record.json").read_text())
+    start = [np.load(f)["rewards"] for f in rollout_files(args.datadir)]
+    if record["data_sources"].get(str(args.datadir.resolve())) != sum(map(len, start)):
+        raise UserError(f"--datadir {args.datadir}: not the rollouts this run's replay started from (its record: "
+                        f"{record['data_sources']}); give those")
+    files = [np.load(args.run / "replay" / "thread_0" / f"rollout_{i}.npz")
+             for i in range(sum(len(e["train_returns"]) for e in record["history"]))]
+    played, actions = [f["rewards"] for f in files], [f["actions"] for f in files]
+    rows, seen = [], 0
+    for entry in record["history"]:
+        new = np.concatenate(actions[seen:seen + len(entry["train_returns"])])  # (steps, ASIZE) steer, gas, brake
+        seen += len(entry["train_returns"])  # this iteration's episodes are in the replay it trains on
+        var = float(np.concatenate(start + played[:seen]).var())
+        rows.append({"iteration": entry["iteration"], "reward_mse": entry["reward_mse"], "replay_reward_var": var,
+                     "r2": 1 - entry["reward_mse"] / var, "played_gas": float(new[:, 1].mean()),
+                     "played_braking": float((new[:, 2] > 0).mean()), "played_brake": float(new[:, 2].mean()),
+                     "std": entry["std"]})
+    atomic_write_json(args.out, {**provenance(), "run": str(args.run), "datadir": str(args.datadir), "rows": rows})
+    for row in rows[::20] + rows[-1:]:
+        print(f"iteration {row['iteration']}: reward mse {row['reward_mse']:.3f}, replay reward variance "
+              f"{row['replay_reward_var']:.3f}, R^2 {row['r2']:.3f}; played: gas {row['played_gas']:.2f}, "
+              f"braking on {row['played_braking']:.0%} of steps")
+
+
+if __name__ == "__main__":
+    run_main(main)
