@@ -195,6 +195,8 @@ def test_one_iteration_through_the_command_line_then_a_test(imagination_logdir, 
     assert f"{test['mean']:.1f} +- {test['std']:.1f}" in report
     assert all((tmp_path / "report" / f).stat().st_size > 0 for f in ("sample_efficiency.png", "imagined_vs_real.png"))
     assert "| iterations | MDN-RNN, seed 0 |\n|---|---|\n| 0 | " in report  # the blocks table: one iteration
+    fit = 1 - record["history"][0]["reward_mse"] / record["history"][0]["reward_var"]
+    assert f", reward R^2 {fit:.2f})" in report
     before = snapshot(tmp_path / "report")
     refused("utils/stages/imagination_report.py", "--runs", root, "--out", tmp_path / "report", "--block", 0,
             expect="--block 0: give a number of iterations, 1 or more")

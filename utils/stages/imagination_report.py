@@ -106,7 +106,8 @@ def table(runs, out):
 def blocks(runs, size):
     """The runs side by side over blocks of `size` iterations: each cell the mean return of the block's training
     episodes (actions sampled), and the gas std (before the squash) and the imagined return at the run's last
-    iteration in the block, with its number of iterations where the run has fewer than the row spans; '-'
+    iteration in the block, the mean R^2 of the model's reward on the replay over the block where the record
+    has it (reward_var), with its number of iterations where the run has fewer than the row spans; '-'
     where a run has no iteration in the block."""
     last = max((h["iteration"] for record, _ in runs for h in record["history"]), default=-1)
     rows = ["| iterations | " + " | ".join(run_name(record, runs) for record, _ in runs) + " |",
@@ -117,9 +118,11 @@ def blocks(runs, size):
         for record, _ in runs:
             block = [h for h in record["history"] if start <= h["iteration"] <= end]
             partial = f", {len(block)} of {end - start + 1} iterations" if 0 < len(block) < end - start + 1 else ""
+            fit = (f", reward R^2 {np.mean([1 - h['reward_mse'] / h['reward_var'] for h in block]):.2f}"
+                   if block and all("reward_var" in h for h in block) else "")
             cells.append("-" if not block else
                          f"{np.mean([r for h in block for r in h['train_returns']]):.1f} (gas std "
-                         f"{block[-1]['std'][GAS]:.2f}, imagined {block[-1]['imagined_return']:.1f}{partial})")
+                         f"{block[-1]['std'][GAS]:.2f}, imagined {block[-1]['imagined_return']:.1f}{fit}{partial})")
         rows.append(f"| {start}-{end} | " if end > start else f"| {start} | ")
         rows[-1] += " | ".join(cells) + " |"
     return "\n".join(rows)
