@@ -204,9 +204,11 @@ def test_one_iteration_through_the_command_line_then_a_test(imagination_logdir, 
     # what its replay holds: the reward fit's R^2 against the variance of every reward in it, the played actions
     run_script("utils/stages/replay_measures.py", "--run", root, "--datadir", tiny_data, "--out", tmp_path / "m.json")
     row = json.loads((tmp_path / "m.json").read_text())["rows"][0]
-    rewards = np.concatenate([np.load(f)["rewards"] for f in [*Path(tiny_data).rglob("rollout_*.npz"), *replayed]])
-    assert row["replay_reward_var"] == pytest.approx(rewards.var(), rel=1e-5)
-    assert row["r2"] == pytest.approx(1 - record["history"][0]["reward_mse"] / rewards.var(), rel=1e-5)
+    seq_len = record["config"]["seq_len"]  # every training window's rewards, listed one window at a time
+    windows = np.concatenate([r[s + 1:s + seq_len + 1] for f in [*Path(tiny_data).rglob("rollout_*.npz"), *replayed]
+                              for r in [np.load(f)["rewards"]] for s in range(len(r) - seq_len)])
+    assert row["replay_reward_var"] == pytest.approx(windows.var(), rel=1e-5)
+    assert row["r2"] == pytest.approx(1 - record["history"][0]["reward_mse"] / windows.var(), rel=1e-5)
     played = np.concatenate([np.load(f)["actions"] for f in replayed])
     assert row["played_gas"] == pytest.approx(played[:, 1].mean(), rel=1e-5)
     refused("utils/stages/replay_measures.py", "--run", root, "--datadir", root / "replay", "--out",

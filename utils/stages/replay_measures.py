@@ -6,10 +6,10 @@ reward_var) and how the episodes played that iteration drove (their actions, sam
 
 reward_mse, in each iteration's record, is the squared error of the reward head on the replay sequences the
 model trained on. Its size depends on how spread the replay's rewards are, which grows as the actor reaches
-more tiles; 1 - reward_mse / var, var the variance of every reward in the replay at that iteration (the
-starting data and the episodes played up to it), is the fit's R^2. The sequences drawn are windows of that
-replay, so var is the variance of the rewards they draw from, not of the very batches (runs since record
-reward_var, of the batches).
+more tiles; 1 - reward_mse / var is the fit's R^2, var the variance of the rewards those sequences draw:
+every reward of the replay at that iteration (the starting data and the episodes played up to it), each
+weighted by the number of training windows that hold it (Replay.sequences draws windows uniformly; a step
+near an episode's start is in fewer of them). Runs since record reward_var, the variance of the very batches.
 """
 import json
 import sys
@@ -24,6 +24,18 @@ from data.loaders import rollout_files  # noqa: E402
 from utils.checkpoint import atomic_write_json  # noqa: E402
 from utils.config import provenance  # noqa: E402
 from utils.errors import Parser, UserError, run_main  # noqa: E402
+
+
+def windows_holding(steps, seq_len):
+    """(steps,) how many training windows of an episode of `steps` steps hold each step's reward: a window
+    starting at s (s + seq_len < steps) holds the rewards of steps s + 1 .. s + seq_len (Replay.sequences)."""
+    j = np.arange(steps)
+    return np.clip(np.minimum(j - 1, steps - seq_len - 1) - np.maximum(0, j - seq_len) + 1, 0, None)
+
+
+def weighted_var(x, weights):
+    mean = (weights * x).sum() / weights.sum()
+    return float((weights * (x - mean) ** 2).sum() / weights.sum())
 
 
 def main(argv=None):
@@ -43,11 +55,14 @@ def main(argv=None):
     files = [np.load(args.run / "replay" / "thread_0" / f"rollout_{i}.npz")
              for i in range(sum(len(e["train_returns"]) for e in record["history"]))]
     played, actions = [f["rewards"] for f in files], [f["actions"] for f in files]
+    seq_len = record["config"]["seq_len"]
     rows, seen = [], 0
     for entry in record["history"]:
         new = np.concatenate(actions[seen:seen + len(entry["train_returns"])])  # (steps, ASIZE) steer, gas, brake
         seen += len(entry["train_returns"])  # this iteration's episodes are in the replay it trains on
-        var = float(np.concatenate(start + played[:seen]).var())
+        rewards = start + played[:seen]
+        held = np.concatenate([windows_holding(len(r), seq_len) for r in rewards])
+        var = weighted_var(np.concatenate(rewards), held)
         rows.append({"iteration": entry["iteration"], "reward_mse": entry["reward_mse"], "replay_reward_var": var,
                      "r2": 1 - entry["reward_mse"] / var, "played_gas": float(new[:, 1].mean()),
                      "played_braking": float((new[:, 2] > 0).mean()), "played_brake": float(new[:, 2].mean()),
