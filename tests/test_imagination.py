@@ -75,6 +75,29 @@ def test_the_entropy_of_the_actions_is_that_of_their_histogram():
     assert (actor.log_std.grad[:2] < 0.7).all() and float(actor.log_std.grad[2]) == 0.0
 
 
+def test_the_bonus_without_the_brake_leaves_the_brakes_std_to_the_returns():
+    """actor_critic_losses with --entropy-of steer-gas: the brake's log-std gets the same gradient as with no
+    bonus at all (the returns' alone); with --entropy-of action it gets the raw entropy's pull on top, and steer
+    and gas get the same pull in both."""
+    from utils.constants import ASIZE, LSIZE, RSIZE
+    from utils.engine.imagine import Critic, GaussianActor, ReturnScale, actor_critic_losses
+
+    torch.manual_seed(0)
+    features = torch.randn(4, 16, LSIZE + RSIZE)  # (H + 1, B, features)
+    raws, rewards = torch.randn(3, 16, ASIZE), torch.randn(3, 16)
+    grads = {}
+    for entropy_of, scale in (("action", 0.5), ("steer-gas", 0.5), ("steer-gas", 0.0)):
+        actor = GaussianActor(std=0.8)
+        _, loss, _ = actor_critic_losses(actor, Critic(16), ReturnScale(), features, raws, rewards, 0.99, 0.95,
+                                         scale, entropy_of)
+        loss.backward()
+        grads[entropy_of, scale] = actor.log_std.grad.clone()
+    assert grads["steer-gas", 0.5][2] == pytest.approx(grads["steer-gas", 0.0][2].item(), abs=1e-6)
+    assert grads["action", 0.5][2] == pytest.approx(grads["steer-gas", 0.0][2].item() - 0.5, abs=1e-6)
+    assert torch.allclose(grads["action", 0.5][:2], grads["steer-gas", 0.5][:2], atol=1e-6)
+    assert not torch.allclose(grads["steer-gas", 0.5][:2], grads["steer-gas", 0.0][:2], atol=1e-3)
+
+
 def test_replay_sequences_pair_frames_with_the_next_action():
     """A sequence at t: frames t .. t+L-1 with actions t+1 .. t+L (the rollout format: frame t follows action t),
     inside one episode."""
@@ -201,7 +224,8 @@ def test_one_iteration_through_the_command_line_then_a_test(imagination_logdir, 
     refused("utils/stages/imagination_report.py", "--runs", root, "--out", tmp_path / "report", "--block", 0,
             expect="--block 0: give a number of iterations, 1 or more")
     assert snapshot(tmp_path / "report") == before
-    # what its replay holds: the reward fit's R^2 against the variance of every reward in it, the played actions
+    # what its replay holds: the reward fit's R^2 against the variance of the rewards its training windows draw
+    # (each counted once per window that holds it), and the actions played
     run_script("utils/stages/replay_measures.py", "--run", root, "--datadir", tiny_data, "--out", tmp_path / "m.json")
     row = json.loads((tmp_path / "m.json").read_text())["rows"][0]
     seq_len = record["config"]["seq_len"]  # every training window's rewards, listed one window at a time

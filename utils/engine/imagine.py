@@ -284,7 +284,7 @@ def actor_critic_losses(actor, critic, scale, features, raws, rewards, gamma, la
     critic: 0.5 (v(s_t) - R_t)^2, R the lambda-returns bootstrapped from the slow critic;
     actor (REINFORCE): -(R_t - v_slow(s_t)) / scale * log pi(a_t | s_t) - entropy_scale * entropy, the
     entropy of the raw Gaussian, of the actions, or of steer and gas alone (entropy_of "raw", "action" or
-    "steer-gas": GaussianActor.entropy).
+    "steer-gas": GaussianActor.entropy; the metric `entropy` sums the dimensions the bonus counts, 3 or 2).
     Updates `scale` (ReturnScale) with the returns. Returns (critic loss, actor loss, metrics dict).
     """
     values = critic.slow(features)  # (H + 1, B)

@@ -204,8 +204,8 @@ class Learner:
 
     def train_model(self, updates):
         """`updates` steps of the dynamics model on replay sequences; returns the mean losses, and reward_var,
-        the variance of the rewards they were trained on (1 - mse / reward_var: the fit's R^2, which the
-        squared error alone hides as the replay's rewards spread)."""
+        the mean over the batches of each batch's reward variance (1 - mse / reward_var: the fit's R^2, which
+        the squared error alone hides as the replay's rewards spread)."""
         from utils.engine.imagine import clip_step, model_losses
 
         self.model.train()

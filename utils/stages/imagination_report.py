@@ -119,7 +119,7 @@ def blocks(runs, size):
             block = [h for h in record["history"] if start <= h["iteration"] <= end]
             partial = f", {len(block)} of {end - start + 1} iterations" if 0 < len(block) < end - start + 1 else ""
             fit = (f", reward R^2 {np.mean([1 - h['reward_mse'] / h['reward_var'] for h in block]):.2f}"
-                   if block and all("reward_var" in h for h in block) else "")
+                   if block and all(h.get("reward_var") for h in block) else "")  # (no variance: no R^2)
             cells.append("-" if not block else
                          f"{np.mean([r for h in block for r in h['train_returns']]):.1f} (gas std "
                          f"{block[-1]['std'][GAS]:.2f}, imagined {block[-1]['imagined_return']:.1f}{fit}{partial})")

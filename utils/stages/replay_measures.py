@@ -1,5 +1,5 @@
-"""What a run's replay holds, per iteration: the reward fit's R^2 on it (for runs whose record has no
-reward_var) and how the episodes played that iteration drove (their actions, sampled).
+"""What an imagination run's replay holds, per iteration: the reward fit's R^2 on it, and how the episodes
+played that iteration drove (their actions, sampled).
 
     python utils/stages/replay_measures.py --run runs/imag/ent-action-rw10/imagination \
         --datadir runs/agent/datasets --out docs/imagination/budget/ent-action-rw10/replay_measures.json
@@ -9,7 +9,8 @@ model trained on. Its size depends on how spread the replay's rewards are, which
 more tiles; 1 - reward_mse / var is the fit's R^2, var the variance of the rewards those sequences draw:
 every reward of the replay at that iteration (the starting data and the episodes played up to it), each
 weighted by the number of training windows that hold it (Replay.sequences draws windows uniformly; a step
-near an episode's start is in fewer of them). Runs since record reward_var, the variance of the very batches.
+near an episode's start is in fewer of them). Newer records also keep reward_var, the batches' own
+variance, which gives nearly the same R^2; older ones have only this.
 """
 import json
 import sys
@@ -64,13 +65,14 @@ def main(argv=None):
         held = np.concatenate([windows_holding(len(r), seq_len) for r in rewards])
         var = weighted_var(np.concatenate(rewards), held)
         rows.append({"iteration": entry["iteration"], "reward_mse": entry["reward_mse"], "replay_reward_var": var,
-                     "r2": 1 - entry["reward_mse"] / var, "played_gas": float(new[:, 1].mean()),
+                     "r2": 1 - entry["reward_mse"] / var if var else None, "played_gas": float(new[:, 1].mean()),
                      "played_braking": float((new[:, 2] > 0).mean()), "played_brake": float(new[:, 2].mean()),
                      "std": entry["std"]})
     atomic_write_json(args.out, {**provenance(), "run": str(args.run), "datadir": str(args.datadir), "rows": rows})
     for row in rows[::20] + rows[-1:]:
+        r2 = "-" if row["r2"] is None else f"{row['r2']:.3f}"
         print(f"iteration {row['iteration']}: reward mse {row['reward_mse']:.3f}, replay reward variance "
-              f"{row['replay_reward_var']:.3f}, R^2 {row['r2']:.3f}; played: gas {row['played_gas']:.2f}, "
+              f"{row['replay_reward_var']:.3f}, R^2 {r2}; played: gas {row['played_gas']:.2f}, "
               f"braking on {row['played_braking']:.0%} of steps")
 
 
