@@ -48,8 +48,8 @@ def test_a_quoted_score_is_its_record(page, mean, std, path):
 def imagination_rows():
     """The rows utils/stages/imagination_report.py makes of docs/imagination's runs' records: two tables per
     group of runs (its results, its blocks of iterations), the runs of the page's folder (run*/, blocks of 10),
-    the runs carried to their budget beside the first run (budget/*/, blocks of 20) and those of the GPU
-    machine (gpu/*/, blocks of 5)."""
+    the runs carried to their budget beside the first run (budget/*/, blocks of 20), the steer-gas runs beside
+    the run they vary (steer-gas/*/, blocks of 10) and those of the GPU machine (gpu/*/, blocks of 5)."""
     from utils.stages.imagination_report import blocks, load_run, table
 
     docs = ROOT / "docs" / "imagination"
@@ -57,7 +57,8 @@ def imagination_rows():
     assert sorted(gpu) == sorted(p.parent for p in docs.glob("gpu/*/record.json"))
     rows = []
     budget = [docs / "run", *sorted(p.parent for p in docs.glob("budget/*/record.json"))]
-    for group, size in ((sorted(docs.glob("run*")), 10), (budget, 20), (gpu, 5)):
+    steer_gas = [docs / "run-ent-action-rw10", *sorted(p.parent for p in docs.glob("steer-gas/*/record.json"))]
+    for group, size in ((sorted(docs.glob("run*")), 10), (budget, 20), (steer_gas, 10), (gpu, 5)):
         assert group, "a group of runs has no record"
         runs = [load_run(run) for run in group]
         rows += table(runs, docs).splitlines()[2:] + blocks(runs, size).splitlines()
