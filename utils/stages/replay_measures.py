@@ -34,9 +34,11 @@ def windows_holding(steps, seq_len):
     return np.clip(np.minimum(j - 1, steps - seq_len - 1) - np.maximum(0, j - seq_len) + 1, 0, None)
 
 
-def weighted_var(x, weights):
-    mean = (weights * x).sum() / weights.sum()
-    return float((weights * (x - mean) ** 2).sum() / weights.sum())
+def weighted_sums(rewards, seq_len):
+    """(sum w, sum w r, sum w r^2) of one episode's rewards, w = windows_holding: what a weighted variance of
+    several episodes adds up from."""
+    w, r = windows_holding(len(rewards), seq_len).astype(np.float64), rewards.astype(np.float64)
+    return np.array([w.sum(), (w * r).sum(), (w * r * r).sum()])
 
 
 def main(argv=None):
@@ -57,13 +59,14 @@ def main(argv=None):
              for i in range(sum(len(e["train_returns"]) for e in record["history"]))]
     played, actions = [f["rewards"] for f in files], [f["actions"] for f in files]
     seq_len = record["config"]["seq_len"]
+    sums = sum(weighted_sums(r, seq_len) for r in start)  # the replay's, growing by each iteration's episodes
     rows, seen = [], 0
     for entry in record["history"]:
         new = np.concatenate(actions[seen:seen + len(entry["train_returns"])])  # (steps, ASIZE) steer, gas, brake
+        sums = sums + sum(weighted_sums(r, seq_len) for r in played[seen:seen + len(entry["train_returns"])])
         seen += len(entry["train_returns"])  # this iteration's episodes are in the replay it trains on
-        rewards = start + played[:seen]
-        held = np.concatenate([windows_holding(len(r), seq_len) for r in rewards])
-        var = weighted_var(np.concatenate(rewards), held)
+        weight, mean = sums[0], sums[1] / sums[0]
+        var = float(sums[2] / weight - mean * mean)
         rows.append({"iteration": entry["iteration"], "reward_mse": entry["reward_mse"], "replay_reward_var": var,
                      "r2": 1 - entry["reward_mse"] / var if var else None, "played_gas": float(new[:, 1].mean()),
                      "played_braking": float((new[:, 2] > 0).mean()), "played_brake": float(new[:, 2].mean()),
