@@ -177,6 +177,50 @@ def test_imagination_equals_the_model_stepped_by_hand(dynamics):
     assert (past_len < past).any() and (past_len == past).any()  # both kinds of start were checked
 
 
+@pytest.mark.parametrize("dynamics", ["mdrnn", "transformer"])
+def test_the_critics_real_targets_are_the_lambda_returns_of_real_rewards(dynamics):
+    """real_value_loss on a Replay.sequences batch: the states are [z, h] at frames t+1 .. t+L, h the model
+    stepped by hand over the window from a fresh state; the targets are the real rewards' lambda-returns,
+    bootstrapped from the slow critic, from 0 where the episode terminated at the window's end."""
+    from models.dynamics import build_dynamics
+    from utils.engine.imagine import Critic, real_value_loss
+
+    torch.manual_seed(0)
+    model = build_dynamics(dynamics).eval()
+    critic = Critic(units=16)
+    for p in critic.target.parameters():  # a slow critic that says something (the new one says 0 everywhere)
+        torch.nn.init.normal_(p, std=0.3)
+    seq_len, batch, gamma, lam = 5, 6, 0.9, 0.8
+    stats, actions, rewards, terminated, next_stats = random_replay().sequences(np.random.default_rng(4), batch,
+                                                                                 seq_len)
+    terminated[-1, :2] = 1.0  # two windows end where their episode ended by itself
+    loss, mean_return = real_value_loss(model, critic, (stats, actions, rewards, terminated, next_stats), gamma,
+                                        lam, "cpu")
+    targets, values = [], []
+    with torch.no_grad():
+        for b in range(batch):
+            stepper = model.stepper(1, seq_len) if dynamics != "mdrnn" else model.stepper(1)
+            states = []
+            for k in range(seq_len):
+                stepper.push(actions[k, b][None], stats[k, b, :32][None])
+                states.append(torch.cat([next_stats[k, b, :32], stepper.hidden[0]]))
+            slow = [critic.slow(s).item() for s in states]
+            if terminated[-1, b]:
+                slow[-1] = 0.0  # nothing follows the end of an episode
+            ret, column = slow[-1], []
+            for k in reversed(range(seq_len - 1)):
+                ret = rewards[k + 1, b].item() + gamma * ((1 - lam) * slow[k + 1] + lam * ret)
+                column.append(ret)
+            targets.append(column[::-1])
+            values.append([critic(s).item() for s in states[:-1]])
+    targets, values = torch.tensor(targets), torch.tensor(values)
+    assert loss.item() == pytest.approx((0.5 * (values - targets) ** 2).mean().item(), rel=1e-4)
+    assert mean_return.item() == pytest.approx(targets[:, 0].mean().item(), rel=1e-4, abs=1e-5)
+    loss.backward()  # the loss moves the critic, not its slow copy nor the model
+    assert critic.net[-1].weight.grad.abs().sum() > 0  # its output layer (the others start behind zeros)
+    assert all(p.grad is None for p in [*critic.target.parameters(), *model.parameters()])
+
+
 IMAGINATION = ["--envs", 2, "--time-limit", 20, "--pretrain", 2, "--train-ratio", 2, "--batch-size", 4,
                "--seq-len", TINY["seq_len"], "--past", TINY["seq_len"], "--imag-batch", 8, "--horizon", 3,
                "--eval-every", 1, "--eval-episodes", 1, "--critic-units", 16]
@@ -203,6 +247,7 @@ def test_one_iteration_through_the_command_line_then_a_test(imagination_logdir, 
     assert record["config"]["horizon"] == 3 and record["iterations"] == 1
     assert len(record["history"][0]["train_returns"]) == 2 and len(record["history"][0]["eval_returns"]) == 1
     assert record["history"][0]["reward_var"] > 0  # beside reward_mse: the reward fit's R^2 on the replay
+    assert "real_return" not in record["history"][0] and record["config"]["real_value_weight"] == 0  # off by default
     replayed = sorted((root / "replay" / "thread_0").glob("rollout_*.npz"))
     assert len(replayed) == 2
     state = torch.load(root / "ctrl" / "best.tar", weights_only=True)
@@ -265,6 +310,23 @@ def test_the_mlp_actor_is_learned_saved_and_played_in_reality_as_its_shape(imagi
                "--no-video", "--max-workers", 1)
     test = json.loads((root / "test_scores.json").read_text())
     assert test["controller_inputs"] == "zh-hidden" and test["episodes"] == 1
+
+
+def test_the_critic_learns_real_returns_too_when_asked(imagination_logdir, tiny_data, tmp_path):
+    """--real-value-weight: the critic's second loss, on real replay sequences, is taken, logged and recorded
+    with the run (without it, none: test_one_iteration_through_the_command_line_then_a_test)."""
+    logdir = tmp_path / "exp"  # a run of its own: the module's logdir holds another's
+    shutil.copytree(imagination_logdir, logdir, ignore=shutil.ignore_patterns("imagination", "ctrl", "test_*"))
+    run_script("world-models/trainimagination.py", "--logdir", logdir, "--datadir", tiny_data,
+               "--max-iterations", 1, "--real-value-weight", 0.3, *IMAGINATION)
+    record = json.loads((logdir / "imagination" / "record.json").read_text())
+    entry = record["history"][0]
+    assert record["config"]["real_value_weight"] == 0.3
+    assert entry["real_value_loss"] > 0 and np.isfinite(entry["real_return"])
+    from utils.engine.training import read_scalars
+
+    tags = set(read_scalars(logdir / "imagination" / "tb")[0])
+    assert {"losses/real_value_loss", "charts/real_return"} <= tags
 
 
 def test_the_reward_weight_scales_the_reward_term_of_the_model_loss():

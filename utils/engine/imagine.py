@@ -300,6 +300,29 @@ def actor_critic_losses(actor, critic, scale, features, raws, rewards, gamma, la
     return critic_loss, actor_loss, metrics
 
 
+def real_value_loss(model, critic, batch, gamma, lam, device):
+    """The critic's loss on real replay sequences (a Replay.sequences batch: stats (L, B, 2 LSIZE), actions,
+    rewards, terminated (L, B, ...), next stats): what reality paid, where the imagined returns hold only what
+    the model predicts (after DreamerV3's replay value loss).
+
+    Along each window the states are s_k = [z, h] at frame t+k+1 (k = 0 .. L-1): the VAE's mean and the
+    model's hidden after the window's steps up to it (the model fed the window alone, from a fresh state, as it
+    trains). Their targets are lambda-returns of the real rewards between them (rewards[1:]), bootstrapped from
+    the slow critic at s_{L-1}, whose value is 0 where the episode terminated there (a window ends at an
+    episode's last step at the latest, so no termination lies inside it). DreamerV3 bootstraps from the
+    imagined return instead; the slow critic keeps this loss one batch of real data, apart from imagination.
+    Returns (0.5 mean (v(s_k) - R_k)^2 over k < L-1, the mean return R_0 (a scalar)).
+    """
+    stats, actions, rewards, terminated, next_stats = (x.to(device) for x in batch)
+    with torch.no_grad():
+        hiddens = model(actions, stats[..., :LSIZE])[-1].float()  # (L, B, RSIZE): h at frames t+1 .. t+L
+    features = torch.cat([next_stats[..., :LSIZE], hiddens], -1)  # (L, B, LSIZE + RSIZE)
+    values = critic.slow(features)
+    values[-1] = values[-1] * (1 - terminated[-1])
+    returns = lambda_returns(rewards[1:], values, gamma, lam)  # (L - 1, B)
+    return 0.5 * (critic(features[:-1]) - returns).pow(2).mean(), returns[0].mean()
+
+
 def clip_step(optimizer, parameters, loss, clip):
     """One optimiser step on loss, its gradient's norm clipped to `clip`; returns the norm before clipping."""
     optimizer.zero_grad(set_to_none=True)

@@ -76,6 +76,10 @@ class ImaginationConfig(Config):
     temperature: float = flag(1.0, "temperature of the model's mixture in imagination")
     gamma: float = flag(0.99, "discount")
     lam: float = flag(0.95, "lambda of the lambda-returns")
+    real_value_weight: float = flag(0.0, "weight of a second loss of the critic, on real replay sequences: the "
+                                         "lambda-returns of their real rewards (after DreamerV3's replay value "
+                                         "loss, 0.3 there; utils/engine/imagine.real_value_loss); 0: the critic "
+                                         "learns imagined returns only")
     actor_lr: float = flag(3e-4, "actor's learning rate (Adam)")
     critic_lr: float = flag(3e-4, "critic's learning rate (Adam)")
     entropy_scale: float = flag(3e-4, "weight of the actor's entropy bonus (returns are normalised)")
@@ -117,7 +121,7 @@ class ImaginationConfig(Config):
         self.positive("max_real_steps", "envs", "train_ratio", "batch_size", "seq_len", "imag_batch", "horizon",
                       "past", "temperature", "reward_weight", "actor_lr", "critic_lr", "init_std", "min_std", "critic_units",
                       "grad_clip", "eval_episodes", "time_limit", "slow_critic")
-        self.non_negative("max_iterations", "pretrain", "entropy_scale", "eval_every")
+        self.non_negative("max_iterations", "pretrain", "entropy_scale", "eval_every", "real_value_weight")
         for name in ("gamma", "lam", "slow_critic"):
             self.within(name, 0, 1)
         if self.model_lr is not None:
@@ -222,7 +226,7 @@ class Learner:
 
     def train_actor_critic(self, updates, stepper):
         """`updates` imagination batches, each one critic and one actor step; returns the mean metrics."""
-        from utils.engine.imagine import actor_critic_losses, clip_step, imagine, warm_starts
+        from utils.engine.imagine import actor_critic_losses, clip_step, imagine, real_value_loss, warm_starts
 
         c = self.config
         totals = {}
@@ -233,6 +237,11 @@ class Learner:
             critic_loss, actor_loss, metrics = actor_critic_losses(self.actor, self.critic, self.scale, features,
                                                                    raws, rewards, c.gamma, c.lam, c.entropy_scale,
                                                                    c.entropy_of)
+            if c.real_value_weight:  # drawn only then: the default's random stream is the same as before the flag
+                batch = self.replay.sequences(self.rng, c.batch_size, c.seq_len)
+                real_loss, real_return = real_value_loss(self.model, self.critic, batch, c.gamma, c.lam, self.device)
+                critic_loss = critic_loss + c.real_value_weight * real_loss
+                metrics.update(real_value_loss=real_loss.item(), real_return=real_return.item())
             clip_step(self.critic_optimizer, self.critic.net.parameters(), critic_loss, c.grad_clip)
             clip_step(self.actor_optimizer, self.actor.parameters(), actor_loss, c.grad_clip)
             self.critic.update_target(c.slow_critic)
@@ -396,6 +405,8 @@ def main(dynamics, argv=None):
                          imagined_reward=metrics["imagined_reward"], model_loss=losses["loss"],
                          reward_mse=losses["mse"], reward_var=losses["reward_var"],
                          std=learner.actor.std().tolist())
+            if "real_return" in metrics:  # the critic's targets on real sequences, beside the imagined ones
+                entry.update(real_return=metrics["real_return"], real_value_loss=metrics["real_value_loss"])
             # 4. a real evaluation of the mean, for the plot only
             room = c.max_real_steps - learner.real_steps
             if c.eval_every and (it + 1) % c.eval_every == 0 and room >= c.eval_episodes * c.time_limit:
@@ -409,8 +420,11 @@ def main(dynamics, argv=None):
             step = learner.real_steps
             for key, value in losses.items():
                 writer.add_scalar(f"losses/model_{key}", value, step)
-            for key in ("critic", "actor"):
-                writer.add_scalar(f"losses/{key}", metrics[key], step)
+            for key in ("critic", "actor", "real_value_loss"):
+                if key in metrics:
+                    writer.add_scalar(f"losses/{key}", metrics[key], step)
+            if "real_return" in metrics:
+                writer.add_scalar("charts/real_return", metrics["real_return"], step)
             for key in ("imagined_return", "imagined_reward", "value", "entropy", "return_scale"):
                 writer.add_scalar(f"charts/{key}", metrics[key], step)
             for k, s in enumerate(learner.actor.std().tolist()):
