@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from models.controller import BatchedControllers, Controller, flatten_params, n_params, unflatten_params
+from tests.test_bad_input import refused, snapshot
 
 
 def test_has_867_parameters():
@@ -99,6 +100,11 @@ def test_one_score_with_or_without_the_video(controller_logdir):
         noisy.append(result["returns"])
     assert result["action_noise"] == 0.1 and noisy[0] == noisy[1] and noisy[0] != scores[0]
     assert json.loads((controller_logdir / "test_scores.json").read_text())["returns"] == scores[0]
+    # a searched controller has no policy to sample: refused, nothing written
+    before = snapshot(controller_logdir)
+    refused("world-models/test_controller.py", "--logdir", controller_logdir, "--episodes", 3, "--sampled",
+            expect="holds no policy's std (only trainimagination.py's actors have one); drop --sampled")
+    assert snapshot(controller_logdir) == before
 
 
 def test_an_episode_acts_alike_alone_or_among_others_in_the_same_slots(mdrnn_logdir):

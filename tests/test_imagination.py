@@ -175,6 +175,13 @@ def test_imagination_equals_the_model_stepped_by_hand(dynamics):
                 z = sample_mixture(out[0][-1], out[1][-1], out[2][-1], 1.0, noise[k][0][b:b + 1],
                                    noise[k][1][b:b + 1])[0]
     assert (past_len < past).any() and (past_len == past).any()  # both kinds of start were checked
+    # noise 0: the actor's mean, with the model's own draws as they were (the actor's noise is drawn all the same)
+    warm_starts(stepper, past_len, actions, latents)
+    mean_features, mean_raws, _ = imagine(model, stepper, actor, z0, horizon, 1.0, torch.Generator().manual_seed(5),
+                                          noise=0.0)
+    torch.testing.assert_close(mean_raws, actor.mean(mean_features[:-1]))
+    torch.testing.assert_close(mean_features[0], features[0])  # the same starts
+    assert not torch.allclose(mean_raws, raws)
 
 
 @pytest.mark.parametrize("dynamics", ["mdrnn", "transformer"])
@@ -248,6 +255,8 @@ def test_one_iteration_through_the_command_line_then_a_test(imagination_logdir, 
     assert len(record["history"][0]["train_returns"]) == 2 and len(record["history"][0]["eval_returns"]) == 1
     assert record["history"][0]["reward_var"] > 0  # beside reward_mse: the reward fit's R^2 on the replay
     assert "real_return" not in record["history"][0] and record["config"]["real_value_weight"] == 0  # off by default
+    judged = record["history"][0]["judged"]  # the model's rating of the actor sampled and of its mean
+    assert set(judged) == {"sampled", "mean"} and all(np.isfinite(v) for v in judged.values())
     replayed = sorted((root / "replay" / "thread_0").glob("rollout_*.npz"))
     assert len(replayed) == 2
     state = torch.load(root / "ctrl" / "best.tar", weights_only=True)
@@ -256,7 +265,20 @@ def test_one_iteration_through_the_command_line_then_a_test(imagination_logdir, 
     run_script("world-models/test_controller.py", "--logdir", root, "--episodes", 2, "--time-limit", 20,
                "--no-video", "--max-workers", 1)
     test = json.loads((root / "test_scores.json").read_text())
-    assert test["episodes"] == 2
+    assert test["episodes"] == 2 and test["policy_std"] is None
+    # the policy it learned, sampled with the std saved beside its mean: its own file, the same returns with or
+    # without the video (the noise comes from each episode's seed), other returns than the mean's
+    assert state["policy_std"] == pytest.approx(record["history"][-1]["std"])
+    sampled = []
+    for video in ([], ["--no-video"]):
+        run_script("world-models/test_controller.py", "--logdir", root, "--episodes", 2, "--time-limit", 120,
+                   "--max-workers", 1, "--envs-per-worker", 2, "--sampled", *video)
+        sampled.append(json.loads((root / "test_scores_sampled.json").read_text()))
+    assert sampled[0]["returns"] == sampled[1]["returns"] and sampled[0]["policy_std"] == state["policy_std"]
+    run_script("world-models/test_controller.py", "--logdir", root, "--episodes", 2, "--time-limit", 120,
+               "--max-workers", 1, "--envs-per-worker", 2, "--no-video")
+    assert json.loads((root / "test_scores.json").read_text())["returns"] != sampled[0]["returns"]
+    test = json.loads((root / "test_scores.json").read_text())
     run_script("utils/stages/imagination_report.py", "--runs", root, "--out", tmp_path / "report")
     report = (tmp_path / "report" / "report.md").read_text()
     assert f"| MDN-RNN | 0 | - | 1 | {steps['total']:,} ({steps['data']:,} + {steps['collected']:,} + " in report

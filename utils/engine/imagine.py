@@ -100,11 +100,12 @@ class GaussianActor(nn.Module):
         """features (*, LSIZE + RSIZE) = [z, h] -> the raw (unsquashed) outputs (*, ASIZE)."""
         return self.controller.raw(features)
 
-    def sample(self, features, generator=None):
-        """-> (raw sample (*, ASIZE), action squash(raw) in the box)."""
+    def sample(self, features, generator=None, noise=1.0):
+        """-> (raw sample (*, ASIZE), action squash(raw) in the box); noise 0: the mean (the noise is drawn all
+        the same, so that what else draws from `generator` draws the same numbers)."""
         mean = self.mean(features)
         eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-        raw = mean + self.std() * eps
+        raw = mean + noise * self.std() * eps
         return raw, squash(raw)
 
     def log_prob(self, features, raw):
@@ -252,10 +253,10 @@ def warm_starts(stepper, past_len, actions, latents):
 
 
 @torch.no_grad()
-def imagine(model, stepper, actor, z0, horizon, temperature=1.0, generator=None):
-    """Imagined rollouts from warmed starts (warm_starts): the actor samples a_t from [z_t, h_t], the stepper
-    takes (a_t, z_t) to h_{t+1}, and the model's heads on h_{t+1} give r_{t+1} and z_{t+1} (sampled from
-    the mixture at `temperature`).
+def imagine(model, stepper, actor, z0, horizon, temperature=1.0, generator=None, noise=1.0):
+    """Imagined rollouts from warmed starts (warm_starts): the actor samples a_t from [z_t, h_t] (noise 0: its
+    mean), the stepper takes (a_t, z_t) to h_{t+1}, and the model's heads on h_{t+1} give r_{t+1} and z_{t+1}
+    (sampled from the mixture at `temperature`).
 
     z0: (B, LSIZE). Returns features (H + 1, B, LSIZE + RSIZE) = [z_t, h_t] for t = 0 .. H, raw actions
     (H, B, ASIZE) (the actor's unsquashed samples), rewards (H, B).
@@ -264,7 +265,7 @@ def imagine(model, stepper, actor, z0, horizon, temperature=1.0, generator=None)
     features, raws, rewards = [], [], []
     for _ in range(horizon):
         x = torch.cat([z, stepper.hidden.float()], -1)
-        raw, action = actor.sample(x, generator)
+        raw, action = actor.sample(x, generator, noise)
         stepper.push(action.to(stepper.hidden.dtype), z.to(stepper.hidden.dtype))
         mus, sigmas, logpi, reward, _ = (y.float() for y in model.head(stepper.hidden))
         uniform = torch.rand(len(z), generator=generator, device=z.device)

@@ -46,6 +46,7 @@ from utils.errors import UserError
 STAGE = "imagination"
 EXPERIMENTS = {"mdrnn": "world-models", "transformer": "transformers-wm", "trade": "trade"}  # their folders
 ACTOR_SHAPES = {"linear": "zh", "mlp": "zh-hidden"}  # --actor -> the controller's shape (models/controller.py)
+JUDGE_BATCHES = 4  # imagination batches of Learner.judge each iteration (about 2% of an iteration's updates)
 
 
 @dataclass
@@ -251,6 +252,30 @@ class Learner:
         return totals
 
 
+    @torch.no_grad()
+    def judge(self, stepper, batches=JUDGE_BATCHES):
+        """What the model says of the actor sampled and of its mean alone (the controller that test_controller.py
+        plays without --sampled): the imagined lambda-return at the start, from the same `batches` x --imag-batch
+        real starts with the same draws of the model's mixture, bootstrapped from the slow critic. Random numbers
+        of its own, from the seed and the iteration, so that the run's stream is the same with or without it."""
+        from utils.engine.imagine import imagine, lambda_returns, warm_starts
+
+        c = self.config
+        rng = np.random.default_rng([c.seed, 8, self.iteration])
+        out = {"sampled": 0.0, "mean": 0.0}
+        for b in range(batches):
+            past_len, actions, latents, z0 = self.replay.starts(rng, c.imag_batch, c.past)
+            seed = int(rng.integers(2**31))
+            for name, noise in (("sampled", 1.0), ("mean", 0.0)):
+                generator = torch.Generator(self.device).manual_seed(seed)  # the same mixture draws for both
+                warm_starts(stepper, past_len, actions, latents)
+                features, _, rewards = imagine(self.model, stepper, self.actor, z0, c.horizon, c.temperature,
+                                               generator, noise)
+                returns = lambda_returns(rewards, self.critic.slow(features), c.gamma, c.lam)
+                out[name] += returns[0].mean().item() / batches
+        return out
+
+
 def play(generator, learner, seeds, noisy):
     """Play one real episode per seed (at most one per slot of generator) with the actor: sampled when noisy,
     else its mean. Returns one dict per episode: frames, actions, rewards, ends [(terminated, truncated)],
@@ -400,6 +425,7 @@ def main(dynamics, argv=None):
             t0 = time.time()
             metrics = learner.train_actor_critic(updates, stepper)
             check_finite(metrics["actor"] + metrics["critic"], f"iteration {it} (actor-critic)", root)
+            entry["judged"] = learner.judge(stepper)  # the sampled policy and its mean, as the model rates them
             learner.seconds["imagination"] += time.time() - t0
             entry.update(updates=updates, imagined_return=metrics["imagined_return"],
                          imagined_reward=metrics["imagined_reward"], model_loss=losses["loss"],
@@ -425,6 +451,8 @@ def main(dynamics, argv=None):
                     writer.add_scalar(f"losses/{key}", metrics[key], step)
             if "real_return" in metrics:
                 writer.add_scalar("charts/real_return", metrics["real_return"], step)
+            for name, value in entry["judged"].items():
+                writer.add_scalar(f"charts/judged_{name}", value, step)
             for key in ("imagined_return", "imagined_reward", "value", "entropy", "return_scale"):
                 writer.add_scalar(f"charts/{key}", metrics[key], step)
             for k, s in enumerate(learner.actor.std().tolist()):
@@ -455,7 +483,8 @@ def main(dynamics, argv=None):
 
 
 def save_agent(root, dynamics, learner, vae_id, sources):
-    """The agent's dynamics model and controller (the actor's mean) in the formats every other stage reads."""
+    """The agent's dynamics model and controller (the actor's mean) in the formats every other stage reads; the
+    controller's policy_std is the actor's std (before the squash), which test_controller.py --sampled plays."""
     from models.controller import flatten_params
     from utils.engine.models_io import dynamics_path
 
@@ -472,7 +501,8 @@ def save_agent(root, dynamics, learner, vae_id, sources):
                     reward=last["imagined_return"], std=0.0, generation=learner.iteration - 1,
                     chosen_by="the last actor (no real episode chooses)", world=STAGE,
                     controller_inputs=ACTOR_SHAPES[learner.config.actor],
-                    untrained_dynamics=False, action_noise=0.0, vae_id=vae_id, dynamics_id=weights_id(model_state),
+                    untrained_dynamics=False, action_noise=0.0, policy_std=learner.actor.std().tolist(),
+                    vae_id=vae_id, dynamics_id=weights_id(model_state),
                     renderer=learner.config.renderer, precision="fp32", config=learner.config.record())
 
 

@@ -39,6 +39,10 @@ def parse_args(argv=None):
                              "seed: the controller as a stochastic policy (default: the noise it was searched with, "
                              "traincontroller.py --action-noise, 0 for most); scores at another noise go to "
                              "test_scores_noise<STD>.json, beside the plain ones")
+    parser.add_argument("--sampled", action="store_true",
+                        help="play an imagination actor (trainimagination.py) as the Gaussian policy it learned and "
+                             "was judged as in imagination, its std saved with it, instead of its mean alone; "
+                             "scores go to test_scores_sampled.json, beside the plain ones")
     parser.add_argument("--video-episode", type=int, default=0,
                         help="which episode to record (0 = the first; e.g. the worst of an earlier test, "
                              "from test_scores.json's returns): the scores are the same whichever is recorded")
@@ -123,14 +127,21 @@ def main(dynamics, argv=None):
     # and the noise it was searched with, unless told otherwise
     trained_noise = state.get("action_noise", 0.0)
     noise = trained_noise if args.action_noise is None else args.action_noise
+    policy_std = state.get("policy_std") if args.sampled else None
+    if args.sampled and policy_std is None:
+        raise UserError(f"--sampled: {ctrl_file} holds no policy's std (only trainimagination.py's actors have "
+                        "one); drop --sampled to test the controller alone")
+    if args.sampled and noise:
+        raise UserError(f"--sampled: {ctrl_file} is played with its own policy's noise; drop --action-noise {noise:g}")
     kwargs.update(controller_inputs=state.get("controller_inputs", "zh"),
-                  untrained_dynamics=state.get("untrained_dynamics", False), action_noise=noise)
+                  untrained_dynamics=state.get("untrained_dynamics", False), action_noise=noise, policy_std=policy_std)
     seeds = episode_seeds(args.seed, TEST_SEED_STREAM, 0, args.episodes)
     device = use_gpus(args.device) or "cpu"
 
     print(f"scoring {ctrl_file} (generation {state['generation']}, reading {reads_text(kwargs)}) with the VAE "
           f"{kwargs['vae']} and {dynamics_path(args.logdir, dynamics)}, {args.renderer} renderer, "
-          f"{kwargs['precision']}" + (f", action noise {noise:g}" if noise else ""), flush=True)
+          f"{kwargs['precision']}" + (f", action noise {noise:g}" if noise else "")
+          + (f", sampled (policy std {', '.join(f'{x:.3f}' for x in policy_std)})" if policy_std else ""), flush=True)
     start = time.time()
     results, lengths = {}, {}
     if args.render:  # every episode in this process, in a window
@@ -154,14 +165,15 @@ def main(dynamics, argv=None):
                "returns": returns.tolist(), "steps": steps, "dynamics": dynamics, "renderer": args.renderer,
                "seed": args.seed,
                "precision": kwargs["precision"], "controller_inputs": kwargs["controller_inputs"],
-               "untrained_dynamics": kwargs["untrained_dynamics"], "action_noise": noise,
+               "untrained_dynamics": kwargs["untrained_dynamics"], "action_noise": noise, "policy_std": policy_std,
                "time_limit": args.time_limit, "controller": str(ctrl_file.resolve()),
                "controller_generation": state["generation"], "vae": kwargs["vae"],
                "dynamics_model": str(dynamics_path(args.logdir, dynamics).resolve()), **lineage,
                "seconds": time.time() - start, "config": record_args(args), **provenance()}
     # another --seed is another set of tracks: its scores go beside the first set's, not over them
-    # so does the policy at another noise than its own
-    out = args.logdir / ("test_scores" + (f"_seed{args.seed}" if args.seed else "")
+    # so do the policy sampled, and at another noise than its own
+    out = args.logdir / ("test_scores" + ("_sampled" if args.sampled else "")
+                         + (f"_seed{args.seed}" if args.seed else "")
                          + (f"_noise{noise:g}" if noise != trained_noise else "") + ".json")
     atomic_write_json(out, summary)
     print(f"{ended} of {len(returns)} episodes ended before --time-limit {args.time_limit} (lap complete, or off "
