@@ -178,7 +178,7 @@ def test_imagination_equals_the_model_stepped_by_hand(dynamics):
     # noise 0: the actor's mean, with the model's own draws as they were (the actor's noise is drawn all the same)
     warm_starts(stepper, past_len, actions, latents)
     mean_features, mean_raws, _ = imagine(model, stepper, actor, z0, horizon, 1.0, torch.Generator().manual_seed(5),
-                                          noise=0.0)
+                                          std_scale=0.0)
     torch.testing.assert_close(mean_raws, actor.mean(mean_features[:-1]))
     torch.testing.assert_close(mean_features[0], features[0])  # the same starts
     assert not torch.allclose(mean_raws, raws)
@@ -195,8 +195,8 @@ def test_the_critics_real_targets_are_the_lambda_returns_of_real_rewards(dynamic
     torch.manual_seed(0)
     model = build_dynamics(dynamics).eval()
     critic = Critic(units=16)
-    for p in critic.target.parameters():  # a slow critic that says something (the new one says 0 everywhere)
-        torch.nn.init.normal_(p, std=0.3)
+    for p in [*critic.target.parameters(), *critic.net[-1].parameters()]:  # critics that say something, and
+        torch.nn.init.normal_(p, std=0.3)  # not the same thing (new ones say 0 everywhere)
     seq_len, batch, gamma, lam = 5, 6, 0.9, 0.8
     stats, actions, rewards, terminated, next_stats = random_replay().sequences(np.random.default_rng(4), batch,
                                                                                  seq_len)
@@ -224,8 +224,50 @@ def test_the_critics_real_targets_are_the_lambda_returns_of_real_rewards(dynamic
     assert loss.item() == pytest.approx((0.5 * (values - targets) ** 2).mean().item(), rel=1e-4)
     assert mean_return.item() == pytest.approx(targets[:, 0].mean().item(), rel=1e-4, abs=1e-5)
     loss.backward()  # the loss moves the critic, not its slow copy nor the model
-    assert critic.net[-1].weight.grad.abs().sum() > 0  # its output layer (the others start behind zeros)
+    assert critic.net[0].weight.grad.abs().sum() > 0
     assert all(p.grad is None for p in [*critic.target.parameters(), *model.parameters()])
+
+
+def small_learner(tmp_path, *flags):
+    """A Learner of tiny settings on random_replay(), and its imagination stepper."""
+    from utils.stages.imagination import Learner, parse_config
+
+    config = parse_config("mdrnn", ["--logdir", str(tmp_path), "--critic-units", "16", "--imag-batch", "8",
+                                    "--horizon", "3", "--batch-size", "4", "--seq-len", "5", "--past", "5", *flags])
+    learner = Learner(config, "mdrnn", "cpu")
+    learner.replay = random_replay()
+    return learner, learner.model.stepper(config.imag_batch)
+
+
+def test_the_real_value_weight_moves_the_critic_and_nothing_else(tmp_path):
+    """One update from the same state, with and without --real-value-weight: the same actor (the imagination
+    batch is drawn first, the same in both), another critic."""
+    runs = []
+    for weight in ("0", "0.3"):
+        torch.manual_seed(0)  # the same models in both
+        learner, stepper = small_learner(tmp_path, "--real-value-weight", weight)
+        torch.nn.init.normal_(learner.critic.net[-1].weight, std=0.3)  # a critic whose errors move it
+        torch.manual_seed(1)  # the same imagination in both
+        runs.append((learner, learner.train_actor_critic(1, stepper)))
+    (without, metrics_without), (with_real, metrics_with) = runs
+    for key, value in without.actor.state_dict().items():
+        assert torch.equal(value, with_real.actor.state_dict()[key]), key
+    assert metrics_without["imagined_return"] == metrics_with["imagined_return"]
+    assert not torch.equal(without.critic.net[-1].weight, with_real.critic.net[-1].weight)
+    assert "real_value_loss" not in metrics_without and metrics_with["real_value_loss"] > 0
+
+
+def test_the_judge_rates_the_policy_and_its_mean_with_numbers_of_its_own(tmp_path):
+    """Learner.judge: the same numbers when asked twice, the run's random streams untouched, and another
+    rating for the mean than for the sampled policy."""
+    torch.manual_seed(0)
+    learner, stepper = small_learner(tmp_path)
+    torch.nn.init.normal_(learner.actor.controller.fc.weight, std=0.1)
+    torch.nn.init.normal_(learner.critic.target[-1].weight, std=0.3)
+    rng_state, torch_state = learner.rng.bit_generator.state, torch.get_rng_state()
+    first, second = learner.judge(stepper), learner.judge(stepper)
+    assert first == second and first["sampled"] != first["mean"]
+    assert learner.rng.bit_generator.state == rng_state and torch.equal(torch.get_rng_state(), torch_state)
 
 
 IMAGINATION = ["--envs", 2, "--time-limit", 20, "--pretrain", 2, "--train-ratio", 2, "--batch-size", 4,
@@ -275,6 +317,10 @@ def test_one_iteration_through_the_command_line_then_a_test(imagination_logdir, 
                    "--max-workers", 1, "--envs-per-worker", 2, "--sampled", *video)
         sampled.append(json.loads((root / "test_scores_sampled.json").read_text()))
     assert sampled[0]["returns"] == sampled[1]["returns"] and sampled[0]["policy_std"] == state["policy_std"]
+    before = snapshot(root)
+    refused("world-models/test_controller.py", "--logdir", root, "--episodes", 2, "--sampled", "--action-noise", 0.1,
+            expect="is played with its own policy's noise; drop --action-noise 0.1")
+    assert snapshot(root) == before
     run_script("world-models/test_controller.py", "--logdir", root, "--episodes", 2, "--time-limit", 120,
                "--max-workers", 1, "--envs-per-worker", 2, "--no-video")
     assert json.loads((root / "test_scores.json").read_text())["returns"] != sampled[0]["returns"]

@@ -100,12 +100,12 @@ class GaussianActor(nn.Module):
         """features (*, LSIZE + RSIZE) = [z, h] -> the raw (unsquashed) outputs (*, ASIZE)."""
         return self.controller.raw(features)
 
-    def sample(self, features, generator=None, noise=1.0):
-        """-> (raw sample (*, ASIZE), action squash(raw) in the box); noise 0: the mean (the noise is drawn all
-        the same, so that what else draws from `generator` draws the same numbers)."""
+    def sample(self, features, generator=None, std_scale=1.0):
+        """-> (raw sample (*, ASIZE), action squash(raw) in the box). std_scale 1: the policy; 0: its mean (the
+        noise is drawn all the same, so that what else draws from `generator` draws the same numbers)."""
         mean = self.mean(features)
         eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-        raw = mean + noise * self.std() * eps
+        raw = mean + std_scale * self.std() * eps
         return raw, squash(raw)
 
     def log_prob(self, features, raw):
@@ -253,9 +253,9 @@ def warm_starts(stepper, past_len, actions, latents):
 
 
 @torch.no_grad()
-def imagine(model, stepper, actor, z0, horizon, temperature=1.0, generator=None, noise=1.0):
-    """Imagined rollouts from warmed starts (warm_starts): the actor samples a_t from [z_t, h_t] (noise 0: its
-    mean), the stepper takes (a_t, z_t) to h_{t+1}, and the model's heads on h_{t+1} give r_{t+1} and z_{t+1}
+def imagine(model, stepper, actor, z0, horizon, temperature=1.0, generator=None, std_scale=1.0):
+    """Imagined rollouts from warmed starts (warm_starts): the actor samples a_t from [z_t, h_t] (std_scale 0:
+    its mean), the stepper takes (a_t, z_t) to h_{t+1}, and the model's heads on h_{t+1} give r_{t+1} and z_{t+1}
     (sampled from the mixture at `temperature`).
 
     z0: (B, LSIZE). Returns features (H + 1, B, LSIZE + RSIZE) = [z_t, h_t] for t = 0 .. H, raw actions
@@ -265,7 +265,7 @@ def imagine(model, stepper, actor, z0, horizon, temperature=1.0, generator=None,
     features, raws, rewards = [], [], []
     for _ in range(horizon):
         x = torch.cat([z, stepper.hidden.float()], -1)
-        raw, action = actor.sample(x, generator, noise)
+        raw, action = actor.sample(x, generator, std_scale)
         stepper.push(action.to(stepper.hidden.dtype), z.to(stepper.hidden.dtype))
         mus, sigmas, logpi, reward, _ = (y.float() for y in model.head(stepper.hidden))
         uniform = torch.rand(len(z), generator=generator, device=z.device)
@@ -302,16 +302,18 @@ def actor_critic_losses(actor, critic, scale, features, raws, rewards, gamma, la
 
 
 def real_value_loss(model, critic, batch, gamma, lam, device):
-    """The critic's loss on real replay sequences (a Replay.sequences batch: stats (L, B, 2 LSIZE), actions,
-    rewards, terminated (L, B, ...), next stats): what reality paid, where the imagined returns hold only what
+    """The critic's loss on real replay sequences: what reality paid, where the imagined returns hold only what
     the model predicts (after DreamerV3's replay value loss).
 
+    batch: Replay.sequences' stats (L, B, 2 LSIZE) of frames t .. t+L-1, actions (L, B, ASIZE), rewards and
+    terminated (L, B) of steps t+1 .. t+L, next stats (L, B, 2 LSIZE) of frames t+1 .. t+L.
     Along each window the states are s_k = [z, h] at frame t+k+1 (k = 0 .. L-1): the VAE's mean and the
     model's hidden after the window's steps up to it (the model fed the window alone, from a fresh state, as it
-    trains). Their targets are lambda-returns of the real rewards between them (rewards[1:]), bootstrapped from
-    the slow critic at s_{L-1}, whose value is 0 where the episode terminated there (a window ends at an
-    episode's last step at the latest, so no termination lies inside it). DreamerV3 bootstraps from the
-    imagined return instead; the slow critic keeps this loss one batch of real data, apart from imagination.
+    trains on it; the first states of a window have a shorter past than imagination's warmed starts). Their
+    targets are lambda-returns of the real rewards between them (rewards[1:]), bootstrapped from the slow
+    critic at s_{L-1}, whose value is 0 where the episode terminated there (a window ends at an episode's last
+    step at the latest, so no termination lies inside it). DreamerV3 bootstraps from the imagined return
+    there; the slow critic needs no imagination of its own per window: L-1 real rewards, then its value.
     Returns (0.5 mean (v(s_k) - R_k)^2 over k < L-1, the mean return R_0 (a scalar)).
     """
     stats, actions, rewards, terminated, next_stats = (x.to(device) for x in batch)

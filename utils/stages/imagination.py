@@ -46,7 +46,7 @@ from utils.errors import UserError
 STAGE = "imagination"
 EXPERIMENTS = {"mdrnn": "world-models", "transformer": "transformers-wm", "trade": "trade"}  # their folders
 ACTOR_SHAPES = {"linear": "zh", "mlp": "zh-hidden"}  # --actor -> the controller's shape (models/controller.py)
-JUDGE_BATCHES = 4  # imagination batches of Learner.judge each iteration (about 2% of an iteration's updates)
+JUDGE_BATCHES = 4  # imagination batches of Learner.judge each iteration (two rollouts each: sampled and mean)
 
 
 @dataclass
@@ -251,13 +251,14 @@ class Learner:
                 totals[key] = totals.get(key, 0.0) + value / updates
         return totals
 
-
     @torch.no_grad()
     def judge(self, stepper, batches=JUDGE_BATCHES):
         """What the model says of the actor sampled and of its mean alone (the controller that test_controller.py
         plays without --sampled): the imagined lambda-return at the start, from the same `batches` x --imag-batch
-        real starts with the same draws of the model's mixture, bootstrapped from the slow critic. Random numbers
-        of its own, from the seed and the iteration, so that the run's stream is the same with or without it."""
+        real starts with the same draws of the model's mixture, bootstrapped from the slow critic. That critic
+        values the sampled policy: past the horizon the mean is valued as if it were sampled. Random numbers of
+        its own, from the seed and the iteration, so that the run's stream is the same with or without it. Its
+        time is counted with imagination's."""
         from utils.engine.imagine import imagine, lambda_returns, warm_starts
 
         c = self.config
@@ -266,11 +267,11 @@ class Learner:
         for b in range(batches):
             past_len, actions, latents, z0 = self.replay.starts(rng, c.imag_batch, c.past)
             seed = int(rng.integers(2**31))
-            for name, noise in (("sampled", 1.0), ("mean", 0.0)):
+            for name, std_scale in (("sampled", 1.0), ("mean", 0.0)):
                 generator = torch.Generator(self.device).manual_seed(seed)  # the same mixture draws for both
                 warm_starts(stepper, past_len, actions, latents)
                 features, _, rewards = imagine(self.model, stepper, self.actor, z0, c.horizon, c.temperature,
-                                               generator, noise)
+                                               generator, std_scale)
                 returns = lambda_returns(rewards, self.critic.slow(features), c.gamma, c.lam)
                 out[name] += returns[0].mean().item() / batches
         return out
