@@ -329,6 +329,7 @@ def test_one_iteration_through_the_command_line_then_a_test(imagination_logdir, 
     report = (tmp_path / "report" / "report.md").read_text()
     assert f"| MDN-RNN | 0 | - | 1 | {steps['total']:,} ({steps['data']:,} + {steps['collected']:,} + " in report
     assert f"{test['mean']:.1f} +- {test['std']:.1f}" in report
+    assert f"| [{sampled[0]['mean']:.1f} +- {sampled[0]['std']:.1f}](../" in report  # the sampled policy's column
     assert all((tmp_path / "report" / f).stat().st_size > 0 for f in ("sample_efficiency.png", "imagined_vs_real.png"))
     assert "| iterations | MDN-RNN, seed 0 |\n|---|---|\n| 0 | " in report  # the blocks table: one iteration
     fit = 1 - record["history"][0]["reward_mse"] / record["history"][0]["reward_var"]

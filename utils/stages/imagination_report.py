@@ -4,10 +4,12 @@
         --cmaes pretrained/world-models/ctrl/tb --out docs/imagination
 
 Reads each run's record.json (trainimagination.py) and its test scores (test_controller.py: test_scores.json,
-the test tracks, and test_scores_seed1.json, the second set), and writes to --out:
+the test tracks, and test_scores_seed1.json, the second set; test_scores_sampled*.json, the policy sampled, where
+they exist), and writes to --out:
 
 - report.md: one row per run: dynamics model, seed, real env steps in all, the last imagined return, the test
-  score over its tracks with the 95% interval of the mean, the second set's, and the wall time of its parts;
+  score over its tracks with the 95% interval of the mean, the second set's (and the sampled policy's), and the
+  wall time of its parts;
 - sample_efficiency.png: real return against real env steps: the learner's plot-only evaluations and training
   episodes, beside the real-trained CMA-ES search's evaluations (--cmaes: its ctrl/tb, which logs
   charts/real_env_steps); the test scores as points at each run's final count;
@@ -48,7 +50,8 @@ def load_run(folder):
         raise UserError(f"--runs {folder}: no record.json; give the imagination folder of a trainimagination.py run")
     record = json.loads(record_file.read_text())
     tests = {}
-    for name, key in (("test_scores.json", "test"), ("test_scores_seed1.json", "second")):
+    for name, key in (("test_scores.json", "test"), ("test_scores_seed1.json", "second"),
+                      ("test_scores_sampled.json", "sampled"), ("test_scores_sampled_seed1.json", "sampled_second")):
         if (folder / name).is_file():
             tests[key] = dict(json.loads((folder / name).read_text()), path=folder / name)
     return record, tests
@@ -86,10 +89,14 @@ def run_name(record, runs):
 
 
 def table(runs, out):
+    """One row per run; the policy sampled (test_controller.py --sampled) has columns of its own where a run of
+    `runs` was tested so."""
+    sampled = any("sampled" in tests or "sampled_second" in tests for _, tests in runs)
     rows = ["| dynamics model | seed | settings (where the runs differ) | iterations | real env steps (data + "
             "collected + evaluation) | last imagined return | test, 100 tracks (95% interval) | second set | "
-            "wall time (play, model, imagination) |",
-            "|---|---|---|---|---|---|---|---|---|"]
+            + ("sampled policy, test tracks | sampled policy, second set | " if sampled else "")
+            + "wall time (play, model, imagination) |",
+            "|---" * (11 if sampled else 9) + "|"]
     for record, tests in runs:
         steps, seconds = record["real_steps"], record["seconds"]
         last = record["history"][-1] if record["history"] else {}
@@ -98,7 +105,9 @@ def table(runs, out):
             f"{settings(record, runs) or '-'} | {record['iterations']} | {steps['total']:,} ({steps['data']:,} + "
             f"{steps['collected']:,} + {steps['evaluation']:,}) | {last.get('imagined_return', float('nan')):.2f} | "
             f"{score_text(tests.get('test'), out)} | {score_text(tests.get('second'), out)} | "
-            f"{seconds['total'] / 3600:.2f} h ({seconds['play'] / 60:.0f}, {seconds['model'] / 60:.0f}, "
+            + (f"{score_text(tests.get('sampled'), out)} | {score_text(tests.get('sampled_second'), out)} | "
+               if sampled else "")
+            + f"{seconds['total'] / 3600:.2f} h ({seconds['play'] / 60:.0f}, {seconds['model'] / 60:.0f}, "
             f"{seconds['imagination'] / 60:.0f} min) |")
     return "\n".join(rows)
 
