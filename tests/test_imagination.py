@@ -352,6 +352,13 @@ def test_one_iteration_through_the_command_line_then_a_test(imagination_logdir, 
     refused("utils/stages/replay_measures.py", "--run", root, "--datadir", root / "replay", "--out",
             tmp_path / "n.json", expect=f"--datadir {root / 'replay'}: not the rollouts this run's replay started from")
     assert not (tmp_path / "n.json").exists()
+    # the model's rating of the last actor, sampled and mean, recomputed from the checkpoint as the run made it
+    run_script("utils/stages/imagination.py", "--run", root, "--datadir", tiny_data, "--out", tmp_path / "j.json")
+    judged = json.loads((tmp_path / "j.json").read_text())
+    assert judged["judged"] == judged["recorded"] == record["history"][-1]["judged"]
+    refused("utils/stages/imagination.py", "--run", tmp_path, "--datadir", tiny_data, "--out",
+            tmp_path / "k.json", expect=f"--run {tmp_path}: no checkpoint.tar")
+    assert not (tmp_path / "k.json").exists()
 
 
 def test_the_mlp_actor_is_learned_saved_and_played_in_reality_as_its_shape(imagination_logdir, tiny_data, tmp_path):

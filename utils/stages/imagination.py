@@ -20,28 +20,38 @@ Every real env step (the data behind the starting models, collection, evaluation
 
     python world-models/test_controller.py --logdir exp_dir/imagination
 
-tests it in reality. checkpoint.tar resumes the run (a kill at any point loses at most one iteration, replayed
+tests it in reality (--sampled: the policy, with its std). checkpoint.tar resumes the run (a kill at any point loses at most one iteration, replayed
 the same way); record.json holds the configuration, the counts of real steps, the times, each iteration's
 returns and each start's command, commit and machine.
+
+Run as a script, it rates a run's last actor, sampled and its mean alone (judge_main, Learner.judge), as
+the learner records it each iteration since it began to; for runs made before, from their checkpoint:
+
+    python utils/stages/imagination.py --run exp_dir/imagination --datadir datasets/carracing --out judged.json
 """
 import dataclasses
 import json
 import math
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import torch
-from tqdm import tqdm
+if __package__ in (None, ""):  # run as a script (judge_main): make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from utils.checkpoint import atomic_write, atomic_write_json, load_checkpoint, save_checkpoint, weights_id
-from utils.config import Config, check_resume, flag, log_config, parse, provenance
-from utils.constants import DEFAULT_DATADIR, MAX_STEPS, SEQ_LEN
-from utils.devices import available_cpus, pick_device
-from utils.engine.rollout_cli import REAL_EVAL_SEED_STREAM, TRAIN_SEED_STREAM, episode_seeds
-from utils.errors import UserError
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from utils.checkpoint import (atomic_write, atomic_write_json, load_checkpoint, save_checkpoint,  # noqa: E402
+                              weights_id)
+from utils.config import Config, check_resume, flag, log_config, parse, provenance  # noqa: E402
+from utils.constants import DEFAULT_DATADIR, MAX_STEPS, SEQ_LEN  # noqa: E402
+from utils.devices import available_cpus, pick_device  # noqa: E402
+from utils.engine.rollout_cli import REAL_EVAL_SEED_STREAM, TRAIN_SEED_STREAM, episode_seeds  # noqa: E402
+from utils.errors import Parser, UserError, run_main  # noqa: E402
 
 STAGE = "imagination"
 EXPERIMENTS = {"mdrnn": "world-models", "transformer": "transformers-wm", "trade": "trade"}  # their folders
@@ -277,6 +287,28 @@ class Learner:
         return out
 
 
+def add_starting_data(learner, vae, files, device):
+    """The starting rollouts `files` into the learner's replay, their frames encoded by the VAE."""
+    from data.loaders import load_rollout
+    from models.vae import encode_stats
+
+    for path in tqdm(files, desc="encoding the starting data", leave=False):
+        r = load_rollout(path)
+        learner.replay.add(encode_stats(vae.encoder, r["observations"], device), r["actions"], r["rewards"],
+                           r["terminated"].astype(np.float32))
+
+
+def add_played(learner, replay_dir):
+    """The learner's learner.replay_files played episodes, saved under replay_dir with their latents, into its
+    replay (after the starting data, as the run added them)."""
+    from data.loaders import load_rollout
+
+    for i in range(learner.replay_files):
+        r = load_rollout(replay_dir / "thread_0" / f"rollout_{i}.npz")
+        learner.replay.add(np.load(replay_dir / "latents" / f"rollout_{i}.npy").astype(np.float32),
+                           r["actions"], r["rewards"], r["terminated"].astype(np.float32))
+
+
 def play(generator, learner, seeds, noisy):
     """Play one real episode per seed (at most one per slot of generator) with the actor: sampled when noisy,
     else its mean. Returns one dict per episode: frames, actions, rewards, ends [(terminated, truncated)],
@@ -297,7 +329,7 @@ def play(generator, learner, seeds, noisy):
 def main(dynamics, argv=None):
     from models.vae import encode_stats
     from data.generation import save_rollout
-    from data.loaders import load_rollout, rollout_files, rollout_steps
+    from data.loaders import rollout_files, rollout_steps
     from utils.engine.models_io import data_sources, dynamics_path, load_dynamics, load_vae, vae_path
     from utils.engine.rollout import RolloutGenerator
     from utils.engine.training import check_finite, read_texts, seed_everything, summary_writer
@@ -337,10 +369,7 @@ def main(dynamics, argv=None):
     print(f"{STAGE}: VAE {vae_file}, dynamics model "
           + (f"from {init_file}" if init_file else "new") + f", starting data {config.datadir} "
           f"({len(files)} rollouts), device {device}", flush=True)
-    for path in tqdm(files, desc="encoding the starting data", leave=False):
-        r = load_rollout(path)
-        learner.replay.add(encode_stats(vae.encoder, r["observations"], device), r["actions"], r["rewards"],
-                           r["terminated"].astype(np.float32))
+    add_starting_data(learner, vae, files, device)
     datadir = str(config.datadir.resolve())
     sources = {k: v for k, v in (data_sources(init_state) if init_state else {}).items() if v is not None}
     if init_state is not None and not sources:  # e.g. a shipped model: pretrained/ keeps no local paths
@@ -377,10 +406,7 @@ def main(dynamics, argv=None):
     sequence_steps = c.batch_size * c.seq_len
     if resume:  # last: whatever is built before draws random numbers, and the run continues from its own
         learner.load_state_dict(state)
-        for i in range(learner.replay_files):
-            r = load_rollout(replay_dir / "thread_0" / f"rollout_{i}.npz")
-            learner.replay.add(np.load(replay_dir / "latents" / f"rollout_{i}.npy").astype(np.float32),
-                               r["actions"], r["rewards"], r["terminated"].astype(np.float32))
+        add_played(learner, replay_dir)
         print(f"resuming {last} at iteration {learner.iteration} ({learner.real_steps:,} real steps)")
 
     def finished():  # an episode may play time_limit steps: none starts that could pass the budget
@@ -516,3 +542,42 @@ def write_record(root, config, learner, sources, starts):
               "iterations": learner.iteration, "real_steps": dict(learner.steps, total=learner.real_steps),
               "data_sources": sources, "seconds": dict(learner.seconds), "history": learner.history}
     atomic_write_json(root / "record.json", record)
+
+
+def judge_main(argv=None):
+    """The script: a finished run's rating of its last actor, sampled and its mean (module docstring), computed
+    as its last iteration computed it (the same random numbers): on a run that records it, the two agree."""
+    from data.loaders import rollout_files
+    from utils.engine.models_io import load_vae, vae_path
+
+    parser = Parser(description="Rate an imagination run's last actor, sampled and its mean, as its model does.")
+    for name, text in (("--run", "the run's imagination folder (checkpoint.tar, record.json, replay/, vae/)"),
+                       ("--datadir", "the rollouts the run's replay started from"), ("--out", "json record to write")):
+        parser.add_argument(name, type=Path, required=True, help=text)
+    args = parser.parse_args(argv)
+    if not (args.run / "checkpoint.tar").is_file():
+        raise UserError(f"--run {args.run}: no checkpoint.tar; give a run's imagination folder "
+                        "(<logdir>/imagination of trainimagination.py)")
+    state = load_checkpoint(args.run / "checkpoint.tar", STAGE)
+    record = json.loads((args.run / "record.json").read_text())
+    files = rollout_files(args.datadir)
+    vae, _ = load_vae(vae_path(args.run))
+    config = ImaginationConfig(**state["config"])
+    torch.set_num_threads(1)
+    learner = Learner(config, record["dynamics"], "cpu")
+    add_starting_data(learner, vae, files, "cpu")
+    if len(learner.replay) != record["data_sources"].get(str(args.datadir.resolve())):
+        raise UserError(f"--datadir {args.datadir}: not the rollouts this run's replay started from (its record: "
+                        f"{record['data_sources']}); give those")
+    learner.load_state_dict(state)
+    add_played(learner, args.run / "replay")
+    learner.iteration -= 1  # the last iteration's random numbers: its rating, where the record has one
+    judged = learner.judge(learner.model.stepper(config.imag_batch, config.context or config.seq_len))
+    atomic_write_json(args.out, {"run": str(args.run), "iteration": learner.iteration, "judged": judged,
+                                 "recorded": record["history"][-1].get("judged"), **provenance()})
+    print(f"iteration {learner.iteration}: imagined return of the actor sampled {judged['sampled']:.2f}, "
+          f"of its mean {judged['mean']:.2f} (in {args.out})")
+
+
+if __name__ == "__main__":
+    run_main(judge_main)
