@@ -290,7 +290,8 @@ ablation: $(VENV)/.installed
 
 # Learning in imagination (docs/imagination/): the MDN-RNN's actor-critic learner (trainimagination.py)
 # from make agent's 64 Brownian rollouts and the first round's V and M (pretrained/world-models-r1), with
-# IMAG_STEPS real env steps in all; then its test on the test tracks and on the second set (--seed 1).
+# IMAG_STEPS real env steps in all; then its test on the test tracks and on the second set (--seed 1), as its
+# mean and as the policy it learned (--sampled: docs/imagination, "The mean and the policy").
 # Resumes where it stopped: rerun the same command after a kill. IMAG_FLAGS adds flags (e.g. --device cuda).
 IMAG_DIR ?= runs/imagination
 IMAG_STEPS ?= 1000000
@@ -304,6 +305,8 @@ imagination: $(VENV)/.installed
 	$(call TEST_ONCE,$(IMAG_DIR)/world-models/imagination) --episodes $(AGENT_TEST_EPISODES)
 	$(PY) world-models/test_controller.py --logdir $(IMAG_DIR)/world-models/imagination --episodes $(AGENT_TEST_EPISODES) \
 		--seed 1 --no-video
+	for seed in 0 1; do $(PY) world-models/test_controller.py --logdir $(IMAG_DIR)/world-models/imagination \
+		--episodes $(AGENT_TEST_EPISODES) --seed $$seed --sampled --no-video || exit 1; done
 	$(PY) utils/stages/imagination_report.py --runs $(IMAG_DIR)/world-models/imagination \
 		--cmaes pretrained/world-models/ctrl/tb --out $(IMAG_DIR)/report
 
