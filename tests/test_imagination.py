@@ -358,6 +358,8 @@ def test_one_iteration_through_the_command_line_then_a_test(imagination_logdir, 
     assert judged["judged"] == judged["recorded"] == record["history"][-1]["judged"]
     refused("utils/stages/imagination.py", "--run", tmp_path, "--datadir", tiny_data, "--out",
             tmp_path / "k.json", expect=f"--run {tmp_path}: no checkpoint.tar")
+    refused("utils/stages/imagination.py", "--run", root, "--datadir", root / "replay", "--out", tmp_path / "k.json",
+            expect=f"--datadir {root / 'replay'}: not the rollouts this run's replay started from")
     assert not (tmp_path / "k.json").exists()
 
 

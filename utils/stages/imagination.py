@@ -20,9 +20,9 @@ Every real env step (the data behind the starting models, collection, evaluation
 
     python world-models/test_controller.py --logdir exp_dir/imagination
 
-tests it in reality (--sampled: the policy, with its std). checkpoint.tar resumes the run (a kill at any point loses at most one iteration, replayed
-the same way); record.json holds the configuration, the counts of real steps, the times, each iteration's
-returns and each start's command, commit and machine.
+tests it in reality (--sampled: the policy, with its std). checkpoint.tar resumes the run (a kill at any point
+loses at most one iteration, replayed the same way); record.json holds the configuration, the counts of real
+steps, the times, each iteration's returns and each start's command, commit and machine.
 
 Run as a script, it rates a run's last actor, sampled and its mean alone (judge_main, Learner.judge), as
 the learner records it each iteration since it began to; for runs made before, from their checkpoint:
@@ -274,7 +274,7 @@ class Learner:
         c = self.config
         rng = np.random.default_rng([c.seed, 8, self.iteration])
         out = {"sampled": 0.0, "mean": 0.0}
-        for b in range(batches):
+        for _ in range(batches):
             past_len, actions, latents, z0 = self.replay.starts(rng, c.imag_batch, c.past)
             seed = int(rng.integers(2**31))
             for name, std_scale in (("sampled", 1.0), ("mean", 0.0)):
@@ -547,7 +547,7 @@ def write_record(root, config, learner, sources, starts):
 def judge_main(argv=None):
     """The script: a finished run's rating of its last actor, sampled and its mean (module docstring), computed
     as its last iteration computed it (the same random numbers): on a run that records it, the two agree."""
-    from data.loaders import rollout_files
+    from data.loaders import rollout_files, rollout_steps
     from utils.engine.models_io import load_vae, vae_path
 
     parser = Parser(description="Rate an imagination run's last actor, sampled and its mean, as its model does.")
@@ -561,14 +561,14 @@ def judge_main(argv=None):
     state = load_checkpoint(args.run / "checkpoint.tar", STAGE)
     record = json.loads((args.run / "record.json").read_text())
     files = rollout_files(args.datadir)
+    if rollout_steps(files) != record["data_sources"].get(str(args.datadir.resolve())):  # before the encoding
+        raise UserError(f"--datadir {args.datadir}: not the rollouts this run's replay started from (its record: "
+                        f"{record['data_sources']}); give those")
     vae, _ = load_vae(vae_path(args.run))
     config = ImaginationConfig(**state["config"])
     torch.set_num_threads(1)
     learner = Learner(config, record["dynamics"], "cpu")
     add_starting_data(learner, vae, files, "cpu")
-    if len(learner.replay) != record["data_sources"].get(str(args.datadir.resolve())):
-        raise UserError(f"--datadir {args.datadir}: not the rollouts this run's replay started from (its record: "
-                        f"{record['data_sources']}); give those")
     learner.load_state_dict(state)
     add_played(learner, args.run / "replay")
     learner.iteration -= 1  # the last iteration's random numbers: its rating, where the record has one
