@@ -270,6 +270,31 @@ def test_the_judge_rates_the_policy_and_its_mean_with_numbers_of_its_own(tmp_pat
     assert learner.rng.bit_generator.state == rng_state and torch.equal(torch.get_rng_state(), torch_state)
 
 
+def test_the_judge_at_a_longer_horizon_and_without_the_critic(tmp_path):
+    """judge(horizon=H, critic=False) is the discounted sum of the rewards the model imagines over H steps, from
+    the same starts and draws as the rating at the run's horizon; with the critic at the run's horizon it is that
+    rating."""
+    from utils.engine.imagine import imagine, warm_starts
+
+    torch.manual_seed(0)
+    learner, stepper = small_learner(tmp_path)
+    torch.nn.init.normal_(learner.actor.controller.fc.weight, std=0.1)
+    torch.nn.init.normal_(learner.model.head.linear.weight, std=0.3)  # rewards that differ from step to step
+    c = learner.config
+    assert learner.judge(stepper, horizon=c.horizon) == learner.judge(stepper)
+    rated = learner.judge(stepper, batches=1, horizon=7, critic=False)
+    rng = np.random.default_rng([c.seed, 8, learner.iteration])  # the judge's own numbers, by hand
+    past_len, actions, latents, z0 = learner.replay.starts(rng, c.imag_batch, c.past)
+    seed = int(rng.integers(2**31))
+    for name, std_scale in (("sampled", 1.0), ("mean", 0.0)):
+        warm_starts(stepper, past_len, actions, latents)
+        _, _, rewards = imagine(learner.model, stepper, learner.actor, z0, 7, c.temperature,
+                                torch.Generator().manual_seed(seed), std_scale)
+        discounts = c.gamma ** torch.arange(7.0)
+        assert rated[name] == pytest.approx((discounts[:, None] * rewards).sum(0).mean().item(), rel=1e-5)
+    assert rated["sampled"] != rated["mean"]
+
+
 IMAGINATION = ["--envs", 2, "--time-limit", 20, "--pretrain", 2, "--train-ratio", 2, "--batch-size", 4,
                "--seq-len", TINY["seq_len"], "--past", TINY["seq_len"], "--imag-batch", 8, "--horizon", 3,
                "--eval-every", 1, "--eval-episodes", 1, "--critic-units", 16]
@@ -353,9 +378,15 @@ def test_one_iteration_through_the_command_line_then_a_test(imagination_logdir, 
             tmp_path / "n.json", expect=f"--datadir {root / 'replay'}: not the rollouts this run's replay started from")
     assert not (tmp_path / "n.json").exists()
     # the model's rating of the last actor, sampled and mean, recomputed from the checkpoint as the run made it
-    run_script("utils/stages/imagination.py", "--run", root, "--datadir", tiny_data, "--out", tmp_path / "j.json")
+    run_script("utils/stages/imagination.py", "--run", root, "--datadir", tiny_data, "--out", tmp_path / "j.json",
+               "--horizons", 3, 6)
     judged = json.loads((tmp_path / "j.json").read_text())
     assert judged["judged"] == judged["recorded"] == record["history"][-1]["judged"]
+    assert [row["horizon"] for row in judged["horizons"]] == [3, 6]
+    assert judged["horizons"][0]["lambda_return"] == judged["judged"]  # 3: the run's own horizon
+    assert judged["horizons"][1]["model_rewards"] != judged["horizons"][0]["model_rewards"]
+    refused("utils/stages/imagination.py", "--run", root, "--datadir", tiny_data, "--out", tmp_path / "k.json",
+            "--horizons", 15, 0, expect="--horizons 15 0: give numbers of steps, 1 or more")
     refused("utils/stages/imagination.py", "--run", tmp_path, "--datadir", tiny_data, "--out",
             tmp_path / "k.json", expect=f"--run {tmp_path}: no checkpoint.tar")
     refused("utils/stages/imagination.py", "--run", root, "--datadir", root / "replay", "--out", tmp_path / "k.json",

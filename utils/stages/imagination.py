@@ -262,13 +262,17 @@ class Learner:
         return totals
 
     @torch.no_grad()
-    def judge(self, stepper, batches=JUDGE_BATCHES):
+    def judge(self, stepper, batches=JUDGE_BATCHES, horizon=None, critic=True):
         """What the model says of the actor sampled and of its mean alone (the controller that test_controller.py
         plays without --sampled): the imagined lambda-return at the start, from the same `batches` x --imag-batch
         real starts with the same draws of the model's mixture, bootstrapped from the slow critic. That critic
         values the sampled policy: past the horizon the mean is valued as if it were sampled. Random numbers of
         its own, from the seed and the iteration, so that the run's stream is the same with or without it. Its
-        time is counted with imagination's."""
+        time is counted with imagination's.
+
+        horizon: imagined steps (default --horizon); a longer one starts with the same steps (the same starts and
+        draws). critic False: the discounted sum of the model's rewards alone over the horizon, no critic (what
+        the model itself says of the two, as far as it imagines)."""
         from utils.engine.imagine import imagine, lambda_returns, warm_starts
 
         c = self.config
@@ -280,9 +284,12 @@ class Learner:
             for name, std_scale in (("sampled", 1.0), ("mean", 0.0)):
                 generator = torch.Generator(self.device).manual_seed(seed)  # the same mixture draws for both
                 warm_starts(stepper, past_len, actions, latents)
-                features, _, rewards = imagine(self.model, stepper, self.actor, z0, c.horizon, c.temperature,
-                                               generator, std_scale)
-                returns = lambda_returns(rewards, self.critic.slow(features), c.gamma, c.lam)
+                features, _, rewards = imagine(self.model, stepper, self.actor, z0, horizon or c.horizon,
+                                               c.temperature, generator, std_scale)
+                if critic:
+                    returns = lambda_returns(rewards, self.critic.slow(features), c.gamma, c.lam)
+                else:  # lambda 1 with values 0: sum_t gamma^t r_{t+1}
+                    returns = lambda_returns(rewards, rewards.new_zeros(len(features), len(z0)), c.gamma, 1.0)
                 out[name] += returns[0].mean().item() / batches
         return out
 
@@ -554,7 +561,12 @@ def judge_main(argv=None):
     for name, text in (("--run", "the run's imagination folder (checkpoint.tar, record.json, replay/, vae/)"),
                        ("--datadir", "the rollouts the run's replay started from"), ("--out", "json record to write")):
         parser.add_argument(name, type=Path, required=True, help=text)
+    parser.add_argument("--horizons", type=int, nargs="*", default=[],
+                        help="also rate the two at these imagined horizons (steps), each as a lambda-return with the "
+                             "critic and as the discounted sum of the model's rewards alone")
     args = parser.parse_args(argv)
+    if any(h < 1 for h in args.horizons):
+        raise UserError(f"--horizons {' '.join(map(str, args.horizons))}: give numbers of steps, 1 or more")
     if not (args.run / "checkpoint.tar").is_file():
         raise UserError(f"--run {args.run}: no checkpoint.tar; give a run's imagination folder "
                         "(<logdir>/imagination of trainimagination.py)")
@@ -572,9 +584,17 @@ def judge_main(argv=None):
     learner.load_state_dict(state)
     add_played(learner, args.run / "replay")
     learner.iteration -= 1  # the last iteration's random numbers: its rating, where the record has one
-    judged = learner.judge(learner.model.stepper(config.imag_batch, config.context or config.seq_len))
+    stepper = learner.model.stepper(config.imag_batch, config.context or config.seq_len)
+    judged = learner.judge(stepper)
+    horizons = [{"horizon": h, "lambda_return": learner.judge(stepper, horizon=h),
+                 "model_rewards": learner.judge(stepper, horizon=h, critic=False)} for h in args.horizons]
     atomic_write_json(args.out, {"run": str(args.run), "iteration": learner.iteration, "judged": judged,
-                                 "recorded": record["history"][-1].get("judged"), **provenance()})
+                                 "recorded": record["history"][-1].get("judged"), "horizons": horizons,
+                                 "gamma": config.gamma, **provenance()})
+    for row in horizons:
+        print(f"horizon {row['horizon']}: lambda-return sampled {row['lambda_return']['sampled']:.2f}, mean "
+              f"{row['lambda_return']['mean']:.2f}; the model's rewards alone sampled "
+              f"{row['model_rewards']['sampled']:.2f}, mean {row['model_rewards']['mean']:.2f}")
     print(f"iteration {learner.iteration}: imagined return of the actor sampled {judged['sampled']:.2f}, "
           f"of its mean {judged['mean']:.2f} (in {args.out})")
 
