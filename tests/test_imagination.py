@@ -516,6 +516,46 @@ def test_a_resume_with_other_settings_is_refused(imagination_logdir, tiny_data):
     assert snapshot(imagination_logdir) == before
 
 
+def test_mean_episodes_play_the_actors_mean_and_join_the_replay(imagination_logdir, tiny_data, tmp_path):
+    """--mean-episodes 1 of --envs 2: one episode samples the policy, one plays its mean alone (the actions the
+    first actor's mean takes on that track, replayed here by hand); both are in the replay and counted, and
+    the record keeps their returns apart."""
+    from utils.engine.models_io import load_dynamics, load_vae
+    from utils.engine.rollout import RolloutGenerator
+    from utils.engine.rollout_cli import TRAIN_SEED_STREAM, episode_seeds
+    from utils.engine.training import seed_everything
+    from utils.stages.imagination import Learner, parse_config, play
+
+    logdir = tmp_path / "exp"  # a run of its own: the module's logdir holds another's
+    shutil.copytree(imagination_logdir, logdir, ignore=shutil.ignore_patterns("imagination", "ctrl", "test_*"))
+    flags = ["--logdir", logdir, "--datadir", tiny_data, "--max-iterations", 1, "--mean-episodes", 1, *IMAGINATION]
+    run_script("world-models/trainimagination.py", *flags)
+    root = logdir / "imagination"
+    record = json.loads((root / "record.json").read_text())
+    entry = record["history"][0]
+    assert record["config"]["mean_episodes"] == 1
+    assert len(entry["train_returns"]) == 1 and len(entry["mean_returns"]) == 1
+    played = [np.load(root / "replay" / "thread_0" / f"rollout_{i}.npz") for i in range(2)]
+    assert record["real_steps"]["collected"] == sum(len(r["actions"]) for r in played)
+    assert entry["mean_returns"][0] == pytest.approx(played[1]["rewards"].sum())
+    # the first actor, as the run built it, plays its mean on the second track by hand
+    config = parse_config("mdrnn", [str(f) for f in flags])
+    seed_everything(config.seed)
+    learner = Learner(config, "mdrnn", "cpu")
+    vae, _ = load_vae(logdir / "vae" / "best.tar")
+    learner.model.load_state_dict(load_dynamics(logdir / "mdrnn" / "best.tar", "mdrnn")[1]["model"])
+    generator = RolloutGenerator(vae, learner.model, 1, "cpu", config.time_limit)
+    seed = episode_seeds(config.seed, TRAIN_SEED_STREAM, 0, 2)[1]
+    by_hand = play(generator, learner, [seed], noisy=False)[0]
+    np.testing.assert_allclose(np.asarray(by_hand["actions"]), played[1]["actions"], atol=1e-6)
+    sampled = play(generator, learner, [episode_seeds(config.seed, TRAIN_SEED_STREAM, 0, 2)[0]], noisy=True)[0]
+    np.testing.assert_allclose(np.asarray(sampled["actions"]), played[0]["actions"], atol=1e-6)
+    before = snapshot(logdir)
+    refused("world-models/trainimagination.py", *flags[:-len(IMAGINATION)], *IMAGINATION, "--mean-episodes", 2,
+            "--noreload", expect="--mean-episodes 2: must be below --envs 2")
+    assert snapshot(logdir) == before
+
+
 def test_settings_that_cannot_work_are_refused_before_anything_is_written(imagination_logdir, tiny_data):
     """An evaluation larger than the envs that play it, a std past the squash's reach, starting rollouts
     shorter than a training sequence: one line each, before any file is written."""

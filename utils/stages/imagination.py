@@ -72,6 +72,9 @@ class ImaginationConfig(Config):
                                           "collection and evaluations)")
     max_iterations: int = flag(0, "stop after this many iterations (0: only --max-real-steps stops)")
     envs: int = flag(4, "real episodes played together each iteration")
+    mean_episodes: int = flag(0, "of those, how many play the actor's mean alone (the tested controller) instead "
+                                 "of sampling it; they join the replay like the others, so that the model learns "
+                                 "where the mean drives too (0: every episode samples the policy)")
     train_ratio: float = flag(64.0, "replayed steps the dynamics model trains on per new real step; the actor "
                                     "and critic make as many updates as the model")
     pretrain: int = flag(500, "dynamics model updates on the starting data before the first actor update")
@@ -132,7 +135,10 @@ class ImaginationConfig(Config):
         self.positive("max_real_steps", "envs", "train_ratio", "batch_size", "seq_len", "imag_batch", "horizon",
                       "past", "temperature", "reward_weight", "actor_lr", "critic_lr", "init_std", "min_std", "critic_units",
                       "grad_clip", "eval_episodes", "time_limit", "slow_critic")
-        self.non_negative("max_iterations", "pretrain", "entropy_scale", "eval_every", "real_value_weight")
+        self.non_negative("max_iterations", "pretrain", "entropy_scale", "eval_every", "real_value_weight",
+                          "mean_episodes")
+        if self.mean_episodes >= self.envs:
+            self.refuse("mean_episodes", f"must be below --envs {self.envs} (at least one episode samples the policy)")
         for name in ("gamma", "lam", "slow_critic"):
             self.within(name, 0, 1)
         if self.model_lr is not None:
@@ -429,11 +435,15 @@ def main(dynamics, argv=None):
         while not finished():
             it, entry, iteration_start = learner.iteration, {"iteration": learner.iteration}, time.time()
             n_play = min(c.envs, (c.max_real_steps - learner.real_steps) // c.time_limit)
-            # 1. real episodes with the current actor, sampled
+            # 1. real episodes with the current actor, sampled (and --mean-episodes of them its mean alone)
             t0 = time.time()
-            episodes = play(generator, learner, episode_seeds(c.seed, TRAIN_SEED_STREAM, it, n_play), noisy=True)
+            seeds = episode_seeds(c.seed, TRAIN_SEED_STREAM, it, n_play)
+            n_sampled = n_play - min(c.mean_episodes, n_play)
+            episodes = play(generator, learner, seeds[:n_sampled], noisy=True)
+            if n_sampled < n_play:  # played only then: without the flag, the run is what it was
+                episodes += play(generator, learner, seeds[n_sampled:], noisy=False)
             new_steps = 0
-            for episode in episodes:
+            for k, episode in enumerate(episodes):
                 stats = encode_stats(vae.encoder, np.stack(episode["frames"]), device)
                 index = learner.replay_files
                 save_rollout(replay_dir / "thread_0" / f"rollout_{index}.npz", episode["frames"], episode["actions"],
@@ -446,10 +456,13 @@ def main(dynamics, argv=None):
                                    np.asarray(episode["rewards"], np.float32), ends[:, 0].astype(np.float32))
                 learner.replay_files += 1
                 new_steps += len(episode["actions"])
-                writer.add_scalar("charts/episodic_return", episode["return"], learner.real_steps + new_steps)
+                writer.add_scalar("charts/episodic_return" if k < n_sampled else "charts/episodic_return_mean",
+                                  episode["return"], learner.real_steps + new_steps)
             learner.steps["collected"] += new_steps
             learner.seconds["play"] += time.time() - t0
-            entry.update(real_steps=learner.real_steps, train_returns=[e["return"] for e in episodes])
+            entry.update(real_steps=learner.real_steps, train_returns=[e["return"] for e in episodes[:n_sampled]])
+            if n_sampled < n_play:
+                entry["mean_returns"] = [e["return"] for e in episodes[n_sampled:]]
             # 2. the dynamics model, then 3. the critic and the actor, as many updates
             updates = math.ceil(c.train_ratio * new_steps / sequence_steps)
             t0 = time.time()
