@@ -281,18 +281,24 @@ def test_the_judge_at_a_longer_horizon_and_without_the_critic(tmp_path):
     torch.nn.init.normal_(learner.actor.controller.fc.weight, std=0.1)
     torch.nn.init.normal_(learner.model.head.linear.weight, std=0.3)  # rewards that differ from step to step
     c = learner.config
-    assert learner.judge(stepper, horizon=c.horizon) == learner.judge(stepper)
+    torch.nn.init.normal_(learner.critic.target[-1].weight, std=0.3)
     rated = learner.judge(stepper, batches=1, horizon=7, critic=False)
+    with_critic = learner.judge(stepper, batches=1, horizon=7)
     rng = np.random.default_rng([c.seed, 8, learner.iteration])  # the judge's own numbers, by hand
     past_len, actions, latents, z0 = learner.replay.starts(rng, c.imag_batch, c.past)
     seed = int(rng.integers(2**31))
     for name, std_scale in (("sampled", 1.0), ("mean", 0.0)):
         warm_starts(stepper, past_len, actions, latents)
-        _, _, rewards = imagine(learner.model, stepper, learner.actor, z0, 7, c.temperature,
-                                torch.Generator().manual_seed(seed), std_scale)
+        features, _, rewards = imagine(learner.model, stepper, learner.actor, z0, 7, c.temperature,
+                                       torch.Generator().manual_seed(seed), std_scale)
         discounts = c.gamma ** torch.arange(7.0)
         assert rated[name] == pytest.approx((discounts[:, None] * rewards).sum(0).mean().item(), rel=1e-5)
-    assert rated["sampled"] != rated["mean"]
+        values, target = learner.critic.slow(features), None  # R_t = r_t+1 + gamma ((1 - lam) v_t+1 + lam R_t+1)
+        for t in reversed(range(7)):
+            target = values[t + 1] if target is None else target
+            target = rewards[t] + c.gamma * ((1 - c.lam) * values[t + 1] + c.lam * target)
+        assert with_critic[name] == pytest.approx(target.mean().item(), rel=1e-5)
+    assert rated["sampled"] != rated["mean"] and rated != with_critic
 
 
 IMAGINATION = ["--envs", 2, "--time-limit", 20, "--pretrain", 2, "--train-ratio", 2, "--batch-size", 4,
@@ -550,10 +556,25 @@ def test_mean_episodes_play_the_actors_mean_and_join_the_replay(imagination_logd
     np.testing.assert_allclose(np.asarray(by_hand["actions"]), played[1]["actions"], atol=1e-6)
     sampled = play(generator, learner, [episode_seeds(config.seed, TRAIN_SEED_STREAM, 0, 2)[0]], noisy=True)[0]
     np.testing.assert_allclose(np.asarray(sampled["actions"]), played[0]["actions"], atol=1e-6)
+    # the replay's measures count both episodes in the replay, and the sampled one alone in what was played
+    run_script("utils/stages/replay_measures.py", "--run", root, "--datadir", tiny_data, "--out", tmp_path / "m.json")
+    row = json.loads((tmp_path / "m.json").read_text())["rows"][0]
+    assert row["played_gas"] == pytest.approx(played[0]["actions"][:, 1].mean(), rel=1e-5)
+    from utils.stages.replay_measures import weighted_sums
+
+    sums = sum(weighted_sums(r, record["config"]["seq_len"])
+               for r in [*(np.load(f)["rewards"] for f in Path(tiny_data).rglob("rollout_*.npz")),
+                         played[0]["rewards"], played[1]["rewards"]])
+    assert row["replay_reward_var"] == pytest.approx(sums[2] / sums[0] - (sums[1] / sums[0]) ** 2, rel=1e-5)
     before = snapshot(logdir)
     refused("world-models/trainimagination.py", *flags[:-len(IMAGINATION)], *IMAGINATION, "--mean-episodes", 2,
             "--noreload", expect="--mean-episodes 2: must be below --envs 2")
     assert snapshot(logdir) == before
+    # near the budget, the last episode samples the policy: room for one episode after the starting data
+    run_script("world-models/trainimagination.py", *flags, "--noreload", "--max-real-steps",
+               TINY["rollouts"] * TINY["steps"] + 20, "--eval-every", 0)
+    entry = json.loads((root / "record.json").read_text())["history"][0]
+    assert len(entry["train_returns"]) == 1 and "mean_returns" not in entry
 
 
 def test_settings_that_cannot_work_are_refused_before_anything_is_written(imagination_logdir, tiny_data):

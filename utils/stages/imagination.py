@@ -5,8 +5,9 @@
 Starts from the experiment's trained VAE (kept fixed), its dynamics model if it has one (else a new one),
 and the rollouts of --datadir as the first replay. Then, each iteration:
 
-1. play --envs real episodes with the current actor (actions sampled from it) and add them to the replay
-   (rollout files in the project's format, under <logdir>/imagination/replay/);
+1. play --envs real episodes with the current actor (actions sampled from it; --mean-episodes of them its
+   mean alone) and add them to the replay (rollout files in the project's format, under
+   <logdir>/imagination/replay/);
 2. train the dynamics model (its reward head included) on sequences of the replay: --train-ratio
    replayed steps per new real step;
 3. as many times, imagine --horizon steps from --imag-batch real states of the replay (the model fed the
@@ -438,7 +439,7 @@ def main(dynamics, argv=None):
             # 1. real episodes with the current actor, sampled (and --mean-episodes of them its mean alone)
             t0 = time.time()
             seeds = episode_seeds(c.seed, TRAIN_SEED_STREAM, it, n_play)
-            n_sampled = n_play - min(c.mean_episodes, n_play)
+            n_sampled = n_play - min(c.mean_episodes, n_play - 1)  # one sampled at least, near the budget too
             episodes = play(generator, learner, seeds[:n_sampled], noisy=True)
             if n_sampled < n_play:  # played only then: without the flag, the run is what it was
                 episodes += play(generator, learner, seeds[n_sampled:], noisy=False)
@@ -456,7 +457,7 @@ def main(dynamics, argv=None):
                                    np.asarray(episode["rewards"], np.float32), ends[:, 0].astype(np.float32))
                 learner.replay_files += 1
                 new_steps += len(episode["actions"])
-                writer.add_scalar("charts/episodic_return" if k < n_sampled else "charts/episodic_return_mean",
+                writer.add_scalar("charts/episodic_return" if k < n_sampled else "charts/episodic_return_actor_mean",
                                   episode["return"], learner.real_steps + new_steps)
             learner.steps["collected"] += new_steps
             learner.seconds["play"] += time.time() - t0

@@ -1,5 +1,5 @@
 """What an imagination run's replay holds, per iteration: the reward fit's R^2 on it, and how the episodes
-played that iteration drove (their actions, sampled).
+played that iteration drove (the actions of those that sampled the policy).
 
     python utils/stages/replay_measures.py --run runs/imag/ent-action-rw10/imagination \
         --datadir runs/agent/datasets --out docs/imagination/budget/ent-action-rw10/replay_measures.json
@@ -55,16 +55,17 @@ def main(argv=None):
     if record["data_sources"].get(str(args.datadir.resolve())) != sum(map(len, start)):
         raise UserError(f"--datadir {args.datadir}: not the rollouts this run's replay started from (its record: "
                         f"{record['data_sources']}); give those")
-    files = [np.load(args.run / "replay" / "thread_0" / f"rollout_{i}.npz")
-             for i in range(sum(len(e["train_returns"]) for e in record["history"]))]
+    # each iteration's files: its sampled episodes, then those of the actor's mean (--mean-episodes), if any
+    counts = [(len(e["train_returns"]), len(e.get("mean_returns", []))) for e in record["history"]]
+    files = [np.load(args.run / "replay" / "thread_0" / f"rollout_{i}.npz") for i in range(sum(map(sum, counts)))]
     played, actions = [f["rewards"] for f in files], [f["actions"] for f in files]
     seq_len = record["config"]["seq_len"]
     sums = sum(weighted_sums(r, seq_len) for r in start)  # the replay's, growing by each iteration's episodes
     rows, seen = [], 0
-    for entry in record["history"]:
-        new = np.concatenate(actions[seen:seen + len(entry["train_returns"])])  # (steps, ASIZE) steer, gas, brake
-        sums = sums + sum(weighted_sums(r, seq_len) for r in played[seen:seen + len(entry["train_returns"])])
-        seen += len(entry["train_returns"])  # this iteration's episodes are in the replay it trains on
+    for entry, (sampled, means) in zip(record["history"], counts):
+        new = np.concatenate(actions[seen:seen + sampled])  # (steps, ASIZE) steer, gas, brake of the sampled ones
+        sums = sums + sum(weighted_sums(r, seq_len) for r in played[seen:seen + sampled + means])
+        seen += sampled + means  # this iteration's episodes are in the replay it trains on
         weight, mean = sums[0], sums[1] / sums[0]
         var = float(sums[2] / weight - mean * mean)
         rows.append({"iteration": entry["iteration"], "reward_mse": entry["reward_mse"], "replay_reward_var": var,
