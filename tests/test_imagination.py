@@ -566,6 +566,8 @@ def test_mean_episodes_play_the_actors_mean_and_join_the_replay(imagination_logd
                for r in [*(np.load(f)["rewards"] for f in Path(tiny_data).rglob("rollout_*.npz")),
                          played[0]["rewards"], played[1]["rewards"]])
     assert row["replay_reward_var"] == pytest.approx(sums[2] / sums[0] - (sums[1] / sums[0]) ** 2, rel=1e-5)
+    run_script("utils/stages/imagination_report.py", "--runs", root, "--out", tmp_path / "report")
+    assert f", the mean's episodes {entry['mean_returns'][0]:.1f})" in (tmp_path / "report" / "report.md").read_text()
     before = snapshot(logdir)
     refused("world-models/trainimagination.py", *flags[:-len(IMAGINATION)], *IMAGINATION, "--mean-episodes", 2,
             "--noreload", expect="--mean-episodes 2: must be below --envs 2")

@@ -116,8 +116,9 @@ def blocks(runs, size):
     """The runs side by side over blocks of `size` iterations: each cell the mean return of the block's training
     episodes (actions sampled), and the gas std (before the squash) and the imagined return at the run's last
     iteration in the block, the mean R^2 of the model's reward on the replay over the block where the record
-    has it (reward_var), with its number of iterations where the run has fewer than the row spans; '-'
-    where a run has no iteration in the block."""
+    has it (reward_var), the mean return of the episodes its actor's mean played where it played some
+    (--mean-episodes), with its number of iterations where the run has fewer than the row spans; '-' where a
+    run has no iteration in the block."""
     last = max((h["iteration"] for record, _ in runs for h in record["history"]), default=-1)
     rows = ["| iterations | " + " | ".join(run_name(record, runs) for record, _ in runs) + " |",
             "|---" * (len(runs) + 1) + "|"]
@@ -129,9 +130,11 @@ def blocks(runs, size):
             partial = f", {len(block)} of {end - start + 1} iterations" if 0 < len(block) < end - start + 1 else ""
             fit = (f", reward R^2 {np.mean([1 - h['reward_mse'] / h['reward_var'] for h in block]):.2f}"
                    if block and all(h.get("reward_var") for h in block) else "")  # (no variance: no R^2)
+            means = [r for h in block for r in h.get("mean_returns", [])]  # --mean-episodes: the actor's mean
             cells.append("-" if not block else
                          f"{np.mean([r for h in block for r in h['train_returns']]):.1f} (gas std "
-                         f"{block[-1]['std'][GAS]:.2f}, imagined {block[-1]['imagined_return']:.1f}{fit}{partial})")
+                         f"{block[-1]['std'][GAS]:.2f}, imagined {block[-1]['imagined_return']:.1f}{fit}"
+                         + (f", the mean's episodes {np.mean(means):.1f}" if means else "") + f"{partial})")
         rows.append(f"| {start}-{end} | " if end > start else f"| {start} | ")
         rows[-1] += " | ".join(cells) + " |"
     return "\n".join(rows)
@@ -192,7 +195,11 @@ def plots(runs, cmaes, out):
         history = record["history"]
         it = [h["iteration"] for h in history]
         name = run_name(record, runs)
-        ax.plot(it, [np.mean(h["train_returns"]) for h in history], label=f"{name}: real training episodes")
+        line = ax.plot(it, [np.mean(h["train_returns"]) for h in history], label=f"{name}: real training episodes")[0]
+        means = [(h["iteration"], np.mean(h["mean_returns"])) for h in history if h.get("mean_returns")]
+        if means:
+            ax.plot(*np.array(means).T, ls=":", color=line.get_color(),
+                    label=f"{name}: real episodes of the actor's mean (--mean-episodes)")
         ax2.plot(it, [h["imagined_return"] for h in history], ls="--", label=f"{name}: imagined lambda-return")
     ax.set_xlabel("iteration")
     ax.set_ylabel("real return (training episodes)")
