@@ -280,8 +280,8 @@ def test_the_judge_at_a_longer_horizon_and_without_the_critic(tmp_path):
     learner, stepper = small_learner(tmp_path)
     torch.nn.init.normal_(learner.actor.controller.fc.weight, std=0.1)
     torch.nn.init.normal_(learner.model.head.linear.weight, std=0.3)  # rewards that differ from step to step
-    c = learner.config
     torch.nn.init.normal_(learner.critic.target[-1].weight, std=0.3)
+    c = learner.config
     rated = learner.judge(stepper, batches=1, horizon=7, critic=False)
     with_critic = learner.judge(stepper, batches=1, horizon=7)
     rng = np.random.default_rng([c.seed, 8, learner.iteration])  # the judge's own numbers, by hand
@@ -293,9 +293,9 @@ def test_the_judge_at_a_longer_horizon_and_without_the_critic(tmp_path):
                                        torch.Generator().manual_seed(seed), std_scale)
         discounts = c.gamma ** torch.arange(7.0)
         assert rated[name] == pytest.approx((discounts[:, None] * rewards).sum(0).mean().item(), rel=1e-5)
-        values, target = learner.critic.slow(features), None  # R_t = r_t+1 + gamma ((1 - lam) v_t+1 + lam R_t+1)
+        values = learner.critic.slow(features)
+        target = values[-1]  # R_H = v_H; R_t = r_t+1 + gamma ((1 - lam) v_t+1 + lam R_t+1)
         for t in reversed(range(7)):
-            target = values[t + 1] if target is None else target
             target = rewards[t] + c.gamma * ((1 - c.lam) * values[t + 1] + c.lam * target)
         assert with_critic[name] == pytest.approx(target.mean().item(), rel=1e-5)
     assert rated["sampled"] != rated["mean"] and rated != with_critic
