@@ -166,6 +166,27 @@ def load_rollout(path):
             "terminated": out["terminated"].astype(bool)}
 
 
+def held(rollout, k):
+    """A rollout (load_rollout's dict, or some of its arrays) as an agent that holds each action k env steps sees
+    it: one step per k env steps, its frame the last of the k (frames follow their action), its action the mean
+    of their actions (a random rollout's actions drift from step to step), its reward their sum, ended
+    (terminals, terminated) if the last of them is. The last step holds the remaining 1 to k env steps.
+    k = 1: the rollout unchanged."""
+    if k == 1:
+        return rollout
+    T = len(next(iter(rollout.values())))
+    starts = np.arange(0, T, k)
+    last = np.minimum(starts + k, T) - 1
+
+    def total(x):
+        return np.add.reduceat(x.astype(np.float64), starts, axis=0)
+
+    rules = {"observations": lambda x: x[last], "terminals": lambda x: x[last], "terminated": lambda x: x[last],
+             "rewards": lambda x: total(x).astype(np.float32),
+             "actions": lambda x: (total(x) / (last - starts + 1)[:, None]).astype(np.float32)}
+    return {key: rules[key](value) for key, value in rollout.items()}
+
+
 def load_concatenated(files, threads=8):
     """All rollouts' arrays joined along time, filled in place as files load,
     so memory peaks at the joined size plus a few files, not twice the dataset.

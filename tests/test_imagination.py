@@ -589,3 +589,54 @@ def test_settings_that_cannot_work_are_refused_before_anything_is_written(imagin
         refused("world-models/trainimagination.py", "--logdir", imagination_logdir, "--datadir", tiny_data,
                 *IMAGINATION, *args, expect=expect)
         assert snapshot(imagination_logdir) == before
+
+
+def test_an_action_held_several_steps_from_the_data_to_the_test(imagination_logdir, tiny_data, tmp_path):
+    """--action-repeat 2: the starting data and the played episodes enter the replay one step per action (frames
+    the last of each 2, rewards summed), real steps count env steps, the updates follow the replay's new steps,
+    and the controller keeps the repeat, which test_controller.py plays. Starting rollouts with too few actions
+    for a training sequence are refused in one line."""
+    from data.loaders import held, load_rollout, rollout_files
+    from models.vae import VAE
+    from utils.stages.imagination import Learner, add_starting_data, parse_config
+
+    logdir = tmp_path / "exp"  # a run of its own: the module's logdir holds another's
+    shutil.copytree(imagination_logdir, logdir, ignore=shutil.ignore_patterns("imagination", "ctrl", "test_*"))
+    flags = ["--logdir", logdir, "--datadir", tiny_data, "--max-iterations", 1, "--action-repeat", 2, *IMAGINATION]
+    run_script("world-models/trainimagination.py", *flags)
+    root = logdir / "imagination"
+    record = json.loads((root / "record.json").read_text())
+    steps, entry = record["real_steps"], record["history"][0]
+    assert record["config"]["action_repeat"] == 2 and steps["data"] == TINY["rollouts"] * TINY["steps"]
+    played = [np.load(root / "replay" / "thread_0" / f"rollout_{i}.npz") for i in range(2)]
+    actions = sum(len(r["actions"]) for r in played)
+    # each played episode: 20 env steps at most (--time-limit 20), one replay step per 2 of them
+    assert all(len(r["actions"]) == 10 for r in played) and steps["collected"] == 40 and steps["evaluation"] == 20
+    assert entry["updates"] == int(np.ceil(2 * actions / (4 * TINY["seq_len"])))
+    assert entry["train_returns"] == pytest.approx([r["rewards"].sum() for r in played], abs=1e-3)
+    state = torch.load(root / "ctrl" / "best.tar", weights_only=True)
+    assert state["action_repeat"] == 2
+    run_script("world-models/test_controller.py", "--logdir", root, "--episodes", 2, "--time-limit", 20,
+               "--no-video", "--max-workers", 1)
+    test = json.loads((root / "test_scores.json").read_text())
+    assert test["action_repeat"] == 2 and test["steps"] == [20, 20]
+    # the starting data as the learner holds it: 25 steps per 50-step rollout, the same reward in all
+    config = parse_config("mdrnn", [str(f) for f in flags])
+    learner = Learner(config, "mdrnn", "cpu")
+    files = rollout_files(tiny_data)
+    add_starting_data(learner, VAE(), files, "cpu")
+    raw = [load_rollout(f) for f in files]
+    assert len(learner.replay) == TINY["rollouts"] * TINY["steps"] // 2
+    assert learner.replay.rewards.sum() == pytest.approx(sum(r["rewards"].sum() for r in raw), rel=1e-5)
+    np.testing.assert_allclose(learner.replay.actions[:25], held(raw[0], 2)["actions"])
+    np.testing.assert_allclose(learner.replay.actions[:25:5], raw[0]["actions"][:50:10] / 2
+                               + raw[0]["actions"][1:50:10] / 2, rtol=1e-5)
+    # the replay's measures read the starting data as the replay holds it
+    run_script("utils/stages/replay_measures.py", "--run", root, "--datadir", tiny_data, "--out", tmp_path / "m.json")
+    assert np.isfinite(json.loads((tmp_path / "m.json").read_text())["rows"][0]["r2"])
+    before = snapshot(logdir)
+    refused("world-models/trainimagination.py", *flags, "--action-repeat", 7, "--noreload",
+            expect=f"no rollout is longer than --seq-len {TINY['seq_len']} actions (held --action-repeat 7 steps)")
+    refused("world-models/trainimagination.py", *flags, "--action-repeat", 3,
+            expect="made with --action-repeat 2, not 3")
+    assert snapshot(logdir) == before

@@ -117,3 +117,37 @@ def test_bf16_stays_within_its_bound_on_a_trained_agent(experiment):
     assert latent > 0 and hidden > 0  # bf16 did run
     assert latent <= BF16_BOUND["latent"], latent
     assert hidden <= BF16_BOUND["hidden"], hidden
+
+
+def test_a_held_action_plays_as_the_env_stepped_by_hand(mdrnn_logdir):
+    """action_repeat 3 over a 20-step episode: 7 actions, the last held 2 steps; each recorded step is the env
+    stepped by hand with that action as many times, its rewards summed and its last frame kept; the task and
+    the world count env steps. A dream, which steps once per action already, refuses another repeat."""
+    from data.carracing import make_env
+    from models.vae import VAE
+    from models.mdrnn import MDRNN
+    from utils.engine.rollout import RolloutGenerator, recorder
+
+    gen = build_generator(str(mdrnn_logdir), "mdrnn", "cpu", n_envs=2, time_limit=20, action_repeat=3)
+    params = np.random.default_rng(2).normal(scale=0.5, size=867)
+    tasks = [Task(0, params, 11), Task(1, braking(), 12)]
+    episodes, observe = recorder(2)
+    returns = play(gen, tasks, observe)
+    gen.close()
+    assert [t.steps for t in tasks] == [20, 20] and gen.env_steps == 40
+    for task, episode in zip(tasks, episodes):
+        assert len(episode["actions"]) == 7
+        env = make_env(max_steps=20)
+        env.reset(seed=task.seed)
+        for k, action in enumerate(episode["actions"]):
+            reward = 0.0
+            for _ in range(3 if k < 6 else 2):
+                frame, r, terminated, truncated, _ = env.step(action)
+                reward += r
+            assert reward == pytest.approx(episode["rewards"][k], abs=1e-9)
+            np.testing.assert_array_equal(frame, episode["frames"][k])
+            assert (terminated, truncated) == tuple(episode["ends"][k])
+        env.close()
+        assert truncated and returns[task.id] == pytest.approx(sum(episode["rewards"]), abs=1e-9)
+    with pytest.raises(ValueError, match="a dream steps once per action"):
+        RolloutGenerator(VAE(), MDRNN(), 1, "cpu", dream={"starts": np.zeros((1, 32), np.float32)}, action_repeat=2)

@@ -5,7 +5,9 @@ Models (random rollouts, train, collect with the controller, retrain):
 Each process of the script builds one RolloutGenerator of the agent's world
 model (once) and plays rollout i on track seed + i with the agent's controller
 (LOGDIR/ctrl/best.tar), plus Gaussian action noise drawn from the same seed,
-recording what data/generation.py records for a random rollout.
+recording what data/generation.py records for a random rollout. An agent that
+holds each action for several env steps (trainimagination.py --action-repeat)
+is recorded as it sees the world: one step per action, its rewards summed.
 """
 from pathlib import Path
 
@@ -43,7 +45,8 @@ def collect_rollout(index, rootdir, threads, max_steps, seed, renderer, logdir, 
         generator = build_generator(str(logdir), dynamics, "cpu", n_envs=1, time_limit=max_steps,
                                     env_kwargs={"renderer": renderer}, action_noise=action_noise,
                                     controller_inputs=state.get("controller_inputs", "zh"),
-                                    untrained_dynamics=state.get("untrained_dynamics", False))
+                                    untrained_dynamics=state.get("untrained_dynamics", False),
+                                    action_repeat=state.get("action_repeat", 1))
         _generators[key] = (generator, state["params"].numpy())
     generator, params = _generators[key]
     (episode,), observe = recorder(1)

@@ -120,7 +120,7 @@ class DreamWorld:
     def step(self, active, actions, stepper):
         """The heads on the stepper's new hidden state h_{t+1} (after push(a_t, z_t)):
         z_{t+1}, the step's reward and its end, for every slot; returns
-        [(reward, terminated, truncated)] for the active ones."""
+        [(reward, terminated, truncated, 1)] for the active ones (one step each, as RealWorld.step counts them)."""
         mus, sigmas, logpi, reward, done_logit = (x.float() for x in self.model.head(stepper.hidden))
         t = self.t.clamp(max=self.time_limit - 1)
         self.z = sample_mixture(mus, sigmas, logpi, self.temperature, self.uniform[self.rows, t],
@@ -130,7 +130,7 @@ class DreamWorld:
         reward = reward.cpu().numpy()
         truncated = (self.t >= self.time_limit).cpu().numpy()
         self.dream_steps += len(active)
-        return [(float(reward[k]), bool(ended[k]), bool(truncated[k] and not ended[k])) for k in active]
+        return [(float(reward[k]), bool(ended[k]), bool(truncated[k] and not ended[k]), 1) for k in active]
 
     def close(self):
         pass
@@ -192,9 +192,9 @@ class DreamVectorEnv(gym.vector.VectorEnv):
                                   device=self.world.device)
         self.stepper.push(actions, self.world.z)
         results = self.world.step(list(range(self.num_envs)), actions.cpu().numpy(), self.stepper)
-        rewards = np.array([r for r, _, _ in results], np.float32)
-        terminated = np.array([d for _, d, _ in results])
-        truncated = np.array([t for _, _, t in results])
+        rewards = np.array([r for r, _, _, _ in results], np.float32)
+        terminated = np.array([d for _, d, _, _ in results])
+        truncated = np.array([t for _, _, t, _ in results])
         obs, infos = self._observation(), {}
         ended = np.flatnonzero(terminated | truncated)
         if len(ended):

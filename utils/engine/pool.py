@@ -83,7 +83,7 @@ def _worker_main(conn, device, build_kwargs):
 
 def build_generator(logdir, dynamics, device, n_envs, time_limit, context=None, vae=None, env_kwargs=None,
                     precision="fp32", dream=None, action_noise=0.0, controller_inputs="zh", untrained_dynamics=False,
-                    policy_std=None):
+                    policy_std=None, action_repeat=1):
     """Load the experiment's world model and wrap it in a RolloutGenerator (real, or dream: see its arguments).
     untrained_dynamics: the dynamics model at its initialisation (models_io.untrained_dynamics) instead."""
     from utils.engine.models_io import load_world_model, untrained_dynamics as untrained
@@ -93,7 +93,7 @@ def build_generator(logdir, dynamics, device, n_envs, time_limit, context=None, 
     if untrained_dynamics:
         model = untrained(dynamics).to(device)
     return RolloutGenerator(vae_model, model, n_envs, device, time_limit, context, env_kwargs, precision, dream,
-                            action_noise, controller_inputs, policy_std)
+                            action_noise, controller_inputs, policy_std, action_repeat)
 
 
 class WorkerPool:

@@ -41,14 +41,15 @@ class RealWorld:
 
     latents() (BSIZE, LSIZE) are the VAE's means of the current frames; step()
     steps the envs of the active slots with step_envs (the approx frames drawn
-    together). real_steps counts the env steps played.
+    together), each action held for action_repeat env steps (the agent sees and
+    decides once per action). real_steps counts the env steps played.
     """
     real = True
 
-    def __init__(self, vae, n_envs, device, time_limit, env_kwargs=None):
+    def __init__(self, vae, n_envs, device, time_limit, env_kwargs=None, action_repeat=1):
         from data.carracing import make_env
 
-        self.vae, self.device = vae, device
+        self.vae, self.device, self.action_repeat = vae, device, action_repeat
         self.envs = [make_env(max_steps=time_limit, **(env_kwargs or {})) for _ in range(n_envs)]
         self.frames = np.zeros((n_envs, *self.envs[0].observation_space.shape), np.uint8)
         self.real_steps = 0
@@ -63,16 +64,23 @@ class RealWorld:
         return encode_frames(self.vae, torch.from_numpy(self.frames).to(self.device)).float()
 
     def step(self, active, actions, stepper):
-        """Step the active slots with actions (BSIZE, ASIZE) numpy; returns [(reward, terminated, truncated)]."""
+        """Step the active slots with actions (BSIZE, ASIZE) numpy, each held for action_repeat env steps (fewer
+        where its episode ends first); returns [(reward summed over them, terminated, truncated, env steps)]."""
         from data.carracing import step_envs  # at call time, as latents()
 
-        results = step_envs([self.envs[k] for k in active], actions[active])
-        out = []
-        for k, (frame, reward, terminated, truncated, _) in zip(active, results):
-            self.frames[k] = frame
-            out.append((reward, terminated, truncated))
-        self.real_steps += len(active)
-        return out
+        out = {k: [0.0, False, False, 0] for k in active}
+        running = list(active)
+        for _ in range(self.action_repeat):
+            results = step_envs([self.envs[k] for k in running], actions[running])
+            for k, (frame, reward, terminated, truncated, _) in zip(running, results):
+                self.frames[k] = frame
+                out[k][0] += reward
+                out[k][1:] = terminated, truncated, out[k][3] + 1
+            running = [k for k in running if not (out[k][1] or out[k][2])]
+            if not running:
+                break
+        self.real_steps += sum(out[k][3] for k in active)
+        return [tuple(out[k]) for k in active]
 
     def warm(self, fresh, stepper):
         """Nothing: a real episode starts at its first frame (DreamWorld.warm's counterpart)."""
@@ -84,7 +92,8 @@ class RealWorld:
 
 class RolloutGenerator:
     def __init__(self, vae, model, n_envs, device, time_limit=MAX_STEPS, context=None, env_kwargs=None,
-                 precision="fp32", dream=None, action_noise=0.0, controller_inputs="zh", policy_std=None):
+                 precision="fp32", dream=None, action_noise=0.0, controller_inputs="zh", policy_std=None,
+                 action_repeat=1):
         """vae, model: trained models.vae.VAE and dynamics model (moved to device here).
         context: the transformers' window (default: their training length); ignored by the MDN-RNN.
         precision: "fp32", or "bf16" for the VAE encoder and a transformer (see to_bf16).
@@ -94,7 +103,10 @@ class RolloutGenerator:
         drawn from the task's seed (data collection with a controller).
         controller_inputs: what the controllers read (utils.constants.CONTROLLER_INPUTS).
         policy_std: None, or the std (ASIZE,) of Gaussian noise added to the controllers' outputs before
-        the squash, drawn from the task's seed: the imagination learner's stochastic policy in reality."""
+        the squash, drawn from the task's seed: the imagination learner's stochastic policy in reality.
+        action_repeat: env steps each action is held for in reality (trainimagination.py --action-repeat): the
+        controllers and the dynamics model step once per action; steps, time_limit and early stops count env
+        steps. A dream steps once per action already: it takes 1 only."""
         from models.controller import BatchedControllers
 
         self.device = torch.device(device)
@@ -111,7 +123,9 @@ class RolloutGenerator:
         self.n_envs, self.time_limit, self.action_noise = n_envs, time_limit, action_noise
         self.policy_std = None if policy_std is None else np.asarray(policy_std, np.float32)
         if dream is None:
-            self.world = RealWorld(self.vae, n_envs, self.device, time_limit, env_kwargs)
+            self.world = RealWorld(self.vae, n_envs, self.device, time_limit, env_kwargs, action_repeat)
+        elif action_repeat != 1:
+            raise ValueError(f"a dream steps once per action: action_repeat must be 1, got {action_repeat}")
         else:
             from utils.engine.dream import DreamWorld
 
@@ -184,12 +198,12 @@ class RolloutGenerator:
                 actions = self.noisy(actions, active)
             self.stepper.push(actions, latents)
             actions = actions.cpu().numpy()
-            for k, (reward, terminated, truncated) in zip(active, world.step(active, actions, self.stepper)):
+            for k, (reward, terminated, truncated, played) in zip(active, world.step(active, actions, self.stepper)):
                 if observe:
                     observe(k, world, (actions[k], reward, terminated, truncated))
                 returns[k] += reward
-                steps[k] += 1
-                no_progress[k] = 0 if reward > 0 else no_progress[k] + 1
+                steps[k] += played
+                no_progress[k] = 0 if reward > 0 else no_progress[k] + played
                 hopeless = tasks[k].early_stop > 0 and early_stop(steps[k], no_progress[k], tasks[k].early_stop)
                 if hopeless and not (terminated or truncated):
                     returns[k] -= 0.1 * (self.time_limit - steps[k])

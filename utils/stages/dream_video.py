@@ -37,11 +37,12 @@ def parse_args(argv=None):
 
 
 @torch.no_grad()
-def episode(vae, model, params, seed, steps, dream=None):
-    """Play one episode; returns (latents (T, LSIZE), real frames (T, 64, 64, 3) or None, returns so far (T,))."""
+def episode(vae, model, params, seed, steps, dream=None, action_repeat=1):
+    """Play one episode; returns (latents (T, LSIZE), real frames (T, 64, 64, 3) or None, returns so far (T,)),
+    one entry per action (held action_repeat env steps in reality)."""
     from utils.engine.rollout import RolloutGenerator, Task, play
 
-    generator = RolloutGenerator(vae, model, 1, "cpu", time_limit=steps, dream=dream)
+    generator = RolloutGenerator(vae, model, 1, "cpu", time_limit=steps, dream=dream, action_repeat=action_repeat)
     latents, frames, returns = [], [], [0.0]
 
     def observe(slot, world, step):
@@ -87,8 +88,9 @@ def main(argv=None):
     state = load_checkpoint(args.logdir / "ctrl" / "best.tar", "controller", hint="train a controller first")
     vae, model = load_world_model(args.logdir, dynamics)
     params = state["params"].numpy()
-    real_z, real_frames, real_ret = episode(vae, model, params, args.seed, args.steps)
-    dream = {"starts": real_z[:1].numpy(), "temperature": args.temperature, "time_limit": args.steps}
+    repeat = state.get("action_repeat", 1)  # the model steps once per action: reality's steps / repeat
+    real_z, real_frames, real_ret = episode(vae, model, params, args.seed, args.steps, action_repeat=repeat)
+    dream = {"starts": real_z[:1].numpy(), "temperature": args.temperature, "time_limit": -(-args.steps // repeat)}
     dream_z, _, dream_ret = episode(vae, model, params, args.seed, args.steps, dream)
     recon, dreamt = decode(vae, real_z), decode(vae, dream_z)
     print(f"reality: {len(real_z) - 1} steps, return {real_ret[-1]:.1f}; dream (temperature {args.temperature}): "

@@ -76,8 +76,12 @@ class ImaginationConfig(Config):
     mean_episodes: int = flag(0, "of those, how many play the actor's mean alone (the tested controller) instead "
                                  "of sampling it; they join the replay like the others, so that the model learns "
                                  "where the mean drives too (0: every episode samples the policy)")
-    train_ratio: float = flag(64.0, "replayed steps the dynamics model trains on per new real step; the actor "
-                                    "and critic make as many updates as the model")
+    action_repeat: int = flag(1, "env steps each action is held for in reality: the model, the actor and the "
+                                 "critic step once per action (the replay holds one step per action, rewards "
+                                 "summed); real steps count env steps. The controller keeps it: "
+                                 "test_controller.py plays it so (1: an action per frame, as every other stage)")
+    train_ratio: float = flag(64.0, "replayed steps the dynamics model trains on per new step of the replay (one "
+                                    "per action); the actor and critic make as many updates as the model")
     pretrain: int = flag(500, "dynamics model updates on the starting data before the first actor update")
     batch_size: int = flag(32, "sequences per dynamics model update")
     seq_len: int = flag(SEQ_LEN, "steps per training sequence")
@@ -133,7 +137,7 @@ class ImaginationConfig(Config):
             raise UserError("--logdir is required: the experiment folder (with vae/best.tar)")
         if self.logdir.exists() and not self.logdir.is_dir():
             self.refuse("logdir", "is a file; give the experiment folder")
-        self.positive("max_real_steps", "envs", "train_ratio", "batch_size", "seq_len", "imag_batch", "horizon",
+        self.positive("max_real_steps", "action_repeat", "envs", "train_ratio", "batch_size", "seq_len", "imag_batch", "horizon",
                       "past", "temperature", "reward_weight", "actor_lr", "critic_lr", "init_std", "min_std", "critic_units",
                       "grad_clip", "eval_episodes", "time_limit", "slow_critic")
         self.non_negative("max_iterations", "pretrain", "entropy_scale", "eval_every", "real_value_weight",
@@ -302,12 +306,13 @@ class Learner:
 
 
 def add_starting_data(learner, vae, files, device):
-    """The starting rollouts `files` into the learner's replay, their frames encoded by the VAE."""
-    from data.loaders import load_rollout
+    """The starting rollouts `files` into the learner's replay, their frames encoded by the VAE; one step per
+    --action-repeat env steps (data.loaders.held)."""
+    from data.loaders import held, load_rollout
     from models.vae import encode_stats
 
     for path in tqdm(files, desc="encoding the starting data", leave=False):
-        r = load_rollout(path)
+        r = held(load_rollout(path), learner.config.action_repeat)
         learner.replay.add(encode_stats(vae.encoder, r["observations"], device), r["actions"], r["rewards"],
                            r["terminated"].astype(np.float32))
 
@@ -325,8 +330,8 @@ def add_played(learner, replay_dir):
 
 def play(generator, learner, seeds, noisy):
     """Play one real episode per seed (at most one per slot of generator) with the actor: sampled when noisy,
-    else its mean. Returns one dict per episode: frames, actions, rewards, ends [(terminated, truncated)],
-    return."""
+    else its mean. Returns one dict per episode: frames, actions, rewards, ends [(terminated, truncated)] (one
+    per action), return, steps (env steps: more than the actions where each is held several)."""
     from models.controller import flatten_params
     from utils.engine.rollout import Task, play as play_tasks, recorder
 
@@ -334,9 +339,10 @@ def play(generator, learner, seeds, noisy):
     generator.policy_std = learner.actor.std().detach().cpu().numpy() if noisy else None
     episodes, observe = recorder(len(seeds))
     params = flatten_params(learner.actor.controller)
-    returns = play_tasks(generator, [Task(i, params, s) for i, s in enumerate(seeds)], observe)
+    tasks = [Task(i, params, s) for i, s in enumerate(seeds)]
+    returns = play_tasks(generator, tasks, observe)
     for i, episode in enumerate(episodes):
-        episode["return"] = returns[i]
+        episode["return"], episode["steps"] = returns[i], tasks[i].steps
     return episodes
 
 
@@ -355,9 +361,10 @@ def main(dynamics, argv=None):
     resume = last.exists() and not config.noreload
     state = None
     files = rollout_files(config.datadir)  # first: no data, nothing else to say
-    if max(rollout_steps([f]) for f in files) <= config.seq_len:
-        raise UserError(f"--datadir {config.datadir}: no rollout is longer than --seq-len {config.seq_len}; give "
-                        "longer rollouts or a smaller --seq-len")
+    if -(-max(rollout_steps([f]) for f in files) // config.action_repeat) <= config.seq_len:
+        held = f" actions (held --action-repeat {config.action_repeat} steps)" if config.action_repeat > 1 else ""
+        raise UserError(f"--datadir {config.datadir}: no rollout is longer than --seq-len {config.seq_len}{held}; "
+                        "give longer rollouts or a smaller --seq-len")
     if resume:
         state = load_checkpoint(last, STAGE, hint="rerun with --noreload to start afresh")
         check_resume(config, state.get("config"), last)
@@ -389,7 +396,7 @@ def main(dynamics, argv=None):
     if init_state is not None and not sources:  # e.g. a shipped model: pretrained/ keeps no local paths
         print(f"note: {init_file} records no count of the real steps it was trained on; counted as data: "
               f"{config.datadir} only", flush=True)
-    sources[datadir] = len(learner.replay)
+    sources[datadir] = rollout_steps(files)  # env steps: the replay holds one step per --action-repeat of them
     learner.steps["data"] = sum(sources.values())
     c = config
     if state is not None and state["steps"]["data"] != learner.steps["data"]:
@@ -400,7 +407,7 @@ def main(dynamics, argv=None):
     context = c.context or c.seq_len
     generator = RolloutGenerator(vae, learner.model, c.envs, device, c.time_limit,
                                  context=context if dynamics != "mdrnn" else None, env_kwargs={"renderer": c.renderer},
-                                 controller_inputs=ACTOR_SHAPES[c.actor])
+                                 controller_inputs=ACTOR_SHAPES[c.actor], action_repeat=c.action_repeat)
     stepper = learner.model.stepper(c.imag_batch, context)  # (the MDN-RNN has no window: ignored)
     # Only now is anything written.
     root.mkdir(parents=True, exist_ok=True)
@@ -443,7 +450,7 @@ def main(dynamics, argv=None):
             episodes = play(generator, learner, seeds[:n_sampled], noisy=True)
             if n_sampled < n_play:  # played only then: without the flag, the run is what it was
                 episodes += play(generator, learner, seeds[n_sampled:], noisy=False)
-            new_steps = 0
+            new_steps, new_actions = 0, 0
             for k, episode in enumerate(episodes):
                 stats = encode_stats(vae.encoder, np.stack(episode["frames"]), device)
                 index = learner.replay_files
@@ -456,7 +463,7 @@ def main(dynamics, argv=None):
                                    np.asarray(episode["actions"], np.float32),
                                    np.asarray(episode["rewards"], np.float32), ends[:, 0].astype(np.float32))
                 learner.replay_files += 1
-                new_steps += len(episode["actions"])
+                new_steps, new_actions = new_steps + episode["steps"], new_actions + len(episode["actions"])
                 writer.add_scalar("charts/episodic_return" if k < n_sampled else "charts/episodic_return_actor_mean",
                                   episode["return"], learner.real_steps + new_steps)
             learner.steps["collected"] += new_steps
@@ -465,7 +472,7 @@ def main(dynamics, argv=None):
             if n_sampled < n_play:
                 entry["mean_returns"] = [e["return"] for e in episodes[n_sampled:]]
             # 2. the dynamics model, then 3. the critic and the actor, as many updates
-            updates = math.ceil(c.train_ratio * new_steps / sequence_steps)
+            updates = math.ceil(c.train_ratio * new_actions / sequence_steps)
             t0 = time.time()
             losses = learner.train_model(updates + (c.pretrain if it == 0 else 0))
             check_finite(losses["loss"], f"iteration {it} (dynamics model)", root)
@@ -487,7 +494,7 @@ def main(dynamics, argv=None):
                 t0 = time.time()
                 evaluation = play(generator, learner, episode_seeds(c.seed, REAL_EVAL_SEED_STREAM, it, c.eval_episodes),
                                   noisy=False)
-                learner.steps["evaluation"] += sum(len(e["actions"]) for e in evaluation)
+                learner.steps["evaluation"] += sum(e["steps"] for e in evaluation)
                 learner.seconds["evaluation"] += time.time() - t0
                 entry["eval_returns"] = [e["return"] for e in evaluation]
                 writer.add_scalar("charts/eval_return_plot_only", np.mean(entry["eval_returns"]), learner.real_steps)
@@ -540,6 +547,7 @@ def save_agent(root, dynamics, learner, vae_id, sources):
     collected = {str((root / "replay").resolve()): learner.steps["collected"]}
     save_checkpoint(dynamics_path(root, dynamics), dynamics, model=model_state, vae_path="vae/best.tar",
                     vae_id=vae_id, seq_len=learner.config.seq_len, include_reward=True,
+                    action_repeat=learner.config.action_repeat,
                     epoch=learner.iteration - 1, test_loss=float("nan"),
                     data_sources={**sources, **collected}, data_steps=sum(sources.values()) + sum(collected.values()))
     params = flatten_params(learner.actor.controller)
@@ -550,6 +558,7 @@ def save_agent(root, dynamics, learner, vae_id, sources):
                     chosen_by="the last actor (no real episode chooses)", world=STAGE,
                     controller_inputs=ACTOR_SHAPES[learner.config.actor],
                     untrained_dynamics=False, action_noise=0.0, policy_std=learner.actor.std().tolist(),
+                    action_repeat=learner.config.action_repeat,
                     vae_id=vae_id, dynamics_id=weights_id(model_state),
                     renderer=learner.config.renderer, precision="fp32", config=learner.config.record())
 

@@ -21,7 +21,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 import numpy as np  # noqa: E402
 
-from data.loaders import rollout_files  # noqa: E402
+from data.loaders import held, rollout_files  # noqa: E402
 from utils.checkpoint import atomic_write_json  # noqa: E402
 from utils.config import provenance  # noqa: E402
 from utils.errors import Parser, UserError, run_main  # noqa: E402
@@ -55,6 +55,8 @@ def main(argv=None):
     if record["data_sources"].get(str(args.datadir.resolve())) != sum(map(len, start)):
         raise UserError(f"--datadir {args.datadir}: not the rollouts this run's replay started from (its record: "
                         f"{record['data_sources']}); give those")
+    repeat = record["config"].get("action_repeat", 1)  # the replay's steps: one per action held that many
+    start = [held({"rewards": r}, repeat)["rewards"] for r in start]
     # each iteration's files: its sampled episodes, then those of the actor's mean (--mean-episodes), if any
     counts = [(len(e["train_returns"]), len(e.get("mean_returns", []))) for e in record["history"]]
     files = [np.load(args.run / "replay" / "thread_0" / f"rollout_{i}.npz") for i in range(sum(map(sum, counts)))]

@@ -97,7 +97,9 @@ def record(generator, task, folder):
         old.unlink()
     count = [0]
     with atomic_path(folder.with_suffix(".mp4")) as tmp:
-        with iio2.get_writer(tmp, fps=VIDEO_FPS, codec="libx264", macro_block_size=8) as video:
+        # one frame per action: held for several env steps, the video plays as many times slower to keep real time
+        fps = VIDEO_FPS / generator.world.action_repeat
+        with iio2.get_writer(tmp, fps=fps, codec="libx264", macro_block_size=8) as video:
             def observe(slot, world, step):
                 frame = world.envs[slot].render()
                 atomic_write(folder / f"{count[0]:04d}.png", lambda t: iio.imwrite(t, frame, extension=".png"))
@@ -134,14 +136,16 @@ def main(dynamics, argv=None):
     if args.sampled and noise:
         raise UserError(f"--sampled: {ctrl_file} is played with its own policy's noise; drop --action-noise {noise:g}")
     kwargs.update(controller_inputs=state.get("controller_inputs", "zh"),
-                  untrained_dynamics=state.get("untrained_dynamics", False), action_noise=noise, policy_std=policy_std)
+                  untrained_dynamics=state.get("untrained_dynamics", False), action_noise=noise, policy_std=policy_std,
+                  action_repeat=state.get("action_repeat", 1))  # as it was trained to act: once per that many steps
     seeds = episode_seeds(args.seed, TEST_SEED_STREAM, 0, args.episodes)
     device = use_gpus(args.device) or "cpu"
 
     print(f"scoring {ctrl_file} (generation {state['generation']}, reading {reads_text(kwargs)}) with the VAE "
           f"{kwargs['vae']} and {dynamics_path(args.logdir, dynamics)}, {args.renderer} renderer, "
           f"{kwargs['precision']}" + (f", action noise {noise:g}" if noise else "")
-          + (f", sampled (policy std {', '.join(f'{x:.3f}' for x in policy_std)})" if policy_std else ""), flush=True)
+          + (f", sampled (policy std {', '.join(f'{x:.3f}' for x in policy_std)})" if policy_std else "")
+          + (f", each action held {kwargs['action_repeat']} steps" if kwargs["action_repeat"] > 1 else ""), flush=True)
     start = time.time()
     results, lengths = {}, {}
     if args.render:  # every episode in this process, in a window
@@ -166,6 +170,7 @@ def main(dynamics, argv=None):
                "seed": args.seed,
                "precision": kwargs["precision"], "controller_inputs": kwargs["controller_inputs"],
                "untrained_dynamics": kwargs["untrained_dynamics"], "action_noise": noise, "policy_std": policy_std,
+               "action_repeat": kwargs["action_repeat"],
                "time_limit": args.time_limit, "controller": str(ctrl_file.resolve()),
                "controller_generation": state["generation"], "vae": kwargs["vae"],
                "dynamics_model": str(dynamics_path(args.logdir, dynamics).resolve()), **lineage,
