@@ -52,7 +52,8 @@ def imagination_rows():
     the run they vary (steer-gas/*/, blocks of 10), the real-value runs beside the steer-gas seeds they vary
     (real-value/*/, blocks of 10), the mean-episodes runs beside the steer-gas seed 0 they vary
     (mean-episodes/*/, blocks of 10), the action-repeat runs beside the steer-gas seed 0 they vary
-    (action-repeat/*/, blocks of 10) and those of the GPU machine (gpu/*/, blocks of 5)."""
+    (action-repeat/*/, blocks of 10), the action-repeat run carried to its budget beside the first budget run
+    (budget-ar4/*/, blocks of 20) and those of the GPU machine (gpu/*/, blocks of 5)."""
     from utils.stages.imagination_report import blocks, load_run, table
 
     docs = ROOT / "docs" / "imagination"
@@ -65,8 +66,9 @@ def imagination_rows():
                   *sorted(p.parent for p in docs.glob("real-value/*/record.json"))]
     mean_episodes = [docs / "steer-gas" / "seed0", *sorted(p.parent for p in docs.glob("mean-episodes/*/record.json"))]
     action_repeat = [docs / "steer-gas" / "seed0", *sorted(p.parent for p in docs.glob("action-repeat/*/record.json"))]
+    budget_ar4 = [docs / "budget" / "ent-action-rw10", *sorted(p.parent for p in docs.glob("budget-ar4/*/record.json"))]
     for group, size in ((sorted(docs.glob("run*")), 10), (budget, 20), (steer_gas, 10), (real_value, 10),
-                        (mean_episodes, 10), (action_repeat, 10), (gpu, 5)):
+                        (mean_episodes, 10), (action_repeat, 10), (budget_ar4, 20), (gpu, 5)):
         assert group, "a group of runs has no record"
         runs = [load_run(run) for run in group]
         rows += table(runs, docs).splitlines()[2:] + blocks(runs, size).splitlines()
