@@ -93,8 +93,9 @@ def main(argv=None):
     dream = {"starts": real_z[:1].numpy(), "temperature": args.temperature, "time_limit": -(-args.steps // repeat)}
     dream_z, _, dream_ret = episode(vae, model, params, args.seed, args.steps, dream)
     recon, dreamt = decode(vae, real_z), decode(vae, dream_z)
-    print(f"reality: {len(real_z) - 1} steps, return {real_ret[-1]:.1f}; dream (temperature {args.temperature}): "
-          f"{len(dream_z) - 1} steps, return {dream_ret[-1]:.1f} (its reward head's)")
+    unit = "steps" if repeat == 1 else f"actions (each held {repeat} env steps)"
+    print(f"reality: {len(real_z) - 1} {unit}, return {real_ret[-1]:.1f}; dream (temperature {args.temperature}): "
+          f"{len(dream_z) - 1} {unit}, return {dream_ret[-1]:.1f} (its reward head's)")
     size = 64 * args.scale
     blank = np.zeros((size, size, 3), np.uint8)
 
